@@ -1,0 +1,217 @@
+"""Did a change have an approver? Pure: facts in, decision with evidence out.
+
+The rules, in the order a decision names them when several hold:
+1. review: an APPROVED review by a human other than the author that is still that reviewer's
+   verdict (GitHub's rule: a reviewer's latest APPROVED / CHANGES_REQUESTED / DISMISSED review
+   counts; COMMENTED reviews change nothing).
+2. comment: an approval phrase in an issue comment, review comment or review body by a human other
+   than the author. Quoted lines (`> ...`) are someone else's words and "not LGTM" is not approval.
+3. merged-by-other: the PR was merged by a human other than its author.
+4. exempt-author: the author is on the exempt list (merging their PR is the approval).
+Bots never approve. Only evidence from before the cutoff (merge time plus grace) counts; later
+approvals are listed in the evidence as late, not made retroactive.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+VERDICT_STATES = ("APPROVED", "CHANGES_REQUESTED", "DISMISSED")
+
+
+@dataclass(frozen=True)
+class Actor:
+    login: str
+    type: str = "User"
+
+    @property
+    def is_bot(self) -> bool:
+        return self.type == "Bot" or self.login.lower().endswith("[bot]")
+
+    def same(self, other: Actor | None) -> bool:
+        return other is not None and self.login.lower() == other.login.lower()
+
+
+@dataclass(frozen=True)
+class Review:
+    reviewer: Actor
+    state: str  # webhooks say "approved", REST says "APPROVED": normalised in __post_init__
+    submitted_at: datetime | None
+    url: str
+    body: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "state", self.state.upper())
+
+
+@dataclass(frozen=True)
+class Comment:
+    author: Actor
+    body: str
+    created_at: datetime
+    url: str
+    kind: str = "issue comment"
+
+
+@dataclass(frozen=True)
+class PullFacts:
+    repo: str
+    number: int
+    url: str
+    title: str
+    author: Actor
+    merged_by: Actor | None
+    merged_at: datetime
+    reviews: tuple[Review, ...] = ()
+    comments: tuple[Comment, ...] = ()
+
+
+@dataclass(frozen=True)
+class PushFacts:
+    repo: str
+    branch: str
+    pusher: Actor
+    pushed_at: datetime
+    forced: bool
+    commits: tuple[dict, ...]  # {"sha", "url", "message"}: the commits no merged PR accounts for
+    compare_url: str = ""
+
+
+@dataclass(frozen=True)
+class Policy:
+    approval_phrases: tuple[str, ...] = ("LGTM", "🚢", ":shipit:")
+    exempt_authors: tuple[str, ...] = ("dependabot[bot]",)
+
+    def is_exempt(self, actor: Actor) -> bool:
+        return actor.login.lower() in {a.lower() for a in self.exempt_authors}
+
+
+@dataclass(frozen=True)
+class Approval:
+    rule: str
+    approver: str
+    at: datetime | None
+    url: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    approved: bool
+    rule: str  # the approving rule, or "none"
+    approval: Approval | None
+    summary: str
+    notes: tuple[str, ...] = field(default_factory=tuple)  # approvals that did not count, and why
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        if self.approval and self.approval.at:
+            data["approval"]["at"] = self.approval.at.isoformat()
+        data["notes"] = list(self.notes)
+        return data
+
+
+def _phrase_pattern(phrase: str) -> re.Pattern:
+    escaped = re.escape(phrase)
+    if re.fullmatch(r"\w+", phrase):
+        # A word phrase must stand as a word ("LGTM", not "LGTMS"), and a negation before it
+        # ("not LGTM", "no lgtm") cancels it.
+        return re.compile(rf"(?<![\w])(?<!not )(?<!no ){escaped}(?![\w])", re.IGNORECASE)
+    return re.compile(escaped, re.IGNORECASE)
+
+
+def find_phrase(body: str, phrases: tuple[str, ...]) -> str | None:
+    """The first approval phrase in the unquoted lines of a comment, or None."""
+    text = "\n".join(line for line in (body or "").splitlines() if not line.lstrip().startswith(">"))
+    for phrase in phrases:
+        if _phrase_pattern(phrase).search(text):
+            return phrase
+    return None
+
+
+def _fmt(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M UTC") if at else "unknown time"
+
+
+def _review_approvals(facts: PullFacts, cutoff: datetime, notes: list[str]) -> list[Approval]:
+    latest: dict[str, Review] = {}
+    for review in sorted(facts.reviews, key=lambda r: r.submitted_at or cutoff):
+        who = review.reviewer
+        if review.state not in VERDICT_STATES:
+            continue
+        if review.submitted_at and review.submitted_at > cutoff:
+            if review.state == "APPROVED":
+                notes.append(f"{who.login} approved at {_fmt(review.submitted_at)}, after the grace period: recorded, not retroactive")
+            continue
+        if who.is_bot:
+            if review.state == "APPROVED":
+                notes.append(f"{who.login} approved, but bots cannot approve")
+            continue
+        if who.same(facts.author):
+            continue
+        latest[who.login.lower()] = review
+    approvals = []
+    for review in latest.values():
+        who = review.reviewer.login
+        if review.state == "APPROVED":
+            approvals.append(Approval("review", who, review.submitted_at, review.url, f"{who} approved the pull request"))
+        elif review.state == "DISMISSED":
+            notes.append(f"{who}'s review was dismissed")
+        elif any(r.reviewer.login.lower() == who.lower() and r.state == "APPROVED" for r in facts.reviews):
+            notes.append(f"{who} approved but later requested changes")
+    return approvals
+
+
+def _phrase_approvals(facts: PullFacts, policy: Policy, cutoff: datetime, notes: list[str]) -> list[Approval]:
+    texts = [(c.author, c.body, c.created_at, c.url, c.kind) for c in facts.comments]
+    texts += [(r.reviewer, r.body, r.submitted_at, r.url, "review") for r in facts.reviews if r.body]
+    approvals = []
+    for author, body, at, url, kind in sorted(texts, key=lambda t: t[2] or cutoff):
+        phrase = find_phrase(body, policy.approval_phrases)
+        if phrase is None:
+            continue
+        if author.is_bot:
+            notes.append(f"{author.login} wrote {phrase!r}, but bots cannot approve")
+        elif author.same(facts.author):
+            notes.append(f"{author.login} wrote {phrase!r} on their own pull request, which does not count")
+        elif at and at > cutoff:
+            notes.append(f"{author.login} wrote {phrase!r} at {_fmt(at)}, after the grace period: recorded, not retroactive")
+        else:
+            approvals.append(Approval("comment", author.login, at, url, f"{author.login} wrote {phrase!r} in a {kind}"))
+    return approvals
+
+
+def judge_pull(facts: PullFacts, policy: Policy, cutoff: datetime) -> Decision:
+    """Judge a merged pull request with everything known at `cutoff` (merge time plus grace)."""
+    notes: list[str] = []
+    found = _review_approvals(facts, cutoff, notes) + _phrase_approvals(facts, policy, cutoff, notes)
+    merger = facts.merged_by
+    if merger and not merger.is_bot and not merger.same(facts.author):
+        found.append(Approval("merged-by-other", merger.login, facts.merged_at, facts.url,
+                              f"{merger.login} merged {facts.author.login}'s pull request"))
+    if policy.is_exempt(facts.author):
+        found.append(Approval("exempt-author", facts.author.login, facts.merged_at, facts.url,
+                              f"{facts.author.login} is an exempt author; merging its pull request is the approval"))
+    if found:
+        # The strongest rule wins; within a rule, the earliest approval.
+        order = ("review", "comment", "merged-by-other", "exempt-author")
+        best = min(found, key=lambda a: (order.index(a.rule), a.at or cutoff))
+        return Decision(True, best.rule, best, f"Approved: {best.detail} ({_fmt(best.at)})", tuple(notes))
+    merged_by = merger.login if merger else "an unknown account"
+    summary = (f"No approval found: {facts.author.login} authored it, {merged_by} merged it, "
+               "and nobody else approved it before the grace period ended")
+    return Decision(False, "none", None, summary, tuple(notes))
+
+
+def judge_push(facts: PushFacts, policy: Policy) -> Decision:
+    """A push whose commits no merged pull request accounts for had no approver."""
+    if policy.is_exempt(facts.pusher):
+        approval = Approval("exempt-author", facts.pusher.login, facts.pushed_at, facts.compare_url,
+                            f"{facts.pusher.login} is an exempt account")
+        return Decision(True, "exempt-author", approval, f"Approved: {approval.detail}")
+    forced = "force-pushed" if facts.forced else "pushed"
+    summary = (f"Direct push: {facts.pusher.login} {forced} {len(facts.commits)} commit(s) to {facts.branch} "
+               "that belong to no merged pull request, so nobody approved them")
+    return Decision(False, "none", None, summary)

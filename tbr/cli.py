@@ -1,0 +1,92 @@
+"""The `tbr` command: operate the bot from a shell, with the same settings as the service."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from tbr import config, logs
+
+
+def _settings() -> config.Settings:
+    try:
+        return config.load()
+    except config.ConfigError as e:
+        print(f"tbr: configuration error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def check_config(_args) -> int:
+    """Settings first, then what only GitHub can tell: the key works, the tracking repo takes issues."""
+    from tbr.github import Gateway, GitHubError, GitHubUnavailable
+
+    settings = _settings()
+    print(f"ok: settings (app {settings.app_id}, db {settings.db_path}, timezone {settings.timezone},"
+          f" holidays {settings.holidays or 'none'}, grace {settings.grace_seconds}s)")
+    gateway = Gateway(settings, timeout=10)
+    try:
+        app = gateway.app_info()
+        print(f"ok: the private key authenticates as App {app['name']!r} (id {app['id']})")
+        if app["id"] != settings.app_id:
+            print(f"tbr: TBR_APP_ID is {settings.app_id} but the key belongs to App {app['id']}", file=sys.stderr)
+            return 1
+        repo = settings.tracking_repo
+        if repo is None:
+            print("ok: no TBR_TRACKING_REPO: each follow-up goes to the repository that changed")
+            return 0
+        info = gateway.repo(gateway.installation_for(repo), repo)
+    except GitHubError as e:
+        hint = " (is the App installed on it?)" if e.status == 404 else ""
+        print(f"tbr: {e}{hint}", file=sys.stderr)
+        return 1
+    except GitHubUnavailable as e:
+        print(f"tbr: GitHub is unreachable: {e}", file=sys.stderr)
+        return 1
+    if info.archived:
+        print(f"tbr: TBR_TRACKING_REPO {repo} is archived: follow-ups cannot be filed there", file=sys.stderr)
+        return 1
+    if not info.has_issues:
+        print(f"tbr: TBR_TRACKING_REPO {repo} has issues disabled: enable them in its settings", file=sys.stderr)
+        return 1
+    print(f"ok: tracking repo {info.full_name} exists, is not archived and has issues enabled")
+    return 0
+
+
+def process(_args) -> int:
+    """Do all due work once and exit (for cron, or to drain work by hand)."""
+    from tbr.web import build
+
+    settings = _settings()
+    logs.configure(settings.log_format)
+    runtime = build(settings)
+    handled = runtime.engine.run_due()
+    print(json.dumps({"handled": handled, **runtime.store.counts()}))
+    return 0
+
+
+def status(_args) -> int:
+    from tbr.store import Store
+
+    settings = _settings()
+    store = Store(settings.db_path)
+    print(json.dumps(store.counts(), indent=2))
+    for row in store.db.query(
+            "SELECT key, repo, status, followup_url, last_error FROM changes ORDER BY first_seen_at DESC LIMIT 20"):
+        extra = row["followup_url"] or row["last_error"] or ""
+        print(f"{row['status']:9} {row['key']:40} {row['repo']} {extra}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tbr", description="tbr: follow-up reviews for unapproved changes")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("check-config", help="validate settings and GitHub access, start nothing").set_defaults(fn=check_config)
+    sub.add_parser("process", help="do all due work once, then exit").set_defaults(fn=process)
+    sub.add_parser("status", help="what is pending, judged and filed").set_defaults(fn=status)
+    args = parser.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Settings from the environment.
+
+Every problem is reported as one line naming the variable, so a bad deployment fails at start-up
+with something a person can act on, not with a traceback an hour later.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+REPO_RE = re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$")
+
+DEFAULT_EXEMPT_AUTHORS = ("dependabot[bot]",)
+DEFAULT_APPROVAL_PHRASES = ("LGTM", "🚢", ":shipit:")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; str(e) is one line naming the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_id: int
+    private_key: str
+    webhook_secret: str
+    api_url: str = "https://api.github.com"
+    db_path: str = "./tbr.db"
+    tracking_repo: str | None = None
+    grace_seconds: int = 300
+    timezone: str = "UTC"
+    holidays: str | None = None
+    repos: frozenset[str] | None = None
+    exempt_authors: tuple[str, ...] = DEFAULT_EXEMPT_AUTHORS
+    approval_phrases: tuple[str, ...] = DEFAULT_APPROVAL_PHRASES
+    log_format: str = "json"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def watches_repo(self, full_name: str) -> bool:
+        return self.repos is None or full_name.lower() in self.repos
+
+
+def _get(env, name: str) -> str | None:
+    value = env.get(name)
+    if value is None or not value.strip():
+        return None
+    return value.strip()
+
+
+def _required(env, name: str, hint: str) -> str:
+    value = _get(env, name)
+    if value is None:
+        raise ConfigError(f"{name} is required: {hint}")
+    return value
+
+
+def _int(env, name: str, default: int, minimum: int = 0) -> int:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _repo(name: str, raw: str) -> str:
+    if not REPO_RE.match(raw):
+        raise ConfigError(f"{name} must look like owner/name, got {raw!r}")
+    return raw
+
+
+def _private_key(env) -> str:
+    text = _get(env, "TBR_PRIVATE_KEY")
+    path = _get(env, "TBR_PRIVATE_KEY_PATH")
+    if text and path:
+        raise ConfigError("TBR_PRIVATE_KEY and TBR_PRIVATE_KEY_PATH are both set: set only one")
+    if path:
+        try:
+            text = Path(path).read_text()
+        except OSError as e:
+            raise ConfigError(f"TBR_PRIVATE_KEY_PATH: cannot read {path}: {e.strerror}") from None
+        name = "TBR_PRIVATE_KEY_PATH"
+    elif text:
+        # Secrets stores often flatten newlines; accept the literal "\n" form too.
+        text = text.replace("\\n", "\n")
+        name = "TBR_PRIVATE_KEY"
+    else:
+        raise ConfigError(
+            "TBR_PRIVATE_KEY or TBR_PRIVATE_KEY_PATH is required: the GitHub App's private key (PEM)"
+        )
+    try:
+        load_pem_private_key(text.encode(), password=None)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{name} is not a PEM private key: {e}") from None
+    return text
+
+
+def _timezone(env) -> str:
+    name = _get(env, "TBR_TIMEZONE") or "UTC"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"TBR_TIMEZONE must be an IANA time zone like Europe/Berlin, got {name!r}") from None
+    return name
+
+
+def _holidays(env) -> str | None:
+    code = _get(env, "TBR_HOLIDAYS")
+    if code is None:
+        return None
+    from tbr.sla import holiday_calendar
+
+    try:
+        holiday_calendar(code, 2026)
+    except (NotImplementedError, KeyError, ValueError) as e:
+        raise ConfigError(
+            f"TBR_HOLIDAYS must be a country code known to the holidays package, like US or DE-BY, got {code!r} ({e})"
+        ) from None
+    return code
+
+
+def _list(env, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def load(env=None) -> Settings:
+    """Read and validate every TBR_* variable; raise ConfigError on the first problem."""
+    env = os.environ if env is None else env
+    raw_id = _required(env, "TBR_APP_ID", "the GitHub App's numeric id")
+    if not raw_id.isdigit() or int(raw_id) == 0:
+        raise ConfigError(f"TBR_APP_ID must be the App's numeric id, got {raw_id!r}")
+    private_key = _private_key(env)
+    secret = _required(env, "TBR_WEBHOOK_SECRET", "the webhook secret set on the GitHub App")
+    api_url = (_get(env, "TBR_GITHUB_API_URL") or "https://api.github.com").rstrip("/")
+    if not re.match(r"^https?://[^\s/]+", api_url):
+        raise ConfigError(f"TBR_GITHUB_API_URL must be an http(s) URL, got {api_url!r}")
+    tracking = _get(env, "TBR_TRACKING_REPO")
+    repos_raw = _list(env, "TBR_REPOS", ())
+    log_format = (_get(env, "TBR_LOG_FORMAT") or "json").lower()
+    if log_format not in ("json", "console"):
+        raise ConfigError(f"TBR_LOG_FORMAT must be json or console, got {log_format!r}")
+    return Settings(
+        app_id=int(raw_id),
+        private_key=private_key,
+        webhook_secret=secret,
+        api_url=api_url,
+        db_path=_get(env, "TBR_DB") or "./tbr.db",
+        tracking_repo=_repo("TBR_TRACKING_REPO", tracking) if tracking else None,
+        grace_seconds=_int(env, "TBR_GRACE_SECONDS", 300),
+        timezone=_timezone(env),
+        holidays=_holidays(env),
+        repos=frozenset(_repo("TBR_REPOS", r).lower() for r in repos_raw) if repos_raw else None,
+        exempt_authors=_list(env, "TBR_EXEMPT_AUTHORS", DEFAULT_EXEMPT_AUTHORS),
+        approval_phrases=_list(env, "TBR_APPROVAL_PHRASES", DEFAULT_APPROVAL_PHRASES),
+        log_format=log_format,
+    )

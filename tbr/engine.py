@@ -1,0 +1,216 @@
+"""The work: turn stored deliveries into changes, and judge each change once its grace period ends.
+
+Every step reads its input from the database and writes its result back in one transaction, so a
+crash or restart at any point leaves work pending, never lost; leases keep two workers (or two
+processes) from doing the same item at once. Failures keep the item pending with a backoff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+
+import structlog
+
+from tbr import events, sla
+from tbr.classify import Actor, Decision, Policy, PushFacts, judge_pull, judge_push
+from tbr.config import Settings
+from tbr.followups import Change, Filer
+from tbr.github import Gateway, GitHubError, GitHubUnavailable
+from tbr.store import Store, from_iso, iso
+
+log = structlog.get_logger("tbr.engine")
+
+MAX_BACKOFF = timedelta(hours=1)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def backoff(attempts: int) -> timedelta:
+    """30 s, 1 min, 2 min, ... capped at an hour: an outage delays work, it never drops it."""
+    return min(timedelta(seconds=30 * 2 ** attempts), MAX_BACKOFF)
+
+
+class Engine:
+    def __init__(self, settings: Settings, store: Store, gateway: Gateway,
+                 clock: Callable[[], datetime] = utcnow):
+        self.settings = settings
+        self.store = store
+        self.gateway = gateway
+        self.clock = clock
+        self.filer = Filer(gateway)
+        self.policy = Policy(settings.approval_phrases, settings.exempt_authors)
+        self.tz = settings.tz
+        self.holidays = sla.holiday_calendar(settings.holidays)
+        self.grace = timedelta(seconds=settings.grace_seconds)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    # the loop body ----------------------------------------------------------------------------
+
+    def run_due(self) -> int:
+        """Process every delivery and change that is due now; returns how many were handled."""
+        handled = 0
+        for table, work in (("deliveries", self._process_delivery), ("changes", self._judge_change)):
+            for ident in self.store.due(table, self.clock()):
+                if self.store.claim(table, ident, self.owner, self.clock()):
+                    self._guarded(table, ident, work)
+                    handled += 1
+        return handled
+
+    def _guarded(self, table: str, ident: str, work: Callable[[str], None]) -> None:
+        label = "delivery" if table == "deliveries" else "change"
+        bound = log.bind(**{label: ident})
+        try:
+            work(ident)
+        except Exception as e:  # whatever went wrong, the item stays pending and is tried again
+            at = self.clock() + backoff(self.store.attempts(table, ident))
+            if isinstance(e, GitHubUnavailable) and e.retry_after:
+                at = max(at, self.clock() + e.retry_after)
+            attempts = self.store.retry_later(table, ident, f"{type(e).__name__}: {e}", at)
+            method = bound.warning if isinstance(e, (GitHubUnavailable, GitHubError)) else bound.exception
+            method(f"{label}.retry_later", error=str(e), attempts=attempts, retry_at=iso(at))
+
+    # deliveries -------------------------------------------------------------------------------
+
+    def _process_delivery(self, guid: str) -> None:
+        row = self.store.delivery(guid)
+        bound = log.bind(delivery=guid, event=row["event"], action=row["action"], repo=row["repo"])
+        try:
+            refs = events.extract(row["event"], json.loads(row["payload"]), from_iso(row["received_at"]))
+        except (events.MalformedPayload, ValueError) as e:
+            # The receiver checks the same fields before storing, so this is a stored row gone bad.
+            self.store.finish_delivery(guid, f"malformed: {e}", self.clock())
+            bound.error("delivery.malformed", error=str(e))
+            return
+        watched, outcomes = [], []
+        for ref in refs:
+            reason = self._unwatched_reason(ref)
+            if reason:
+                outcomes.append(reason)
+            else:
+                watched.append(ref)
+        now = self.clock()
+        with self.store.write():
+            for ref in watched:
+                added = self.store.add_change(self._change_row(ref, source=guid, now=now))
+                outcomes.append(f"{'recorded' if added else 'already known'}: {ref.key}")
+                bound.info("change.recorded" if added else "change.duplicate", change=ref.key,
+                           repo=ref.repo, judge_at=iso(max(ref.happened_at + self.grace, now)))
+            self.store.finish_delivery(guid, "; ".join(outcomes) or "nothing to judge", now)
+
+    def _unwatched_reason(self, ref: events.ChangeRef) -> str | None:
+        if not self.settings.watches_repo(ref.repo):
+            return f"{ref.repo} is not in TBR_REPOS"
+        if ref.branch == ref.default_branch:
+            return None
+        protection = self.gateway.branch_protection(self._installation(ref.installation_id, ref.repo),
+                                                    ref.repo, ref.branch)
+        return None if protection else f"{ref.repo}:{ref.branch} is neither the default branch nor protected"
+
+    def _change_row(self, ref: events.ChangeRef, source: str, now: datetime) -> dict:
+        return {
+            "key": ref.key, "kind": ref.kind, "repo": ref.repo, "repo_id": ref.repo_id,
+            "installation_id": ref.installation_id, "branch": ref.branch, "number": ref.number,
+            "sha": ref.sha, "actor": ref.actor, "happened_at": iso(ref.happened_at),
+            "facts": json.dumps(ref.facts), "source": source, "first_seen_at": iso(now),
+            "next_attempt_at": iso(ref.happened_at + self.grace),
+        }
+
+    def _installation(self, installation_id: int | None, repo: str) -> int:
+        # Repository webhooks (not the App's) carry no installation: ask GitHub which one covers it.
+        return installation_id or self.gateway.installation_for(repo)
+
+    # judging ----------------------------------------------------------------------------------
+
+    def _judge_change(self, key: str) -> None:
+        row = self.store.change(key)
+        change = Change(row["key"], row["kind"], row["repo"], row["branch"], row["number"], row["sha"],
+                        row["actor"], from_iso(row["happened_at"]), json.loads(row["facts"]))
+        inst = self._installation(row["installation_id"], row["repo"])
+        bound = log.bind(change=key, repo=row["repo"], source=row["source"])
+        if row["kind"] == "pr":
+            outcome = self._judge_pull(row, change, inst)
+        else:
+            outcome = self._judge_push(row, change, inst)
+        if outcome is None:
+            return
+        status, decision, change = outcome
+        values = {"status": status, "decision": decision.to_dict(), "judged_at": iso(self.clock()),
+                  "lease_owner": None, "lease_until": None, "last_error": None,
+                  "actor": change.actor, "facts": change.facts}
+        if status == "followup":
+            if not self.store.holds("changes", key, self.owner, self.clock()):
+                bound.warning("change.lease_lost")  # another worker took it over; let it finish
+                return
+            due = sla.due_at(change.happened_at, self.tz, self.holidays)
+            tracking = self.settings.tracking_repo or row["repo"]
+            tracking_inst = inst if tracking.lower() == row["repo"].lower() else self.gateway.installation_for(tracking)
+            issue = self.filer.file(tracking_inst, tracking, change, decision, due, self.tz,
+                                    from_iso(row["first_seen_at"]))
+            values.update(followup_repo=tracking, followup_number=issue.number, followup_url=issue.url,
+                          due_at=iso(due))
+        self.store.update_change(key, **values)
+        bound.info("change.judged", status=status, rule=decision.rule, summary=decision.summary,
+                   approver=decision.approval.approver if decision.approval else None,
+                   followup=values.get("followup_url"), due=values.get("due_at"))
+
+    def _judge_pull(self, row: dict, change: Change, inst: int):
+        facts = self.gateway.pull_facts(inst, row["repo"], row["number"])
+        if facts is None:
+            return "covered", Decision(True, "not-merged", None, "GitHub says this pull request was not merged"), change
+        cutoff = facts.merged_at + self.grace
+        if self.clock() < cutoff:
+            # Found early (through its push): judge at the end of its own grace period.
+            self.store.retry_later("changes", row["key"], "waiting for the grace period", cutoff)
+            return None
+        decision = judge_pull(facts, self.policy, cutoff)
+        facts_dict = {**change.facts, "title": facts.title, "url": facts.url, "author": facts.author.login}
+        merged_by = facts.merged_by.login if facts.merged_by else ""
+        change = Change(change.key, change.kind, change.repo, change.branch, change.number, change.sha,
+                        merged_by, facts.merged_at, facts_dict)
+        return ("approved" if decision.approved else "followup"), decision, change
+
+    def _judge_push(self, row: dict, change: Change, inst: int):
+        """A push is covered when every commit in it belongs to a merged PR into the same branch."""
+        commits = change.facts["commits"] or [{"sha": change.sha, "url": "", "message": ""}]
+        covering: set[int] = set()
+        uncovered = []
+        for commit in commits:
+            known = self.store.pr_with_merge_sha(row["repo_id"], commit["sha"])
+            numbers = [known["number"]] if known else self.gateway.merged_pulls_for_commit(
+                inst, row["repo"], commit["sha"], row["branch"])
+            if not numbers:
+                uncovered.append(commit)
+            for number in numbers:
+                if number not in covering and not known:
+                    self._discover_pull(row, number, commit["sha"])
+                covering.add(number)
+        if not uncovered:
+            listed = ", ".join(f"#{n}" for n in sorted(covering))
+            return "covered", Decision(True, "merged-pr", None,
+                                       f"This push delivered merged pull request {listed}, judged on its own"), change
+        facts = PushFacts(row["repo"], row["branch"], Actor(row["actor"]), change.happened_at,
+                          bool(change.facts.get("forced")), tuple(uncovered), change.facts.get("compare", ""))
+        decision = judge_push(facts, self.policy)
+        change = Change(change.key, change.kind, change.repo, change.branch, change.number, change.sha,
+                        change.actor, change.happened_at, {**change.facts, "commits": uncovered})
+        return ("approved" if decision.approved else "followup"), decision, change
+
+    def _discover_pull(self, push_row: dict, number: int, sha: str) -> None:
+        """A merged PR seen only through its push (its own webhook was lost): judge it too."""
+        now = self.clock()
+        ref = events.ChangeRef(
+            key=events.pr_key(push_row["repo_id"], number), kind="pr", repo=push_row["repo"],
+            repo_id=push_row["repo_id"], installation_id=push_row["installation_id"],
+            branch=push_row["branch"], default_branch=None, sha=sha, actor="",
+            happened_at=from_iso(push_row["happened_at"]), number=number, facts={})
+        row = self._change_row(ref, source=f"found through push {push_row['key']}", now=now)
+        row["next_attempt_at"] = iso(now)
+        if self.store.add_change(row):
+            log.info("change.discovered", change=ref.key, via=push_row["key"], repo=ref.repo)

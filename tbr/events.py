@@ -1,0 +1,134 @@
+"""From a webhook payload to the changes it reports. Pure; no I/O.
+
+Only the fields tbr relies on are checked: a payload missing one of them is malformed (400), and
+anything else GitHub adds or changes in its payloads does not turn a real delivery into a refusal
+that GitHub would never retry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+ZERO_SHA = "0" * 40
+
+
+class MalformedPayload(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ChangeRef:
+    """A change that reached a branch; `key` is stable across redeliveries and renames."""
+
+    key: str
+    kind: str  # "pr" or "push"
+    repo: str
+    repo_id: int
+    installation_id: int | None
+    branch: str
+    default_branch: str | None
+    sha: str
+    actor: str
+    happened_at: datetime
+    number: int | None = None
+    facts: dict = field(default_factory=dict)
+
+
+def pr_key(repo_id: int, number: int) -> str:
+    return f"pr:{repo_id}:{number}"
+
+
+def push_key(repo_id: int, branch: str, sha: str) -> str:
+    return f"push:{repo_id}:{branch}:{sha}"
+
+
+def _dig(payload: dict, path: str):
+    value = payload
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise MalformedPayload(f"payload has no {path}")
+        value = value[part]
+    return value
+
+
+def parse_time(value) -> datetime:
+    """GitHub sends ISO 8601 strings, and epoch seconds in some push fields."""
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, tz=timezone.utc)
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+    raise MalformedPayload(f"not a timestamp: {value!r}")
+
+
+def _installation(payload: dict) -> int | None:
+    inst = payload.get("installation")
+    return inst.get("id") if isinstance(inst, dict) else None
+
+
+def extract(event: str, payload: dict, received_at: datetime) -> list[ChangeRef]:
+    """The changes a delivery reports: a merged PR, a push to a branch, or nothing."""
+    if not isinstance(payload, dict):
+        raise MalformedPayload("payload is not a JSON object")
+    if event == "pull_request":
+        return _pull_request(payload)
+    if event == "push":
+        return _push(payload, received_at)
+    return []
+
+
+def _pull_request(payload: dict) -> list[ChangeRef]:
+    pr = _dig(payload, "pull_request")
+    _dig(payload, "action")
+    if payload["action"] != "closed" or not _dig(pr, "merged"):
+        return []
+    repo_id = _dig(payload, "repository.id")
+    number = _dig(pr, "number")
+    merged_by = pr.get("merged_by") or {}
+    return [ChangeRef(
+        key=pr_key(repo_id, number),
+        kind="pr",
+        repo=_dig(payload, "repository.full_name"),
+        repo_id=repo_id,
+        installation_id=_installation(payload),
+        branch=_dig(pr, "base.ref"),
+        default_branch=payload["repository"].get("default_branch"),
+        sha=pr.get("merge_commit_sha") or "",
+        actor=merged_by.get("login") or "",
+        happened_at=parse_time(_dig(pr, "merged_at")),
+        number=number,
+        facts={"title": pr.get("title", ""), "url": _dig(pr, "html_url"), "author": _dig(pr, "user.login")},
+    )]
+
+
+def _push(payload: dict, received_at: datetime) -> list[ChangeRef]:
+    ref = _dig(payload, "ref")
+    after = _dig(payload, "after")
+    if not ref.startswith("refs/heads/") or payload.get("deleted") or after == ZERO_SHA:
+        return []  # tags and branch deletions change no production code
+    repo_id = _dig(payload, "repository.id")
+    branch = ref.removeprefix("refs/heads/")
+    commits = [
+        {"sha": c["id"], "url": c.get("url", ""), "message": (c.get("message") or "").split("\n", 1)[0]}
+        for c in _dig(payload, "commits")
+        if isinstance(c, dict) and "id" in c
+    ]
+    pushed_at = payload["repository"].get("pushed_at")
+    return [ChangeRef(
+        key=push_key(repo_id, branch, after),
+        kind="push",
+        repo=_dig(payload, "repository.full_name"),
+        repo_id=repo_id,
+        installation_id=_installation(payload),
+        branch=branch,
+        default_branch=payload["repository"].get("default_branch"),
+        sha=after,
+        actor=_dig(payload, "sender.login"),
+        happened_at=parse_time(pushed_at) if pushed_at else received_at,
+        facts={
+            "before": payload.get("before", ""),
+            "forced": bool(payload.get("forced")),
+            "compare": payload.get("compare", ""),
+            "commits": commits,
+        },
+    )]

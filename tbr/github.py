@@ -1,0 +1,278 @@
+"""The one gateway to GitHub. Everything tbr asks of GitHub goes through `Gateway`.
+
+githubkit does the HTTP, App auth and response validation; this module adds what tbr needs on top:
+a timeout on every request, retries that never sleep long in a worker thread, no automatic retry of
+POSTs (a retried POST after a lost answer would file a second issue), and translation of GitHub's
+models into the classifier's plain facts.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import structlog
+from githubkit import AppAuthStrategy, GitHub
+from githubkit.cache import MemCacheStrategy
+from githubkit.exception import GitHubException, RateLimitExceeded, RequestError, RequestFailed, RequestTimeout
+from githubkit.retry import RetryOption
+from githubkit.utils import UNSET
+
+from tbr.classify import Actor, Comment, PullFacts, Review
+from tbr.config import Settings
+
+log = structlog.get_logger("tbr.github")
+
+IDEMPOTENT = ("GET", "HEAD")
+
+
+class GitHubUnavailable(Exception):
+    """A failure worth trying again later: 5xx, timeout, network, rate limit."""
+
+    def __init__(self, message: str, retry_after: timedelta | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class GitHubError(Exception):
+    """GitHub refused the request (4xx). `status` says how."""
+
+    def __init__(self, message: str, status: int, body: object = None):
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+@dataclass(frozen=True)
+class RepoInfo:
+    full_name: str
+    id: int
+    default_branch: str
+    archived: bool
+    has_issues: bool
+
+
+@dataclass(frozen=True)
+class IssueRef:
+    number: int
+    url: str
+
+
+class RetryPolicy:
+    """githubkit's retry hook: short waits only, and only for requests safe to repeat.
+
+    githubkit sleeps in the calling thread for as long as a rate limit says (up to an hour); here a
+    long wait becomes an exception, and the work item is rescheduled in the database instead.
+    """
+
+    def __init__(self, base_seconds: float = 1.0, max_tries: int = 3, max_wait: float = 30.0):
+        self.base = base_seconds
+        self.max_tries = max_tries
+        self.max_wait = max_wait
+
+    def __call__(self, exc: GitHubException, count: int) -> RetryOption:
+        if count >= self.max_tries:
+            return RetryOption(False)
+        if isinstance(exc, RateLimitExceeded):
+            wait = exc.retry_after.total_seconds()
+            # timedelta(0) makes githubkit sleep 60 s, so never hand it a zero wait.
+            return RetryOption(wait <= self.max_wait, timedelta(seconds=max(wait, 0.001)))
+        request = getattr(exc, "request", None) or getattr(getattr(exc, "exc", None), "request", None)
+        if request is None or request.method not in IDEMPOTENT:
+            return RetryOption(False)
+        transient = isinstance(exc, (RequestTimeout,)) or (
+            isinstance(exc, RequestFailed) and exc.response.status_code >= 500
+        ) or (type(exc) is RequestError)
+        if transient:
+            return RetryOption(True, timedelta(seconds=self.base * (2 ** count)))
+        return RetryOption(False)
+
+
+def _when(value) -> datetime | None:
+    if value in (None, UNSET):
+        return None
+    return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _actor(user) -> Actor:
+    if user in (None, UNSET):
+        return Actor("ghost")  # a deleted account: GitHub shows it as @ghost
+    return Actor(user.login, getattr(user, "type", "User") or "User")
+
+
+def split(full_name: str) -> tuple[str, str]:
+    owner, _, name = full_name.partition("/")
+    return owner, name
+
+
+class Gateway:
+    def __init__(self, settings: Settings, *, timeout: float = 15.0, retry: RetryPolicy | None = None,
+                 transport: httpx.BaseTransport | None = None):
+        self.settings = settings
+        self.retry = retry or RetryPolicy()
+        self.app = GitHub(
+            AppAuthStrategy(str(settings.app_id), settings.private_key),
+            base_url=settings.api_url + "/",
+            timeout=timeout,
+            auto_retry=self.retry,
+            http_cache=False,
+            user_agent="tbr (https://github.com/tbr-bot/tbr)",
+            transport=transport,
+            # githubkit's default token cache is process-wide and keyed by app id alone.
+            cache_strategy=MemCacheStrategy(),
+        )
+        self._clients: dict[int, GitHub] = {}
+        self._installations: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    # plumbing ---------------------------------------------------------------------------------
+
+    def _inst(self, installation_id: int) -> GitHub:
+        with self._lock:
+            client = self._clients.get(installation_id)
+            if client is None:
+                client = self._clients[installation_id] = self.app.with_auth(
+                    self.app.auth.as_installation(installation_id))
+            return client
+
+    def _call(self, what: str, fn, *args, **kwargs):
+        """Run one githubkit call, turning its exceptions into GitHubUnavailable / GitHubError."""
+        try:
+            return fn(*args, **kwargs)
+        except RateLimitExceeded as e:
+            wait = int(e.retry_after.total_seconds())
+            raise GitHubUnavailable(f"{what}: rate limited for {wait} s", e.retry_after) from e
+        except RequestFailed as e:
+            status = e.response.status_code
+            if status >= 500:
+                raise GitHubUnavailable(f"{what}: GitHub answered {status}") from e
+            try:
+                body = e.response.json()
+            except ValueError:
+                body = e.response.text
+            message = body.get("message", "") if isinstance(body, dict) else str(body)[:200]
+            raise GitHubError(f"{what}: GitHub answered {status} {message}".strip(), status, body) from e
+        except RequestError as e:
+            raise GitHubUnavailable(f"{what}: {type(e.exc).__name__}: {e.exc}") from e
+        except GitHubException as e:
+            raise GitHubUnavailable(f"{what}: {e!r}") from e
+
+    def _all(self, what: str, client: GitHub, method, **kwargs) -> list:
+        return self._call(what, lambda: list(client.rest.paginate(method, per_page=100, **kwargs)))
+
+    # app level --------------------------------------------------------------------------------
+
+    def app_info(self) -> dict:
+        app = self._call("GET /app", self.app.rest.apps.get_authenticated).parsed_data
+        return {"id": app.id, "slug": getattr(app, "slug", None), "name": app.name}
+
+    def installation_for(self, repo: str) -> int:
+        """The installation that covers `repo`; remembered, since it only changes on reinstall."""
+        key = repo.lower()
+        if key not in self._installations:
+            inst = self._call(f"GET /repos/{repo}/installation",
+                              self.app.rest.apps.get_repo_installation, *split(repo)).parsed_data
+            self._installations[key] = inst.id
+        return self._installations[key]
+
+    # repositories -----------------------------------------------------------------------------
+
+    def repo(self, inst: int, repo: str) -> RepoInfo:
+        r = self._call(f"GET /repos/{repo}", self._inst(inst).rest.repos.get, *split(repo)).parsed_data
+        return RepoInfo(r.full_name, r.id, r.default_branch, bool(r.archived), bool(r.has_issues))
+
+    def branch_protection(self, inst: int, repo: str, branch: str) -> str | None:
+        """How `branch` is protected ("classic", "ruleset"), or None when it is not."""
+        client = self._inst(inst)
+        try:
+            b = self._call(f"GET /repos/{repo}/branches/{branch}",
+                           client.rest.repos.get_branch, *split(repo), branch).parsed_data
+        except GitHubError as e:
+            if e.status == 404:
+                return None  # deleted since the push: nothing left to protect
+            raise
+        if b.protected:
+            return "classic"
+        rules = self._call(f"GET /repos/{repo}/rules/branches/{branch}",
+                           client.rest.repos.get_branch_rules, *split(repo), branch).parsed_data
+        return "ruleset" if rules else None
+
+    # pull requests ----------------------------------------------------------------------------
+
+    def pull_facts(self, inst: int, repo: str, number: int) -> PullFacts | None:
+        """Everything the classifier needs about a PR, every page of it; None if it is not merged."""
+        client = self._inst(inst)
+        owner, name = split(repo)
+        where = f"{repo}#{number}"
+        pr = self._call(f"GET pull {where}", client.rest.pulls.get, owner, name, number).parsed_data
+        if not pr.merged_at:
+            return None
+        reviews = self._all(f"reviews of {where}", client, client.rest.pulls.list_reviews,
+                            owner=owner, repo=name, pull_number=number)
+        issue_comments = self._all(f"comments of {where}", client, client.rest.issues.list_comments,
+                                   owner=owner, repo=name, issue_number=number)
+        review_comments = self._all(f"review comments of {where}", client, client.rest.pulls.list_review_comments,
+                                    owner=owner, repo=name, pull_number=number)
+        comments = [Comment(_actor(c.user), c.body or "", _when(c.created_at), c.html_url, "comment")
+                    for c in issue_comments]
+        comments += [Comment(_actor(c.user), c.body or "", _when(c.created_at), c.html_url, "review comment")
+                     for c in review_comments]
+        return PullFacts(
+            repo=repo,
+            number=number,
+            url=pr.html_url,
+            title=pr.title,
+            author=_actor(pr.user),
+            merged_by=_actor(pr.merged_by) if pr.merged_by not in (None, UNSET) else None,
+            merged_at=_when(pr.merged_at),
+            reviews=tuple(Review(_actor(r.user), r.state, _when(r.submitted_at), r.html_url, r.body or "")
+                          for r in reviews),
+            comments=tuple(comments),
+        )
+
+    def merged_pulls_for_commit(self, inst: int, repo: str, sha: str, branch: str) -> list[int]:
+        """Numbers of the merged PRs into `branch` that GitHub associates with commit `sha`."""
+        client = self._inst(inst)
+        pulls = self._call(f"GET /repos/{repo}/commits/{sha[:7]}/pulls",
+                           client.rest.repos.list_pull_requests_associated_with_commit,
+                           *split(repo), sha).parsed_data
+        return [p.number for p in pulls if p.merged_at and p.base.ref == branch]
+
+    # issues -----------------------------------------------------------------------------------
+
+    def find_issue(self, inst: int, repo: str, label: str, marker: str, since: datetime) -> IssueRef | None:
+        """Our own issue, by the hidden marker in its body, among issues labelled `label`.
+
+        Listing by label is exact and immediate (the search API is neither); `since` bounds the
+        listing to issues touched after the change was first seen, which includes any we filed.
+        """
+        client = self._inst(inst)
+        issues = self._all(f"issues of {repo}", client, client.rest.issues.list_for_repo,
+                           owner=split(repo)[0], repo=split(repo)[1], labels=label, state="all", since=since)
+        for issue in issues:
+            if marker in (issue.body or ""):
+                return IssueRef(issue.number, issue.html_url)
+        return None
+
+    def create_issue(self, inst: int, repo: str, title: str, body: str, labels: list[str],
+                     assignees: list[str]) -> IssueRef:
+        """POST once: RetryPolicy never repeats a POST after a 5xx or timeout, since the lost answer
+        may hide a created issue; the caller looks for the marker before trying again."""
+        client = self._inst(inst)
+        data = {"title": title, "body": body, "labels": labels}
+        if assignees:
+            data["assignees"] = assignees
+        issue = self._call(f"POST /repos/{repo}/issues", client.rest.issues.create,
+                           *split(repo), data=data).parsed_data
+        return IssueRef(issue.number, issue.html_url)
+
+    def ensure_label(self, inst: int, repo: str, name: str, color: str, description: str) -> None:
+        client = self._inst(inst)
+        try:
+            self._call(f"POST /repos/{repo}/labels", client.rest.issues.create_label, *split(repo),
+                       data={"name": name, "color": color, "description": description})
+        except GitHubError as e:
+            if e.status != 422:  # 422: it exists already
+                raise

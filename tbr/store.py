@@ -1,0 +1,216 @@
+"""SQLite: the only place tbr keeps work. Deliveries and changes wait here until done.
+
+Each thread gets its own connection (a sqlite3 connection belongs to the thread that opened it).
+Connections run in autocommit mode; `write()` opens `BEGIN IMMEDIATE` so a read-then-write is
+never interleaved with another process's, and sqlite-utils' own `atomic()` nests inside it.
+Work is handed out with leases, so several gunicorn workers share one database safely and a crashed
+worker's item is picked up again when its lease runs out.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+
+import sqlite_utils
+
+LEASE = timedelta(minutes=5)
+KEYS = {"deliveries": "guid", "changes": "key"}  # the work tables and their primary keys
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    guid TEXT PRIMARY KEY,
+    event TEXT NOT NULL,
+    action TEXT,
+    repo TEXT,
+    payload TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',      -- pending | done
+    outcome TEXT,                                 -- what processing concluded, for people
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    last_error TEXT,
+    processed_at TEXT,
+    lease_owner TEXT,
+    lease_until TEXT
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at);
+
+CREATE TABLE IF NOT EXISTS changes (
+    key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,                           -- pr | push
+    repo TEXT NOT NULL,
+    repo_id INTEGER NOT NULL,
+    installation_id INTEGER,
+    branch TEXT NOT NULL,
+    number INTEGER,
+    sha TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    happened_at TEXT NOT NULL,
+    facts TEXT NOT NULL,
+    source TEXT NOT NULL,                         -- the delivery GUID, or how it was found
+    first_seen_at TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',       -- pending | approved | followup | covered
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,                -- first: happened_at + grace
+    last_error TEXT,
+    decision TEXT,
+    judged_at TEXT,
+    followup_repo TEXT,
+    followup_number INTEGER,
+    followup_url TEXT,
+    due_at TEXT,
+    lease_owner TEXT,
+    lease_until TEXT
+);
+CREATE INDEX IF NOT EXISTS changes_due ON changes (status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS changes_sha ON changes (repo_id, sha);
+"""
+
+
+def iso(dt: datetime) -> str:
+    """One fixed UTC format, so stored times compare correctly as text."""
+    return dt.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def from_iso(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class Store:
+    def __init__(self, path: str):
+        self.path = path
+        self._local = threading.local()
+        self.migrate()
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=True)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # A delivery acknowledged to GitHub must survive a power cut: GitHub will not resend it.
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            db = self._local.db = sqlite_utils.Database(conn)
+        return db
+
+    def migrate(self) -> None:
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.conn.close()
+            self._local.db = None
+
+    @contextmanager
+    def write(self):
+        """A write transaction that holds SQLite's write lock from its first statement."""
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def check_writable(self) -> None:
+        with self.write() as db:
+            db.execute("CREATE TEMP TABLE IF NOT EXISTS _probe (x)")
+
+    # deliveries -------------------------------------------------------------------------------
+
+    def add_delivery(self, guid: str, event: str, action: str | None, repo: str | None,
+                     payload: str, received_at: datetime) -> bool:
+        """Store a verified delivery; False when this GUID was stored before (a redelivery)."""
+        cur = self.db.execute(
+            "INSERT OR IGNORE INTO deliveries (guid, event, action, repo, payload, received_at, next_attempt_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (guid, event, action, repo, payload, iso(received_at), iso(received_at)),
+        )
+        return cur.rowcount == 1
+
+    def delivery(self, guid: str) -> dict | None:
+        rows = list(self.db.query("SELECT * FROM deliveries WHERE guid = ?", [guid]))
+        return rows[0] if rows else None
+
+    def finish_delivery(self, guid: str, outcome: str, now: datetime) -> None:
+        self.db.execute(
+            "UPDATE deliveries SET status='done', outcome=?, processed_at=?, last_error=NULL,"
+            " lease_owner=NULL, lease_until=NULL WHERE guid=?",
+            (outcome, iso(now), guid),
+        )
+
+    # changes ----------------------------------------------------------------------------------
+
+    def add_change(self, row: dict) -> bool:
+        """Record a change once; False when its key is known already (duplicate or redelivery)."""
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        cur = self.db.execute(f"INSERT OR IGNORE INTO changes ({cols}) VALUES ({marks})", list(row.values()))
+        return cur.rowcount == 1
+
+    def change(self, key: str) -> dict | None:
+        rows = list(self.db.query("SELECT * FROM changes WHERE key = ?", [key]))
+        return rows[0] if rows else None
+
+    def pr_with_merge_sha(self, repo_id: int, sha: str) -> dict | None:
+        rows = list(self.db.query(
+            "SELECT * FROM changes WHERE repo_id = ? AND sha = ? AND kind = 'pr'", [repo_id, sha]))
+        return rows[0] if rows else None
+
+    def update_change(self, key: str, **values) -> None:
+        values = {k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in values.items()}
+        sets = ", ".join(f"{k} = ?" for k in values)
+        self.db.execute(f"UPDATE changes SET {sets} WHERE key = ?", [*values.values(), key])
+
+    # leases -----------------------------------------------------------------------------------
+
+    def due(self, table: str, now: datetime, limit: int = 50) -> list[str]:
+        key = KEYS[table]
+        return [r[key] for r in self.db.query(
+            f"SELECT {key} FROM {table} WHERE status = 'pending' AND next_attempt_at <= ?"
+            f" AND (lease_until IS NULL OR lease_until <= ?) ORDER BY next_attempt_at LIMIT ?",
+            [iso(now), iso(now), limit])]
+
+    def claim(self, table: str, ident: str, owner: str, now: datetime) -> bool:
+        """Take an item for LEASE; one UPDATE, so two workers can never both win."""
+        key = KEYS[table]
+        cur = self.db.execute(
+            f"UPDATE {table} SET lease_owner = ?, lease_until = ? WHERE {key} = ? AND status = 'pending'"
+            f" AND (lease_until IS NULL OR lease_until <= ?)",
+            [owner, iso(now + LEASE), ident, iso(now)])
+        return cur.rowcount == 1
+
+    def holds(self, table: str, ident: str, owner: str, now: datetime) -> bool:
+        key = KEYS[table]
+        rows = list(self.db.query(
+            f"SELECT 1 FROM {table} WHERE {key} = ? AND lease_owner = ? AND lease_until > ?",
+            [ident, owner, iso(now)]))
+        return bool(rows)
+
+    def attempts(self, table: str, ident: str) -> int:
+        key = KEYS[table]
+        row = self.db.execute(f"SELECT attempts FROM {table} WHERE {key} = ?", [ident]).fetchone()
+        return row[0] if row else 0
+
+    def retry_later(self, table: str, ident: str, error: str, at: datetime) -> int:
+        """Keep an item pending after a failure, to be tried again at `at`; returns the attempt count."""
+        key = KEYS[table]
+        self.db.execute(
+            f"UPDATE {table} SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?,"
+            f" lease_owner = NULL, lease_until = NULL WHERE {key} = ?",
+            [error[:2000], iso(at), ident])
+        return self.attempts(table, ident)
+
+    def counts(self) -> dict:
+        return {
+            f"{table}_{row['status']}": row["n"]
+            for table in ("deliveries", "changes")
+            for row in self.db.query(f"SELECT status, count(*) AS n FROM {table} GROUP BY status")
+        }

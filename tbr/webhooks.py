@@ -1,0 +1,81 @@
+"""POST /webhook: verify, store, answer. The work happens later, on the worker thread.
+
+The answer comes after one SQLite insert and never waits for GitHub: GitHub gives up on a delivery
+after 10 seconds and never retries it by itself, so a slow answer is a lost change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from urllib.parse import parse_qs
+
+import structlog
+from flask import Blueprint, jsonify, request
+from githubkit.webhooks import verify
+
+from tbr import events
+
+log = structlog.get_logger("tbr.webhooks")
+
+MAX_BYTES = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
+
+
+def _answer(status: int, message: str, **extra):
+    return jsonify({"message": message, **extra}), status
+
+
+def _signature_ok(secret: str, body: bytes, header: str | None) -> bool:
+    # githubkit's verify falls back to SHA-1 without the "sha256=" prefix: insist on SHA-256.
+    return bool(header) and header.startswith("sha256=") and verify(secret, body, header)
+
+
+def _decode(body: bytes, content_type: str) -> object:
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        body = parse_qs(body.decode("utf-8")).get("payload", [""])[0].encode()
+    return json.loads(body)
+
+
+def blueprint(secret: str, store, wake: Callable[[], None], clock: Callable[[], datetime]) -> Blueprint:
+    bp = Blueprint("webhooks", __name__)
+
+    @bp.post("/webhook")
+    def receive():
+        if (request.content_length or 0) > MAX_BYTES:
+            return _answer(413, "payload larger than 25 MB")
+        body = request.get_data(cache=False)
+        if len(body) > MAX_BYTES:
+            return _answer(413, "payload larger than 25 MB")
+        if not _signature_ok(secret, body, request.headers.get("X-Hub-Signature-256")):
+            log.warning("webhook.refused", reason="bad or missing X-Hub-Signature-256", remote=request.remote_addr)
+            return _answer(401, "signature missing or wrong: set the App's webhook secret to TBR_WEBHOOK_SECRET")
+        guid = request.headers.get("X-GitHub-Delivery", "").strip()
+        event = request.headers.get("X-GitHub-Event", "").strip()
+        if not guid or not event:
+            return _answer(400, "X-GitHub-Delivery and X-GitHub-Event headers are required")
+        try:
+            payload = _decode(body, request.content_type or "")
+            if not isinstance(payload, dict):
+                raise events.MalformedPayload("payload is not a JSON object")
+            now = clock()
+            events.extract(event, payload, now)  # the fields the work relies on, checked before storing
+        except (ValueError, UnicodeDecodeError) as e:
+            log.warning("webhook.malformed", delivery=guid, event_name=event, error=str(e))
+            return _answer(400, f"malformed payload: {e}")
+        repo = (payload.get("repository") or {}).get("full_name")
+        stored = store.add_delivery(guid, event, payload.get("action"), repo, json.dumps(payload), now)
+        bound = log.bind(delivery=guid, event_name=event, action=payload.get("action"), repo=repo)
+        if not stored:
+            bound.info("webhook.duplicate")
+            return _answer(200, "already received", delivery=guid)
+        bound.info("webhook.stored")
+        wake()
+        return _answer(202 if event != "ping" else 200, "pong" if event == "ping" else "queued", delivery=guid)
+
+    @bp.errorhandler(413)
+    def too_large(_e):
+        return _answer(413, "payload larger than 25 MB")
+
+    return bp
+

@@ -1,0 +1,56 @@
+"""The background thread that drains due work, so the webhook answers without waiting for it.
+
+It wakes when a delivery arrives and every few seconds for changes whose grace period has ended.
+It holds no work of its own: everything it does is read from and written to the database, so a
+restart resumes where the last process stopped. Tests call `Engine.run_due()` directly instead.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import structlog
+
+from tbr.engine import Engine
+
+log = structlog.get_logger("tbr.worker")
+
+
+class Worker:
+    def __init__(self, engine: Engine, poll_seconds: float = 5.0):
+        self.engine = engine
+        self.poll_seconds = poll_seconds
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="tbr-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return bool(self._thread and self._thread.is_alive())
+
+    def _run(self) -> None:
+        log.info("worker.started", owner=self.engine.owner)
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                handled = self.engine.run_due()
+            except Exception:  # the database itself failed; keep the thread, try again shortly
+                log.exception("worker.pass_failed")
+                handled = 0
+            if not handled:
+                self._wake.wait(self.poll_seconds)
+        self.engine.store.close()
+        log.info("worker.stopped")

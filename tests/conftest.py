@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tbr.config import Settings
+
+SECRET = "It's a Secret to Everybody"
+
+
+class Clock:
+    """A settable clock: tests move time instead of sleeping."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture(scope="session")
+def private_key() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                             serialization.NoEncryption()).decode()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc))
+
+
+@pytest.fixture
+def settings(tmp_path, private_key) -> Settings:
+    return Settings(app_id=1, private_key=private_key, webhook_secret=SECRET,
+                    api_url="http://127.0.0.1:9", db_path=str(tmp_path / "tbr.db"), grace_seconds=300,
+                    log_format="console")
+
+
+def with_(settings: Settings, **changes) -> Settings:
+    return dataclasses.replace(settings, **changes)
+
+
+class Bot:
+    """tbr wired to a fake GitHub: deliver webhooks through Flask, then run the worker's pass by hand."""
+
+    def __init__(self, settings: Settings, clock: Clock):
+        from tbr.github import Gateway, RetryPolicy
+        from tbr.web import create_app
+
+        self.settings = settings
+        self.clock = clock
+        self.gateway = Gateway(settings, timeout=5, retry=RetryPolicy(base_seconds=0.001))
+        self.app = create_app(settings, gateway=self.gateway, clock=clock, start_worker=False)
+        self.runtime = self.app.extensions["tbr"]
+        self.store = self.runtime.store
+        self.engine = self.runtime.engine
+        self.client = self.app.test_client()
+
+    def deliver(self, event: str, payload: dict, guid: str | None = None):
+        import json
+
+        from tests import payloads
+
+        body = json.dumps(payload).encode()
+        resp = self.client.post("/webhook", data=body, headers=payloads.headers(event, body, SECRET, guid))
+        assert resp.status_code in (200, 202), resp.json
+        return resp
+
+    def run(self, after_seconds: float = 0) -> int:
+        self.clock.advance(after_seconds)
+        return self.engine.run_due()
+
+    def change(self, key: str) -> dict:
+        return self.store.change(key)
+
+    def changes(self) -> list[dict]:
+        return list(self.store.db.query("SELECT * FROM changes ORDER BY key"))
+
+
+@pytest.fixture
+def github():
+    from tests.fakegithub import FakeGitHub
+
+    with FakeGitHub() as fake:
+        yield fake
+
+
+@pytest.fixture
+def gh_settings(settings, github) -> Settings:
+    return with_(settings, app_id=github.app_id, private_key=github.private_key, api_url=github.url)
+
+
+@pytest.fixture
+def bot(gh_settings, clock, github) -> Bot:
+    github.clock = clock
+    return Bot(gh_settings, clock)

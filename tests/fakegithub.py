@@ -1,0 +1,806 @@
+"""A fake GitHub REST API on loopback, good enough for githubkit's typed client.
+
+Response bodies are GitHub's own published examples (tests/fixtures/rest/*.json,
+extracted from @octokit/openapi by tests/fixtures/rest/extract.py).  Each
+response deep-copies its template, rewrites the example's hosts/repo names to
+the fake's, then overwrites the fields the fake actually models from state.
+That keeps every field githubkit's pydantic models require present without
+hand-writing payloads.
+
+    with FakeGitHub() as fake:
+        fake.add_repo("o/r")
+        fake.add_pull("o/r", 1, merged_by="bob")
+        gh = GitHub(AppAuthStrategy(fake.app_id, fake.private_key),
+                    base_url=fake.url, auto_retry=False, http_cache=False)
+
+Paths in `fail`/`count` are matched with re.fullmatch against the request
+path (no query string), methods case-insensitively (None = any method).
+Branches are known only if they are the default branch, listed in
+protected/ruleset_branches (non-glob names), used by a pull, or added with
+add_branch; any other branch is a 404 like on GitHub (no auto-creation).
+Issue timestamps in state (fake.issues()) are aware datetimes; in JSON they
+are rendered as GitHub does, "YYYY-MM-DDTHH:MM:SSZ".
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import itertools
+import json
+import pathlib
+import re
+import secrets
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from urllib.parse import quote, urlencode
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
+from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "rest"
+DOCS = "https://docs.github.com/rest"
+
+# Example hosts/names that get rewritten to the fake's in every template.
+_EXAMPLE_API = "https://api.github.com"
+_EXAMPLE_WEB = "https://github.com"
+_EXAMPLE_REPO = "octocat/Hello-World"
+
+# Process-wide counters: githubkit caches JWTs and installation tokens in a
+# process-global cache keyed by (app_id, installation_id) -- NOT by base URL --
+# so every fake gets its own app id and tokens are never reused across fakes.
+_app_ids = itertools.count(100001)
+_token_ids = itertools.count(1)
+
+_templates: dict[str, object] = {}
+
+
+def _template(name: str):
+    if name not in _templates:
+        _templates[name] = json.loads((FIXTURES / f"{name}.json").read_text())
+    return copy.deepcopy(_templates[name])
+
+
+def _first(name: str) -> dict:
+    """List endpoints' examples are lists; their first item is the template."""
+    return _template(name)[0]
+
+
+def generate_key() -> str:
+    """A fresh RSA private key, PEM (PKCS#8), as GitHub Apps use."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def public_key_of(private_pem: str) -> str:
+    key = serialization.load_pem_private_key(private_pem.encode(), password=None)
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+def _dt(value) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value if value is None or value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _sha() -> str:
+    return secrets.token_hex(20)
+
+
+def _subst(obj, pairs):
+    """Recursively replace substrings in every string of a JSON value."""
+    if isinstance(obj, str):
+        for old, new in pairs:
+            obj = obj.replace(old, new)
+        return obj
+    if isinstance(obj, list):
+        return [_subst(v, pairs) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _subst(v, pairs) for k, v in obj.items()}
+    return obj
+
+
+class _ApiError(Exception):
+    def __init__(self, status, message, errors=None, docs=DOCS, headers=None):
+        self.status, self.headers = status, headers or {}
+        self.body = {"message": message, "documentation_url": docs}
+        if errors is not None:
+            self.body["errors"] = errors
+        self.body["status"] = str(status)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log(self, *args, **kwargs):  # keep pytest output clean
+        pass
+
+
+_ROUTES = Map([
+    Rule("/app", methods=["GET"], endpoint="get_app"),
+    Rule("/app/installations/<int:installation_id>/access_tokens",
+         methods=["POST"], endpoint="create_token"),
+    Rule("/repos/<owner>/<repo>/installation", methods=["GET"], endpoint="get_installation"),
+    Rule("/repos/<owner>/<repo>", methods=["GET"], endpoint="get_repo"),
+    Rule("/repos/<owner>/<repo>/branches/<path:branch>", methods=["GET"], endpoint="get_branch"),
+    Rule("/repos/<owner>/<repo>/rules/branches/<path:branch>", methods=["GET"],
+         endpoint="get_branch_rules"),
+    Rule("/repos/<owner>/<repo>/pulls/<int:number>", methods=["GET"], endpoint="get_pull"),
+    Rule("/repos/<owner>/<repo>/pulls/<int:number>/reviews", methods=["GET"],
+         endpoint="list_reviews"),
+    Rule("/repos/<owner>/<repo>/pulls/<int:number>/comments", methods=["GET"],
+         endpoint="list_review_comments"),
+    Rule("/repos/<owner>/<repo>/issues/<int:number>/comments", methods=["GET"],
+         endpoint="list_issue_comments"),
+    Rule("/repos/<owner>/<repo>/commits/<sha>/pulls", methods=["GET"], endpoint="commit_pulls"),
+    Rule("/repos/<owner>/<repo>/issues", methods=["GET"], endpoint="list_issues"),
+    Rule("/repos/<owner>/<repo>/issues", methods=["POST"], endpoint="create_issue"),
+    Rule("/repos/<owner>/<repo>/labels", methods=["POST"], endpoint="create_label"),
+], strict_slashes=False, merge_slashes=False)
+
+_APP_ENDPOINTS = {"get_app", "create_token", "get_installation"}
+_PERMISSIONS = {"issues": "write", "pull_requests": "read", "contents": "read",
+                "metadata": "read", "administration": "read"}
+
+
+class FakeGitHub:
+    """In-process fake of the GitHub REST endpoints tbr uses.  Thread-safe."""
+
+    def __init__(self, *, app_id: int | None = None, app_slug: str = "tbr-fake",
+                 verify_jwt: bool = False, jwt_public_key: str | None = None,
+                 private_key: str | None = None):
+        self.app_id = app_id if app_id is not None else next(_app_ids)
+        self.app_slug = app_slug
+        # JWT verification is opt-in: with verify_jwt=True the fake checks the
+        # RS256 signature against jwt_public_key, or against self.private_key.
+        self.verify_jwt = verify_jwt or jwt_public_key is not None
+        self._jwt_public_key = jwt_public_key
+        self._private_key = private_key
+        self.clock = lambda: datetime.now(timezone.utc)
+        self.requests: list[tuple[str, str, dict]] = []
+        self.unhandled: list[tuple[str, str, dict]] = []
+        self._lock = threading.RLock()
+        self._repos: dict[str, dict] = {}
+        self._tokens: dict[str, int] = {}  # token -> installation id
+        self._faults: list[dict] = []
+        self._users: dict[str, int] = {}
+        self._ids = itertools.count(1000)
+        self._server = None
+        self._thread = None
+        self.url = ""
+
+    # ------------------------------------------------------------ lifecycle
+    @staticmethod
+    def generate_key() -> str:
+        return generate_key()
+
+    @property
+    def private_key(self) -> str:
+        """An RSA key for this app, generated on first use (bot's TBR_PRIVATE_KEY)."""
+        with self._lock:
+            if self._private_key is None:
+                self._private_key = generate_key()
+            return self._private_key
+
+    @property
+    def host(self) -> str:
+        return self.url.split("://", 1)[-1]
+
+    def start(self) -> FakeGitHub:
+        # make_server binds immediately, so the port is live before we return.
+        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True,
+                                   request_handler=_QuietHandler)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        # A short poll interval keeps stop() fast (shutdown waits for one poll).
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,),
+                                        name="fakegithub", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(timeout=5)
+            self._server = self._thread = None
+
+    def __enter__(self) -> FakeGitHub:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------ state API
+    def add_repo(self, full_name: str, *, default_branch: str = "main",
+                 protected=("main",), ruleset_branches=(), archived: bool = False,
+                 has_issues: bool = True, installation_id: int = 1,
+                 private: bool = False, assignable=None,
+                 ruleset_parameters: dict | None = None) -> dict:
+        """ruleset_branches are fnmatch patterns; assignable=None lets anyone be assigned."""
+        owner, name = full_name.split("/")
+        with self._lock:
+            repo = {
+                "full_name": full_name, "owner": owner, "name": name,
+                "id": next(self._ids), "default_branch": default_branch,
+                "protected": set(protected), "ruleset_branches": list(ruleset_branches),
+                "ruleset_parameters": dict(ruleset_parameters or {}),
+                "archived": archived, "has_issues": has_issues,
+                "installation_id": installation_id, "private": private,
+                "assignable": None if assignable is None else set(assignable),
+                "branches": {}, "pulls": {}, "issues": {}, "labels": {},
+                "commits": {},  # sha -> [pull numbers]
+            }
+            self._repos[full_name] = repo
+            literal_rulesets = [b for b in ruleset_branches if not any(c in b for c in "*?[")]
+            for b in {default_branch, *protected, *literal_rulesets}:
+                repo["branches"][b] = _sha()
+            return repo
+
+    def add_branch(self, repo: str, name: str, sha: str | None = None) -> str:
+        with self._lock:
+            sha = sha or _sha()
+            self._repo(repo)["branches"][name] = sha
+            return sha
+
+    def add_pull(self, repo: str, number: int | None = None, *, author: str = "alice",
+                 base: str = "main", head: str | None = None, merged: bool = True,
+                 merged_by: str | None = "alice", merged_at=None,
+                 merge_commit_sha: str | None = None, head_sha: str | None = None,
+                 title: str | None = None, body: str | None = "", state: str | None = None,
+                 created_at=None, author_type: str = "User") -> dict:
+        with self._lock:
+            r = self._repo(repo)
+            number = number if number is not None else self._next_number(r)
+            now = self.clock()
+            pr = {
+                "number": number, "id": next(self._ids), "author": author,
+                "author_type": author_type, "base": base, "head": head or f"feature-{number}",
+                "merged": merged, "merged_by": merged_by if merged else None,
+                "merged_at": (_dt(merged_at) or now) if merged else None,
+                "merge_commit_sha": merge_commit_sha or _sha(),
+                "head_sha": head_sha or _sha(),
+                "title": title if title is not None else f"Pull request #{number}",
+                "body": body, "state": state or ("closed" if merged else "open"),
+                "created_at": _dt(created_at) or now - timedelta(hours=1),
+                "reviews": [], "review_comments": [], "issue_comments": [],
+            }
+            r["pulls"][number] = pr
+            r["branches"].setdefault(base, _sha())
+            r["branches"].setdefault(pr["head"], pr["head_sha"])
+            # Only a real merge commit maps back to the PR (open PRs' test merges don't).
+            for sha in ([pr["merge_commit_sha"]] if merged else []) + [pr["head_sha"]]:
+                self.associate(repo, sha, number)
+            return pr
+
+    def add_review(self, repo: str, number: int, user: str, state: str = "APPROVED", *,
+                   submitted_at=None, body: str = "", user_type: str = "User",
+                   commit_id: str | None = None) -> dict:
+        with self._lock:
+            pr = self._pull(repo, number)
+            review = {"id": next(self._ids), "user": user, "user_type": user_type,
+                      "state": state.upper(), "body": body,
+                      "submitted_at": _dt(submitted_at) or self.clock(),
+                      "commit_id": commit_id or pr["head_sha"]}
+            pr["reviews"].append(review)
+            return review
+
+    def add_issue_comment(self, repo: str, number: int, user: str, body: str = "", *,
+                          created_at=None, user_type: str = "User") -> dict:
+        return self._add_comment("issue_comments", repo, number, user, body, created_at, user_type)
+
+    def add_review_comment(self, repo: str, number: int, user: str, body: str = "", *,
+                           created_at=None, user_type: str = "User") -> dict:
+        return self._add_comment("review_comments", repo, number, user, body, created_at, user_type)
+
+    def associate(self, repo: str, sha: str, number: int) -> None:
+        with self._lock:
+            nums = self._repo(repo)["commits"].setdefault(sha, [])
+            if number not in nums:
+                nums.append(number)
+
+    def dissociate(self, repo: str, sha: str) -> None:
+        """Forget commit -> PR links, as GitHub's index does for a while right after a push."""
+        with self._lock:
+            self._repo(repo)["commits"].pop(sha, None)
+
+    def add_existing_issue(self, repo: str, title: str, body: str = "", labels=(), *,
+                           state: str = "open", assignees=(), author: str = "octocat",
+                           created_at=None, updated_at=None, closed_at=None) -> dict:
+        with self._lock:
+            r = self._repo(repo)
+            created = _dt(created_at) or self.clock()
+            return self._store_issue(r, title, body, list(labels), list(assignees), author,
+                                     "User", created, _dt(updated_at) or created, state,
+                                     _dt(closed_at) if closed_at else (created if state == "closed" else None),
+                                     seeded=True)
+
+    def issues(self, repo: str, *, include_seeded: bool = True) -> list[dict]:
+        """Snapshot of the repo's issues by number (labels are names, assignees logins)."""
+        with self._lock:
+            out = [copy.deepcopy(i) for _, i in sorted(self._repo(repo)["issues"].items())]
+        return [i for i in out if include_seeded or not i["seeded"]]
+
+    def labels(self, repo: str) -> dict[str, dict]:
+        with self._lock:
+            return copy.deepcopy(self._repo(repo)["labels"])
+
+    def count(self, method: str | None, path_regex: str) -> int:
+        with self._lock:
+            return sum(1 for m, p, _ in self.requests if self._matches(method, path_regex, m, p))
+
+    # ------------------------------------------------------------ faults
+    def fail(self, method: str | None, path_regex: str, status: int = 502, *, times: int = 1,
+             headers: dict | None = None, body=None, after_effect: bool = False) -> None:
+        """The next `times` matching requests get `status`; with after_effect the
+        request is performed first (e.g. the issue exists) and only the response is lost."""
+        if body is None:
+            body = {"message": f"Fake injected HTTP {status}", "documentation_url": DOCS}
+        with self._lock:
+            self._faults.append({"method": method, "regex": path_regex, "status": status,
+                                 "times": times, "headers": dict(headers or {}),
+                                 "body": body, "after_effect": after_effect})
+
+    def rate_limit(self, method: str | None, path_regex: str, *, reset_in_seconds: int = 60,
+                   times: int = 1, status: int = 403) -> None:
+        # x-ratelimit-reset is compared by githubkit with the real clock, not fake.clock.
+        reset = int(time.time()) + reset_in_seconds
+        self.fail(method, path_regex, status, times=times, headers={
+            "x-ratelimit-limit": "5000", "x-ratelimit-remaining": "0",
+            "x-ratelimit-used": "5000", "x-ratelimit-reset": str(reset),
+            "x-ratelimit-resource": "core"},
+            body={"message": "API rate limit exceeded for installation ID 1.",
+                  "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"})
+
+    def secondary_rate_limit(self, method: str | None, path_regex: str, *, retry_after: int = 1,
+                             times: int = 1, status: int = 403) -> None:
+        self.fail(method, path_regex, status, times=times, headers={"Retry-After": str(retry_after)},
+                  body={"message": "You have exceeded a secondary rate limit. Please wait a few "
+                                   "minutes before you try again.",
+                        "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"})
+
+    # ------------------------------------------------------------ internals: state
+    def _repo(self, full_name: str) -> dict:
+        try:
+            return self._repos[full_name]
+        except KeyError:
+            raise KeyError(f"fake has no repo {full_name!r}; call add_repo first") from None
+
+    def _pull(self, repo: str, number: int) -> dict:
+        return self._repo(repo)["pulls"][number]
+
+    @staticmethod
+    def _next_number(r: dict) -> int:
+        # Pulls and issues share one number sequence, as on GitHub.
+        return max([0, *r["pulls"], *r["issues"]]) + 1
+
+    def _add_comment(self, kind, repo, number, user, body, created_at, user_type):
+        with self._lock:
+            comment = {"id": next(self._ids), "user": user, "user_type": user_type,
+                       "body": body, "created_at": _dt(created_at) or self.clock()}
+            self._pull(repo, number)[kind].append(comment)
+            return comment
+
+    def _store_issue(self, r, title, body, labels, assignees, author, author_type,
+                     created, updated, state, closed_at, seeded):
+        for name in labels:  # GitHub creates unknown labels on the fly
+            self._ensure_label(r, name)
+        issue = {"number": self._next_number(r), "id": next(self._ids), "title": title,
+                 "body": body, "labels": labels, "assignees": assignees, "state": state,
+                 "author": author, "author_type": author_type, "created_at": created,
+                 "updated_at": updated, "closed_at": closed_at, "seeded": seeded}
+        r["issues"][issue["number"]] = issue
+        return issue
+
+    def _ensure_label(self, r, name, color="ededed", description=None):
+        key = name.lower()
+        if key not in r["labels"]:
+            r["labels"][key] = {"id": next(self._ids), "name": name, "color": color,
+                                "description": description}
+        return r["labels"][key]
+
+    @staticmethod
+    def _matches(method, regex, m, p) -> bool:
+        return (method is None or method.upper() == m) and re.fullmatch(regex, p) is not None
+
+    # ------------------------------------------------------------ internals: rendering
+    def _pairs(self, r: dict | None = None):
+        pairs = [(_EXAMPLE_API, self.url), (_EXAMPLE_WEB, self.url)]
+        return pairs + ([(_EXAMPLE_REPO, r["full_name"])] if r else [])
+
+    def _user(self, login: str, type_: str = "User") -> dict:
+        # Any user object from the examples works; they all describe "octocat".
+        out = _subst(_template("app")["owner"], [*self._pairs(), ("octocat", login)])
+        uid = self._users.setdefault(login, next(self._ids))
+        out.update(login=login, id=uid, node_id=f"U_fake{uid}", type=type_, site_admin=False)
+        return out
+
+    def _label(self, r, label) -> dict:
+        out = _subst(_template("label_created"), self._pairs(r))
+        out.update(id=label["id"], node_id=f"LA_fake{label['id']}", name=label["name"],
+                   url=f"{self.url}/repos/{r['full_name']}/labels/{quote(label['name'])}",
+                   color=label["color"], description=label["description"], default=False,
+                   # githubkit's Label model requires these; the example predates them.
+                   archived_at=None, archived_by=None)
+        return out
+
+    def _repository(self, r, template: dict) -> dict:
+        out = _subst(template, self._pairs(r))
+        for fork_only in ("parent", "source", "template_repository", "organization"):
+            out.pop(fork_only, None)
+        out.update(id=r["id"], node_id=f"R_fake{r['id']}", name=r["name"],
+                   full_name=r["full_name"], owner=self._user(r["owner"]),
+                   private=r["private"], visibility="private" if r["private"] else "public",
+                   default_branch=r["default_branch"], archived=r["archived"],
+                   disabled=False, has_issues=r["has_issues"],
+                   language=None)  # required (nullable) by githubkit, absent in example
+        return out
+
+    def _pull_obj(self, r, pr, template: dict) -> dict:
+        n = pr["number"]
+        out = _subst(template, [*self._pairs(r), ("/1347", f"/{n}")])
+        out.pop("milestone", None)
+        merged_by = pr["merged_by"]
+        out.update(
+            id=pr["id"], node_id=f"PR_fake{pr['id']}", number=n, state=pr["state"],
+            title=pr["title"], body=pr["body"], locked=False, active_lock_reason=None,
+            user=self._user(pr["author"], pr["author_type"]), labels=[], milestone=None,
+            assignee=None, assignees=[], requested_reviewers=[], requested_teams=[],
+            created_at=_iso(pr["created_at"]),
+            updated_at=_iso(pr["merged_at"] or pr["created_at"]),
+            closed_at=_iso(pr["merged_at"]) if pr["state"] == "closed" else None,
+            merged_at=_iso(pr["merged_at"]), merge_commit_sha=pr["merge_commit_sha"],
+            statuses_url=f"{self.url}/repos/{r['full_name']}/statuses/{pr['head_sha']}",
+            author_association="MEMBER", auto_merge=None, draft=False,
+        )
+        for side, ref, sha in (("head", pr["head"], pr["head_sha"]),
+                               ("base", pr["base"], r["branches"].get(pr["base"], _sha()))):
+            out[side].update(label=f"{r['owner']}:{ref}", ref=ref, sha=sha,
+                             user=self._user(r["owner"]),
+                             repo=self._repository(r, template[side]["repo"]))
+        if "merged" in out:  # full PullRequest only, not PullRequestSimple
+            out.update(merged=pr["merged"], mergeable=None, rebaseable=None,
+                       mergeable_state="unknown",
+                       merged_by=self._user(merged_by) if merged_by else None,
+                       comments=len(pr["issue_comments"]),
+                       review_comments=len(pr["review_comments"]))
+        return out
+
+    def _issue_obj(self, r, issue, template: dict) -> dict:
+        n = issue["number"]
+        out = _subst(template, [*self._pairs(r), ("/1347", f"/{n}")])
+        out.pop("pull_request", None)  # these are plain issues
+        out.pop("milestone", None)
+        assignees = [self._user(a) for a in issue["assignees"]]
+        out.update(
+            id=issue["id"], node_id=f"I_fake{issue['id']}", number=n, state=issue["state"],
+            state_reason="completed" if issue["state"] == "closed" else None,
+            title=issue["title"], body=issue["body"],
+            user=self._user(issue["author"], issue["author_type"]),
+            labels=[self._label(r, r["labels"][name.lower()]) for name in issue["labels"]],
+            assignee=assignees[0] if assignees else None, assignees=assignees, milestone=None,
+            locked=False, active_lock_reason=None, comments=0, closed_by=None,
+            created_at=_iso(issue["created_at"]), updated_at=_iso(issue["updated_at"]),
+            closed_at=_iso(issue["closed_at"]),
+            author_association="NONE" if issue["author_type"] == "Bot" else "MEMBER",
+        )
+        return out
+
+    def _review_obj(self, r, pr, rv) -> dict:
+        out = _subst(_first("pull_reviews"), [*self._pairs(r), ("/12", f"/{pr['number']}")])
+        html = f"{self.url}/{r['full_name']}/pull/{pr['number']}#pullrequestreview-{rv['id']}"
+        out.update(id=rv["id"], node_id=f"PRR_fake{rv['id']}",
+                   user=self._user(rv["user"], rv["user_type"]), body=rv["body"],
+                   state=rv["state"], html_url=html, commit_id=rv["commit_id"],
+                   submitted_at=_iso(rv["submitted_at"]), author_association="MEMBER")
+        out["_links"]["html"]["href"] = html
+        return out
+
+    def _review_comment_obj(self, r, pr, c) -> dict:
+        out = _subst(_first("pull_review_comments"), self._pairs(r))
+        html = f"{self.url}/{r['full_name']}/pull/{pr['number']}#discussion_r{c['id']}"
+        out.update(id=c["id"], node_id=f"PRRC_fake{c['id']}", pull_request_review_id=None,
+                   user=self._user(c["user"], c["user_type"]), body=c["body"],
+                   created_at=_iso(c["created_at"]), updated_at=_iso(c["created_at"]),
+                   html_url=html, commit_id=pr["head_sha"], original_commit_id=pr["head_sha"],
+                   url=f"{self.url}/repos/{r['full_name']}/pulls/comments/{c['id']}",
+                   pull_request_url=f"{self.url}/repos/{r['full_name']}/pulls/{pr['number']}",
+                   in_reply_to_id=None, author_association="MEMBER")
+        out["_links"] = {"self": {"href": out["url"]}, "html": {"href": html},
+                         "pull_request": {"href": out["pull_request_url"]}}
+        return out
+
+    def _issue_comment_obj(self, r, pr, c) -> dict:
+        out = _subst(_first("issue_comments"), self._pairs(r))
+        out.update(id=c["id"], node_id=f"IC_fake{c['id']}",
+                   user=self._user(c["user"], c["user_type"]), body=c["body"],
+                   created_at=_iso(c["created_at"]), updated_at=_iso(c["created_at"]),
+                   html_url=f"{self.url}/{r['full_name']}/pull/{pr['number']}#issuecomment-{c['id']}",
+                   url=f"{self.url}/repos/{r['full_name']}/issues/comments/{c['id']}",
+                   issue_url=f"{self.url}/repos/{r['full_name']}/issues/{pr['number']}",
+                   author_association="MEMBER")
+        return out
+
+    # ------------------------------------------------------------ HTTP plumbing
+    def _wsgi(self, environ, start_response):
+        request = Request(environ)
+        return self._dispatch(request)(environ, start_response)
+
+    def _dispatch(self, request: Request) -> Response:
+        method, path = request.method, request.path
+        query = request.args.to_dict()
+        with self._lock:
+            self.requests.append((method, path, query))
+            fault = next((f for f in self._faults if f["times"] > 0
+                          and self._matches(f["method"], f["regex"], method, path)), None)
+            if fault:
+                fault["times"] -= 1
+        if fault and not fault["after_effect"]:
+            return self._fault_response(fault)
+        try:
+            endpoint, args = _ROUTES.bind("fake").match(path, method=method)
+        except HTTPException:
+            endpoint = None
+            with self._lock:
+                self.unhandled.append((method, path, query))
+            result = self._json(404, {"message": "Not Found", "documentation_url": DOCS,
+                                      "status": "404"})
+        if endpoint is not None:
+            try:
+                with self._lock:
+                    self._authorize(request, endpoint, args)
+                    result = getattr(self, "_h_" + endpoint)(request, **args)
+            except _ApiError as e:
+                result = self._json(e.status, e.body, e.headers)
+        # after_effect: the handler has already changed state; only the answer is lost.
+        return self._fault_response(fault) if fault else result
+
+    def _fault_response(self, fault) -> Response:
+        body = fault["body"]
+        if isinstance(body, (dict, list)):
+            return self._json(fault["status"], body, fault["headers"])
+        return Response(body, status=fault["status"], headers=fault["headers"])
+
+    @staticmethod
+    def _json(status: int, body, headers=None) -> Response:
+        resp = Response(json.dumps(body), status=status, mimetype="application/json")
+        for k, v in (headers or {}).items():
+            resp.headers[k] = v
+        return resp
+
+    def _authorize(self, request, endpoint, args) -> None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, credential = header.partition(" ")
+        if endpoint in _APP_ENDPOINTS:
+            if not credential:
+                raise _ApiError(401, "A JSON web token could not be decoded")
+            if self.verify_jwt:
+                key = self._jwt_public_key or public_key_of(self.private_key)
+                try:
+                    claims = jwt.decode(credential, key, algorithms=["RS256"])
+                except jwt.PyJWTError as e:
+                    raise _ApiError(401, f"A JSON web token could not be decoded ({e})") from None
+                if str(claims.get("iss")) != str(self.app_id):
+                    raise _ApiError(401, "'Issuer' claim ('iss') must be an Integer")
+            return
+        if scheme.lower() not in ("token", "bearer") or credential not in self._tokens:
+            raise _ApiError(401, "Bad credentials")
+        # A token only sees repos of its own installation (GitHub answers 404).
+        if "owner" in args:
+            r = self._repos.get(f"{args['owner']}/{args['repo']}")
+            if r is not None and r["installation_id"] != self._tokens[credential]:
+                raise _ApiError(404, "Not Found")
+
+    def _r(self, owner, repo) -> dict:
+        r = self._repos.get(f"{owner}/{repo}")
+        if r is None:
+            raise _ApiError(404, "Not Found")
+        return r
+
+    def _pr_or_404(self, r, number) -> dict:
+        if number not in r["pulls"]:
+            raise _ApiError(404, "Not Found")
+        return r["pulls"][number]
+
+    def _paginate(self, request: Request, items: list) -> Response:
+        try:
+            per_page = min(max(int(request.args.get("per_page", 30)), 1), 100)
+            page = max(int(request.args.get("page", 1)), 1)
+        except ValueError:
+            raise _ApiError(422, "Invalid request.") from None
+        last = max((len(items) + per_page - 1) // per_page, 1)
+        resp = self._json(200, items[(page - 1) * per_page: page * per_page])
+
+        def link(p, rel):
+            q = request.args.to_dict()
+            q.update(page=str(p), per_page=str(per_page))
+            return f'<{self.url}{request.path}?{urlencode(q)}>; rel="{rel}"'
+
+        links = []
+        if page < last:
+            links += [link(page + 1, "next"), link(last, "last")]
+        if page > 1:
+            links += [link(1, "first"), link(min(page - 1, last), "prev")]
+        if links:
+            resp.headers["Link"] = ", ".join(links)
+        return resp
+
+    # ------------------------------------------------------------ handlers
+    def _h_get_app(self, request):
+        out = _subst(_template("app"), self._pairs())
+        out.update(id=self.app_id, slug=self.app_slug, name=self.app_slug,
+                   node_id=f"A_fake{self.app_id}", client_id=f"Iv1.fake{self.app_id}",
+                   owner=self._user("tbr-owner", "Organization"),
+                   html_url=f"{self.url}/apps/{self.app_slug}",
+                   permissions=dict(_PERMISSIONS), events=["pull_request"])
+        return self._json(200, out)
+
+    def _h_get_installation(self, request, owner, repo):
+        r = self._r(owner, repo)
+        inst, account = r["installation_id"], self._user(owner)
+        out = _subst(_template("repo_installation"), self._pairs())
+        out.update(id=inst, account=account, app_id=self.app_id,
+                   app_slug=self.app_slug, client_id=f"Iv1.fake{self.app_id}",
+                   target_id=account["id"], target_type="User",
+                   access_tokens_url=f"{self.url}/app/installations/{inst}/access_tokens",
+                   html_url=f"{self.url}/settings/installations/{inst}",
+                   permissions=dict(_PERMISSIONS), events=["pull_request"],
+                   single_file_name=None, single_file_paths=[],
+                   has_multiple_single_files=False, repository_selection="all")
+        return self._json(200, out)
+
+    def _h_create_token(self, request, installation_id):
+        if installation_id not in {r["installation_id"] for r in self._repos.values()}:
+            raise _ApiError(404, "Not Found")
+        token = f"ghs_fake_{next(_token_ids)}"
+        self._tokens[token] = installation_id
+        out = _template("installation_token")
+        out.pop("repositories", None)
+        # Real time, not self.clock: githubkit caches the token until expires_at.
+        # Format without fractions: githubkit parses it with "%Y-%m-%dT%H:%M:%SZ".
+        out.update(token=token, permissions=dict(_PERMISSIONS), repository_selection="all",
+                   expires_at=_iso(datetime.now(timezone.utc) + timedelta(hours=1)))
+        return self._json(201, out)
+
+    def _h_get_repo(self, request, owner, repo):
+        r = self._r(owner, repo)
+        return self._json(200, self._repository(r, _template("repo")))
+
+    def _h_get_branch(self, request, owner, repo, branch):
+        r = self._r(owner, repo)
+        if branch not in r["branches"]:
+            raise _ApiError(404, "Branch not found")
+        sha, protected = r["branches"][branch], branch in r["protected"]
+        out = _subst(_template("branch"), self._pairs(r))
+        old_sha = out["commit"]["sha"]
+        out = _subst(out, [(old_sha, sha), ("/branches/main", f"/branches/{branch}"),
+                           ("/tree/main", f"/tree/{branch}")])
+        out.update(name=branch, protected=protected)
+        out["commit"]["sha"] = sha
+        out["protection"]["enabled"] = protected
+        return self._json(200, out)
+
+    def _h_get_branch_rules(self, request, owner, repo, branch):
+        r = self._r(owner, repo)
+        rules = []
+        if any(fnmatch.fnmatchcase(branch, pat) for pat in r["ruleset_branches"]):
+            rule = _first("branch_rules")
+            # No published example shows a pull_request rule; these are the
+            # parameters githubkit's model requires, overridable per repo.
+            rule.update(type="pull_request", ruleset_source_type="Repository",
+                        ruleset_source=r["full_name"], ruleset_id=1,
+                        parameters={"required_approving_review_count": 1,
+                                    "dismiss_stale_reviews_on_push": False,
+                                    "require_code_owner_review": False,
+                                    "require_last_push_approval": False,
+                                    "required_review_thread_resolution": False,
+                                    "allowed_merge_methods": ["merge", "squash", "rebase"],
+                                    **r["ruleset_parameters"]})
+            rules.append(rule)
+        return self._paginate(request, rules)
+
+    def _h_get_pull(self, request, owner, repo, number):
+        r = self._r(owner, repo)
+        return self._json(200, self._pull_obj(r, self._pr_or_404(r, number), _template("pull")))
+
+    def _h_list_reviews(self, request, owner, repo, number):
+        r = self._r(owner, repo)
+        pr = self._pr_or_404(r, number)
+        return self._paginate(request, [self._review_obj(r, pr, rv) for rv in pr["reviews"]])
+
+    def _h_list_review_comments(self, request, owner, repo, number):
+        r = self._r(owner, repo)
+        pr = self._pr_or_404(r, number)
+        return self._paginate(request, [self._review_comment_obj(r, pr, c)
+                                        for c in pr["review_comments"]])
+
+    def _h_list_issue_comments(self, request, owner, repo, number):
+        r = self._r(owner, repo)
+        if number in r["issues"]:
+            return self._paginate(request, [])  # the fake keeps no comments on issues
+        pr = self._pr_or_404(r, number)
+        return self._paginate(request, [self._issue_comment_obj(r, pr, c)
+                                        for c in pr["issue_comments"]])
+
+    def _h_commit_pulls(self, request, owner, repo, sha):
+        r = self._r(owner, repo)
+        template = _first("commit_pulls")
+        return self._paginate(request, [self._pull_obj(r, r["pulls"][n], template)
+                                        for n in r["commits"].get(sha, [])])
+
+    def _h_list_issues(self, request, owner, repo):
+        r = self._r(owner, repo)
+        if not r["has_issues"]:
+            raise _ApiError(410, "Issues are disabled for this repo")
+        args = request.args
+        state = args.get("state", "open")
+        wanted = {l.strip().lower() for l in args.get("labels", "").split(",") if l.strip()}
+        since = _dt(args["since"]) if args.get("since") else None
+        issues = [i for i in r["issues"].values()
+                  if (state == "all" or i["state"] == state)
+                  and wanted <= {l.lower() for l in i["labels"]}
+                  and (since is None or i["updated_at"] >= since)]
+        key = {"updated": "updated_at", "comments": "number"}.get(args.get("sort"), "created_at")
+        issues.sort(key=lambda i: (i[key], i["number"]), reverse=args.get("direction", "desc") == "desc")
+        template = _first("issues")
+        return self._paginate(request, [self._issue_obj(r, i, copy.deepcopy(template)) for i in issues])
+
+    def _h_create_issue(self, request, owner, repo):
+        r = self._r(owner, repo)
+        if not r["has_issues"] or r["archived"]:
+            raise _ApiError(410, "Issues are disabled for this repo")
+        data = request.get_json(silent=True) or {}
+        docs = "https://docs.github.com/rest/issues/issues#create-an-issue"
+        if not data.get("title"):
+            raise _ApiError(422, "Validation Failed", [{"resource": "Issue", "field": "title",
+                                                        "code": "missing_field"}], docs)
+        assignees = list(data.get("assignees") or [])
+        if data.get("assignee"):
+            assignees.insert(0, data["assignee"])
+        for login in assignees:
+            if r["assignable"] is not None and login not in r["assignable"]:
+                raise _ApiError(422, "Validation Failed", [{"value": login, "resource": "Issue",
+                                                            "field": "assignees",
+                                                            "code": "invalid"}], docs)
+        labels = [l["name"] if isinstance(l, dict) else l for l in data.get("labels") or []]
+        now = self.clock()
+        issue = self._store_issue(r, data["title"], data.get("body"), labels, assignees,
+                                  f"{self.app_slug}[bot]", "Bot", now, now, "open", None,
+                                  seeded=False)
+        return self._json(201, self._issue_obj(r, issue, _template("issue_created")))
+
+    def _h_create_label(self, request, owner, repo):
+        r = self._r(owner, repo)
+        data = request.get_json(silent=True) or {}
+        docs = "https://docs.github.com/rest/issues/labels#create-a-label"
+        name = data.get("name")
+        if not name:
+            raise _ApiError(422, "Validation Failed", [{"resource": "Label", "field": "name",
+                                                        "code": "missing_field"}], docs)
+        if name.lower() in r["labels"]:
+            raise _ApiError(422, "Validation Failed", [{"resource": "Label", "field": "name",
+                                                        "code": "already_exists"}], docs)
+        label = self._ensure_label(r, name, (data.get("color") or "ededed").lstrip("#"),
+                                   data.get("description"))
+        return self._json(201, self._label(r, label))
+
+
+@pytest.fixture
+def fake_github():
+    """Import into a test module (or conftest) to get a started FakeGitHub."""
+    with FakeGitHub() as fake:
+        yield fake

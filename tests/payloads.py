@@ -1,0 +1,102 @@
+"""Webhook deliveries for tests, made from GitHub's real example payloads.
+
+The examples (tests/fixtures/webhooks, from @octokit/webhooks-examples) are closed-but-unmerged PRs
+and pushes to Codertocat/Hello-World; these helpers keep every other field as GitHub sent it and
+change only what a scenario is about.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import json
+import uuid
+from datetime import datetime, timezone
+from functools import cache
+from pathlib import Path
+
+FIXTURES = Path(__file__).parent / "fixtures" / "webhooks"
+
+
+@cache
+def _example(name: str) -> dict:
+    return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+def example(name: str) -> dict:
+    return copy.deepcopy(_example(name))
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _user(login: str) -> dict:
+    user = copy.deepcopy(_example("pull_request.closed.1")["sender"])
+    user.update(login=login, type="Bot" if login.endswith("[bot]") else "User",
+                html_url=f"https://github.com/{login}")
+    return user
+
+
+def _repository(payload: dict, full_name: str, repo_id: int, default_branch: str) -> None:
+    repo = payload["repository"]
+    owner, name = full_name.split("/")
+    repo.update(id=repo_id, name=name, full_name=full_name, default_branch=default_branch,
+                html_url=f"https://github.com/{full_name}")
+    repo["owner"]["login"] = owner
+
+
+def merged_pr(full_name: str, repo_id: int, number: int, *, author: str = "alice", merged_by: str | None = "alice",
+              merged_at: datetime, base: str = "main", default_branch: str = "main",
+              merge_sha: str | None = None, installation_id: int | None = 1, merged: bool = True) -> dict:
+    payload = example("pull_request.closed.1")
+    _repository(payload, full_name, repo_id, default_branch)
+    pr = payload["pull_request"]
+    pr.update(number=number, merged=merged, merged_at=_iso(merged_at) if merged else None,
+              closed_at=_iso(merged_at), merge_commit_sha=merge_sha or hashlib.sha1(f"{full_name}#{number}".encode()).hexdigest(),
+              merged_by=_user(merged_by) if merged_by else None, user=_user(author),
+              html_url=f"https://github.com/{full_name}/pull/{number}", title=f"Change number {number}")
+    pr["base"]["ref"] = base
+    payload["number"] = number
+    payload["sender"] = _user(merged_by or author)
+    payload["installation"] = {"id": installation_id, "node_id": "x"} if installation_id else None
+    if installation_id is None:
+        del payload["installation"]
+    return payload
+
+
+def push(full_name: str, repo_id: int, *, branch: str = "main", default_branch: str = "main",
+         commits: list[tuple[str, str]], sender: str = "alice", forced: bool = False,
+         pushed_at: datetime, installation_id: int = 1) -> dict:
+    """A push of `commits` [(sha, message)], the last one the new head."""
+    payload = example("push.none.5")
+    _repository(payload, full_name, repo_id, default_branch)
+    template = payload["commits"][0]
+    payload["commits"] = []
+    for sha, message in commits:
+        commit = copy.deepcopy(template)
+        commit.update(id=sha, tree_id=sha, message=message, url=f"https://github.com/{full_name}/commit/{sha}")
+        payload["commits"].append(commit)
+    payload["head_commit"] = copy.deepcopy(payload["commits"][-1]) if commits else None
+    after = commits[-1][0] if commits else "f" * 40
+    payload.update(ref=f"refs/heads/{branch}", before="b" * 40, after=after, created=False, deleted=False,
+                   forced=forced, sender=_user(sender), installation={"id": installation_id, "node_id": "x"},
+                   compare=f"https://github.com/{full_name}/compare/bbbbbbb...{after[:7]}")
+    payload["pusher"] = {"name": sender, "email": f"{sender}@example.com"}
+    payload["repository"]["pushed_at"] = int(pushed_at.timestamp())
+    return payload
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def headers(event: str, body: bytes, secret: str, guid: str | None = None) -> dict:
+    return {
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": guid or str(uuid.uuid4()),
+        "X-Hub-Signature-256": sign(secret, body),
+        "Content-Type": "application/json",
+        "User-Agent": "GitHub-Hookshot/044aadd",
+    }

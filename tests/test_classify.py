@@ -1,0 +1,124 @@
+"""The classifier, as tables of facts and the decision they must produce."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tbr.classify import Actor, Comment, Policy, PullFacts, PushFacts, Review, find_phrase, judge_pull, judge_push
+
+MERGED = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)
+CUTOFF = MERGED + timedelta(minutes=5)
+URL = "https://github.com/acme/api/pull/7"
+ALICE, BOB, CAROL = Actor("alice"), Actor("bob"), Actor("carol")
+BOT = Actor("ci-helper[bot]", "Bot")
+
+
+def t(minutes: int) -> datetime:
+    return MERGED + timedelta(minutes=minutes)
+
+
+def review(who, state, minutes=-10, body=""):
+    return Review(who, state, t(minutes), f"{URL}#pullrequestreview-{minutes}", body)
+
+
+def comment(who, body, minutes=-5, kind="comment"):
+    return Comment(who, body, t(minutes), f"{URL}#issuecomment-{minutes}", kind)
+
+
+def pull(reviews=(), comments=(), author=ALICE, merged_by=ALICE):
+    return PullFacts("acme/api", 7, URL, "Fix outage", author, merged_by, MERGED, tuple(reviews), tuple(comments))
+
+
+CASES = [
+    # (name, facts, approved, rule, approver)
+    ("no reviews, self-merged", pull(), False, "none", None),
+    ("approved by another", pull([review(BOB, "APPROVED")]), True, "review", "bob"),
+    ("webhook-style lowercase state", pull([review(BOB, "approved")]), True, "review", "bob"),
+    ("approval overridden by own later changes request",
+     pull([review(BOB, "APPROVED", -20), review(BOB, "CHANGES_REQUESTED", -10)]), False, "none", None),
+    ("changes requested then approved",
+     pull([review(BOB, "CHANGES_REQUESTED", -20), review(BOB, "APPROVED", -10)]), True, "review", "bob"),
+    ("a later plain comment review changes nothing",
+     pull([review(BOB, "APPROVED", -20), review(BOB, "COMMENTED", -10)]), True, "review", "bob"),
+    ("dismissed approval", pull([review(BOB, "DISMISSED")]), False, "none", None),
+    ("another reviewer's changes request does not cancel an approval",
+     pull([review(BOB, "APPROVED", -20), review(CAROL, "CHANGES_REQUESTED", -10)]), True, "review", "bob"),
+    ("bot approval does not count", pull([review(BOT, "APPROVED")]), False, "none", None),
+    ("login ending in [bot] is a bot even typed User",
+     pull([review(Actor("renovate[bot]"), "APPROVED")]), False, "none", None),
+    ("author's own approval does not count", pull([review(ALICE, "APPROVED")]), False, "none", None),
+    ("approval after the grace period is not retroactive", pull([review(BOB, "APPROVED", 6)]), False, "none", None),
+    ("approval within the grace period counts", pull([review(BOB, "APPROVED", 4)]), True, "review", "bob"),
+    ("LGTM comment by another", pull(comments=[comment(BOB, "lgtm, ship it")]), True, "comment", "bob"),
+    ("LGTM in any case", pull(comments=[comment(BOB, "Lgtm!")]), True, "comment", "bob"),
+    ("ship emoji", pull(comments=[comment(BOB, "🚢")]), True, "comment", "bob"),
+    (":shipit:", pull(comments=[comment(BOB, "looks fine :shipit:")]), True, "comment", "bob"),
+    ("LGTM in a review comment", pull(comments=[comment(BOB, "LGTM", kind="review comment")]), True, "comment", "bob"),
+    ("LGTM in a commented review's body", pull([review(BOB, "COMMENTED", body="LGTM")]), True, "comment", "bob"),
+    ("LGTM by the author", pull(comments=[comment(ALICE, "LGTM")]), False, "none", None),
+    ("LGTM by a bot", pull(comments=[comment(BOT, "LGTM")]), False, "none", None),
+    ("LGTM inside a word", pull(comments=[comment(BOB, "LGTMS are cheap")]), False, "none", None),
+    ("not LGTM", pull(comments=[comment(BOB, "not LGTM yet")]), False, "none", None),
+    ("quoted LGTM", pull(comments=[comment(BOB, "> LGTM\nwho said that?")]), False, "none", None),
+    ("LGTM after grace", pull(comments=[comment(BOB, "LGTM", 30)]), False, "none", None),
+    ("merged by someone else", pull(merged_by=BOB), True, "merged-by-other", "bob"),
+    ("merged by a bot", pull(merged_by=Actor("github-merge-queue[bot]", "Bot")), False, "none", None),
+    ("merger unknown", pull(merged_by=None), False, "none", None),
+    ("exempt author", pull(author=Actor("dependabot[bot]", "Bot"), merged_by=Actor("dependabot[bot]", "Bot")),
+     True, "exempt-author", "dependabot[bot]"),
+    ("review beats comment and merger",
+     pull([review(CAROL, "APPROVED", -1)], [comment(BOB, "LGTM", -30)], merged_by=BOB), True, "review", "carol"),
+    ("earliest approval within a rule",
+     pull([review(CAROL, "APPROVED", -1), review(BOB, "APPROVED", -30)]), True, "review", "bob"),
+]
+
+
+@pytest.mark.parametrize("name, facts, approved, rule, approver", CASES, ids=[c[0] for c in CASES])
+def test_judge_pull(name, facts, approved, rule, approver):
+    decision = judge_pull(facts, Policy(), CUTOFF)
+    assert (decision.approved, decision.rule) == (approved, rule)
+    assert (decision.approval.approver if decision.approval else None) == approver
+    if approved:
+        assert decision.approval.url and decision.approval.at
+        assert approver in decision.summary
+
+
+def test_rejections_are_explained():
+    facts = pull([review(BOB, "APPROVED", -20), review(BOB, "CHANGES_REQUESTED", -10), review(BOT, "APPROVED")],
+                 [comment(ALICE, "LGTM"), comment(CAROL, "LGTM", 60)])
+    decision = judge_pull(facts, Policy(), CUTOFF)
+    assert not decision.approved
+    text = "\n".join(decision.notes)
+    assert "bob approved but later requested changes" in text
+    assert "bots cannot approve" in text
+    assert "alice wrote 'LGTM' on their own pull request" in text
+    assert "carol wrote 'LGTM' at 2026-11-20 03:00 UTC, after the grace period" in text
+    assert "alice authored it, alice merged it" in decision.summary
+
+
+def test_configured_phrases():
+    policy = Policy(approval_phrases=("reviewed",), exempt_authors=())
+    assert judge_pull(pull(comments=[comment(BOB, "Reviewed.")]), policy, CUTOFF).approved
+    assert not judge_pull(pull(comments=[comment(BOB, "LGTM")]), policy, CUTOFF).approved
+    dependabot = Actor("dependabot[bot]", "Bot")
+    assert not judge_pull(pull(author=dependabot, merged_by=dependabot), policy, CUTOFF).approved
+
+
+@pytest.mark.parametrize("body, phrase", [
+    ("LGTM", "LGTM"), ("lgtm.", "LGTM"), ("(LGTM)", "LGTM"), ("no lgtm", None), ("LGTM2", None),
+    ("> lgtm", None), ("  > lgtm\nok", None), ("", None), (None, None), ("🚢🚢", "🚢"),
+])
+def test_find_phrase(body, phrase):
+    assert find_phrase(body, Policy().approval_phrases) == phrase
+
+
+def test_direct_push_has_no_approver():
+    facts = PushFacts("acme/api", "main", ALICE, MERGED, True, ({"sha": "a" * 40, "url": "u", "message": "m"},))
+    decision = judge_push(facts, Policy())
+    assert not decision.approved and decision.rule == "none"
+    assert "alice force-pushed 1 commit(s) to main" in decision.summary
+
+
+def test_exempt_pusher():
+    facts = PushFacts("acme/api", "main", Actor("dependabot[bot]"), MERGED, False, ())
+    assert judge_push(facts, Policy()).rule == "exempt-author"
