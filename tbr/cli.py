@@ -19,12 +19,12 @@ def _settings() -> config.Settings:
 
 def check_config(_args) -> int:
     """Settings first, then what only GitHub can tell: the key works, the tracking repo takes issues."""
-    from tbr.github import Gateway, GitHubError, GitHubUnavailable
+    from tbr.github import Gateway, GitHubError, GitHubUnavailable, RetryPolicy
 
     settings = _settings()
     print(f"ok: settings (app {settings.app_id}, db {settings.db_path}, timezone {settings.timezone},"
           f" holidays {settings.holidays or 'none'}, grace {settings.grace_seconds}s)")
-    gateway = Gateway(settings, timeout=10)
+    gateway = Gateway(settings, timeout=10, retry=RetryPolicy(max_tries=1))  # answer fast, retry by hand
     try:
         app = gateway.app_info()
         print(f"ok: the private key authenticates as App {app['name']!r} (id {app['id']})")
@@ -72,9 +72,11 @@ def status(_args) -> int:
     store = Store(settings.db_path)
     print(json.dumps(store.counts(), indent=2))
     for row in store.db.query(
-            "SELECT key, repo, status, followup_url, last_error FROM changes ORDER BY first_seen_at DESC LIMIT 20"):
+            "SELECT key, repo, status, decision, followup_url, last_error FROM changes"
+            " ORDER BY first_seen_at DESC LIMIT 20"):
+        summary = json.loads(row["decision"])["summary"] if row["decision"] else ""
         extra = row["followup_url"] or row["last_error"] or ""
-        print(f"{row['status']:9} {row['key']:40} {row['repo']} {extra}")
+        print(f"{row['status']:9} {row['key']:40} {row['repo']} {extra}\n          {summary}".rstrip())
     return 0
 
 

@@ -1,0 +1,136 @@
+"""The bot as a user runs it: `gunicorn app:app` with TBR_* variables, against the fake GitHub.
+
+The only waits here are for another process: a bounded wait for its start-up line, and a bounded
+check of the outcome; nothing sleeps for a fixed time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests import payloads
+from tests.conftest import SECRET
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def eventually(predicate, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)  # polling another process's state: there is no event to wait on
+
+
+class Gunicorn:
+    def __init__(self, env: dict, workers: int = 2):
+        self.port = free_port()
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "app:app"], cwd=ROOT, stderr=subprocess.PIPE, text=True,
+            env={**env, "PORT": str(self.port), "WEB_CONCURRENCY": str(workers)})
+        threading.Thread(target=self._pump, daemon=True).start()
+        started = 0
+        while started < workers:
+            line = self.lines.get(timeout=30)
+            started += '"tbr.started"' in line
+
+    def _pump(self):
+        for line in self.proc.stderr:
+            self.lines.put(line)
+
+    def post(self, event: str, payload: dict, guid: str | None = None, secret: str = SECRET) -> httpx.Response:
+        body = json.dumps(payload).encode()
+        return httpx.post(f"http://127.0.0.1:{self.port}/webhook", content=body,
+                          headers=payloads.headers(event, body, secret, guid), timeout=10)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def env(tmp_path, github) -> dict:
+    key = tmp_path / "app.pem"
+    key.write_text(github.private_key)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("TBR_")}
+    return {**base, "TBR_APP_ID": str(github.app_id), "TBR_PRIVATE_KEY_PATH": str(key),
+            "TBR_WEBHOOK_SECRET": SECRET, "TBR_GITHUB_API_URL": github.url,
+            "TBR_DB": str(tmp_path / "tbr.db"), "TBR_GRACE_SECONDS": "0", "TBR_TIMEZONE": "Europe/Berlin"}
+
+
+def pending(db: str) -> int:
+    with sqlite3.connect(db) as conn:
+        return sum(conn.execute(f"SELECT count(*) FROM {t} WHERE status = 'pending'").fetchone()[0]
+                   for t in ("deliveries", "changes"))
+
+
+def test_black_box_run_files_exactly_the_issues_it_should(github, env):
+    repo = github.add_repo("acme/api", protected=("main",))
+    now = datetime.now(timezone.utc)
+    mine = github.add_pull("acme/api", 1, author="alice", merged_by="alice", merged_at=now)
+    reviewed = github.add_pull("acme/api", 2, author="alice", merged_by="alice", merged_at=now)
+    github.add_review("acme/api", 2, "bob", "APPROVED", submitted_at=now)
+    others = github.add_pull("acme/api", 3, author="alice", merged_by="bob", merged_at=now)
+
+    def pr_payload(pr, merged_by):
+        return payloads.merged_pr("acme/api", repo["id"], pr["number"], author="alice", merged_by=merged_by,
+                                  merged_at=now, merge_sha=pr["merge_commit_sha"])
+
+    bot = Gunicorn(env)
+    try:
+        answers = [
+            bot.post("pull_request", pr_payload(mine, "alice"), "g-1"),
+            bot.post("pull_request", pr_payload(mine, "alice"), "g-1"),   # redelivery
+            bot.post("pull_request", pr_payload(mine, "alice"), "g-1b"),  # same content, new GUID
+            bot.post("pull_request", pr_payload(reviewed, "alice"), "g-2"),
+            bot.post("pull_request", pr_payload(others, "bob"), "g-3"),
+            bot.post("push", payloads.push("acme/api", repo["id"], commits=[(mine["merge_commit_sha"], "Merge #1")],
+                                           pushed_at=now), "g-4"),
+            bot.post("push", payloads.push("acme/api", repo["id"], commits=[("d" * 40, "hotfix")],
+                                           sender="carol", pushed_at=now), "g-5"),
+            bot.post("push", payloads.push("acme/api", repo["id"], commits=[("e" * 40, "x")], pushed_at=now),
+                     "g-6", secret="forged"),
+        ]
+        assert [a.status_code for a in answers] == [202, 200, 202, 202, 202, 202, 202, 401]
+        eventually(lambda: pending(env["TBR_DB"]) == 0)
+        titles = sorted(i["title"] for i in github.issues("acme/api", include_seeded=False))
+        assert titles == ["TBR acme/api#1 follow-up review", "TBR acme/api@ddddddd follow-up review"]
+        assert github.count("POST", r"/repos/acme/api/issues") == 2
+        health = httpx.get(f"http://127.0.0.1:{bot.port}/healthz", timeout=5)
+        assert health.status_code == 200 and health.json()["ok"]
+    finally:
+        bot.stop()
+    # The log is JSON lines naming delivery, repo and change.
+    logs = [json.loads(line) for line in list(bot.lines.queue) if line.startswith("{")]
+    judged = [entry for entry in logs if entry.get("event") == "change.judged"]
+    assert {e["status"] for e in judged} == {"followup", "approved", "covered"}
+    assert all(e["repo"] == "acme/api" and e["change"] for e in judged)
+
+
+def test_bad_setting_stops_start_up_with_one_line(env):
+    env = {**env, "TBR_TIMEZONE": "Mars/Olympus"}
+    proc = subprocess.run([sys.executable, "-m", "gunicorn", "app:app"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "tbr: configuration error: TBR_TIMEZONE must be an IANA time zone" in proc.stderr
+    assert "Traceback" not in proc.stderr

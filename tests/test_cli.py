@@ -1,0 +1,73 @@
+"""`tbr check-config` against the fake GitHub, and the CLI's one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from tbr.cli import main
+
+
+@pytest.fixture
+def env(monkeypatch, github, tmp_path):
+    for k, v in {"TBR_APP_ID": str(github.app_id), "TBR_PRIVATE_KEY": github.private_key,
+                 "TBR_WEBHOOK_SECRET": "s", "TBR_GITHUB_API_URL": github.url, "TBR_DB": str(tmp_path / "t.db"),
+                 "TBR_LOG_FORMAT": "console"}.items():
+        monkeypatch.setenv(k, v)
+    return monkeypatch
+
+
+def test_check_config_all_good(env, github, capsys):
+    github.add_repo("acme/compliance")
+    env.setenv("TBR_TRACKING_REPO", "acme/compliance")
+    assert main(["check-config"]) == 0
+    out = capsys.readouterr().out
+    assert "the private key authenticates as App" in out
+    assert "tracking repo acme/compliance exists, is not archived and has issues enabled" in out
+
+
+def test_check_config_without_tracking_repo(env, capsys):
+    assert main(["check-config"]) == 0
+    assert "each follow-up goes to the repository that changed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("repo_kw, message", [
+    ({"archived": True}, "is archived"),
+    ({"has_issues": False}, "has issues disabled"),
+])
+def test_check_config_tracking_repo_unusable(env, github, capsys, repo_kw, message):
+    github.add_repo("acme/compliance", **repo_kw)
+    env.setenv("TBR_TRACKING_REPO", "acme/compliance")
+    assert main(["check-config"]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_check_config_tracking_repo_missing(env, capsys):
+    env.setenv("TBR_TRACKING_REPO", "acme/nowhere")
+    assert main(["check-config"]) == 1
+    assert "404" in capsys.readouterr().err
+
+
+def test_check_config_key_of_another_app(env, github, capsys):
+    env.setenv("TBR_APP_ID", str(github.app_id + 1))
+    assert main(["check-config"]) == 1
+    assert "belongs to App" in capsys.readouterr().err
+
+
+def test_check_config_unreachable_github(env, capsys):
+    env.setenv("TBR_GITHUB_API_URL", "http://127.0.0.1:9")
+    assert main(["check-config"]) == 1
+    assert "GitHub is unreachable" in capsys.readouterr().err
+
+
+def test_bad_setting_is_one_line_and_exit_2(env, capsys):
+    env.setenv("TBR_GRACE_SECONDS", "soon")
+    with pytest.raises(SystemExit) as e:
+        main(["check-config"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err == "tbr: configuration error: TBR_GRACE_SECONDS must be a whole number, got 'soon'\n"
+
+
+def test_process_and_status_run_once(env, capsys):
+    assert main(["process"]) == 0
+    assert '"handled": 0' in capsys.readouterr().out
+    assert main(["status"]) == 0
