@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime, timezone
 
 from tbr import config, logs
 
@@ -55,13 +56,70 @@ def check_config(_args) -> int:
 
 def process(_args) -> int:
     """Do all due work once and exit (for cron, or to drain work by hand)."""
+    runtime = _runtime()
+    handled = runtime.engine.run_due()
+    print(json.dumps({"handled": handled, **runtime.store.counts()}))
+    return 0
+
+
+def _runtime():
     from tbr.web import build
 
     settings = _settings()
     logs.configure(settings.log_format)
-    runtime = build(settings)
+    return build(settings)
+
+
+def _when(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise SystemExit(f"tbr: not an ISO 8601 time: {value!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def sweep_cmd(args) -> int:
+    """Look for merges the webhooks missed (and request failed deliveries again), then judge them."""
+    from tbr import sweep
+
+    runtime = _runtime()
+    result = sweep.sweep(runtime.engine, since=_when(args.since))
     handled = runtime.engine.run_due()
-    print(json.dumps({"handled": handled, **runtime.store.counts()}))
+    print(json.dumps({"since": result.since.isoformat(), "repos_checked": result.repos_checked,
+                      "changes_found": result.changes_found, "redeliveries": result.redeliveries,
+                      "errors": result.errors, "handled": handled}))
+    return 1 if result.errors else 0
+
+
+def remind_cmd(args) -> int:
+    """Queue the reminders owed at --now (default: now) and post them; --dry-run only prints them."""
+    from tbr import lifecycle
+
+    runtime = _runtime()
+    engine = runtime.engine
+    now = _when(args.now) or engine.clock()
+    queued = lifecycle.plan_reminders(runtime.store, runtime.settings, engine.holidays, now, dry_run=args.dry_run)
+    for item in queued:
+        print(f"{'would post' if args.dry_run else 'queued'} {item['kind']} on {item['issue']}: {item['text']}")
+    if not args.dry_run:
+        engine.run_due()
+    print(f"{len(queued)} reminder(s)")
+    return 0
+
+
+def digest_cmd(args) -> int:
+    """Publish (or update) this week's digest as of --now; --dry-run prints it instead."""
+    from tbr import digest
+
+    runtime = _runtime()
+    now = _when(args.now) or runtime.engine.clock()
+    result = digest.publish(runtime.engine, now, dry_run=args.dry_run)
+    if args.dry_run or runtime.settings.tracking_repo is None:
+        print(f"# {result.title}\n\n{result.body}")
+    else:
+        print(result.summary)
     return 0
 
 
@@ -86,6 +144,15 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("check-config", help="validate settings and GitHub access, start nothing").set_defaults(fn=check_config)
     sub.add_parser("process", help="do all due work once, then exit").set_defaults(fn=process)
     sub.add_parser("status", help="what is pending, judged and filed").set_defaults(fn=status)
+    p = sub.add_parser("sweep", help="find changes the webhooks missed, since the last sweep or --since")
+    p.add_argument("--since", help="ISO 8601 date or time (default: the last sweep, less an hour)")
+    p.set_defaults(fn=sweep_cmd)
+    for name, fn, what in (("remind", remind_cmd, "post the SLA reminders owed"),
+                           ("digest", digest_cmd, "publish or update this week's overdue digest")):
+        p = sub.add_parser(name, help=what)
+        p.add_argument("--now", help="judge as if it were this ISO 8601 time")
+        p.add_argument("--dry-run", action="store_true", help="print, write nothing")
+        p.set_defaults(fn=fn)
     args = parser.parse_args(argv)
     return args.fn(args)
 

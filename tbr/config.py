@@ -18,6 +18,9 @@ REPO_RE = re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$")
 
 DEFAULT_EXEMPT_AUTHORS = ("dependabot[bot]",)
 DEFAULT_APPROVAL_PHRASES = ("LGTM", "🚢", ":shipit:")
+DEFAULT_SIGNOFF_PHRASES = ("LGTM", "reviewed")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+ESCALATE_RE = re.compile(r"^@?[A-Za-z0-9-]+(/[A-Za-z0-9._-]+)?$")
 
 
 class ConfigError(Exception):
@@ -39,6 +42,18 @@ class Settings:
     exempt_authors: tuple[str, ...] = DEFAULT_EXEMPT_AUTHORS
     approval_phrases: tuple[str, ...] = DEFAULT_APPROVAL_PHRASES
     log_format: str = "json"
+    escalate: str | None = None
+    signoff_phrases: tuple[str, ...] = DEFAULT_SIGNOFF_PHRASES
+    overdue_reminder_days: int = 2
+    reminder_hour: int = 9
+    sweep_minutes: int = 60
+    digest_day: str = "mon"
+    digest_time: tuple[int, int] = (9, 0)
+    slack_webhook_url: str | None = None
+
+    @property
+    def mention_escalate(self) -> str | None:
+        return f"@{self.escalate.lstrip('@')}" if self.escalate else None
 
     @property
     def tz(self) -> ZoneInfo:
@@ -131,11 +146,40 @@ def _holidays(env) -> str | None:
     return code
 
 
+def _escalate(env) -> str | None:
+    raw = _get(env, "TBR_ESCALATE")
+    if raw and not ESCALATE_RE.match(raw):
+        raise ConfigError(f"TBR_ESCALATE must be a user (@name) or a team (@org/team), got {raw!r}")
+    return raw
+
+
+def _hour(env) -> int:
+    hour = _int(env, "TBR_REMINDER_HOUR", 9)
+    if hour > 23:
+        raise ConfigError(f"TBR_REMINDER_HOUR must be an hour from 0 to 23, got {hour}")
+    return hour
+
+
+def _slack(env) -> str | None:
+    url = _get(env, "TBR_SLACK_WEBHOOK_URL")
+    if url and not re.match(r"^https?://", url):
+        raise ConfigError(f"TBR_SLACK_WEBHOOK_URL must be an http(s) URL, got {url!r}")
+    return url
+
+
 def _list(env, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
     raw = _get(env, name)
     if raw is None:
         return default
     return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _digest_at(env) -> tuple[str, tuple[int, int]]:
+    raw = _get(env, "TBR_DIGEST_AT") or "mon 09:00"
+    m = re.fullmatch(r"([A-Za-z]{3})\s+([01]?\d|2[0-3]):([0-5]\d)", raw)
+    if not m or m.group(1).lower() not in WEEKDAYS:
+        raise ConfigError(f"TBR_DIGEST_AT must look like 'mon 09:00' (weekday, 24-hour time), got {raw!r}")
+    return m.group(1).lower(), (int(m.group(2)), int(m.group(3)))
 
 
 def load(env=None) -> Settings:
@@ -152,6 +196,7 @@ def load(env=None) -> Settings:
     tracking = _get(env, "TBR_TRACKING_REPO")
     repos_raw = _list(env, "TBR_REPOS", ())
     log_format = (_get(env, "TBR_LOG_FORMAT") or "json").lower()
+    digest_day, digest_time = _digest_at(env)
     if log_format not in ("json", "console"):
         raise ConfigError(f"TBR_LOG_FORMAT must be json or console, got {log_format!r}")
     return Settings(
@@ -168,4 +213,12 @@ def load(env=None) -> Settings:
         exempt_authors=_list(env, "TBR_EXEMPT_AUTHORS", DEFAULT_EXEMPT_AUTHORS),
         approval_phrases=_list(env, "TBR_APPROVAL_PHRASES", DEFAULT_APPROVAL_PHRASES),
         log_format=log_format,
+        escalate=_escalate(env),
+        signoff_phrases=_list(env, "TBR_SIGNOFF_PHRASES", DEFAULT_SIGNOFF_PHRASES),
+        overdue_reminder_days=_int(env, "TBR_OVERDUE_REMINDER_DAYS", 2),
+        reminder_hour=_hour(env),
+        sweep_minutes=_int(env, "TBR_SWEEP_MINUTES", 60, minimum=5),
+        digest_day=digest_day,
+        digest_time=digest_time,
+        slack_webhook_url=_slack(env),
     )

@@ -16,10 +16,10 @@ from datetime import datetime, timedelta, timezone
 
 import structlog
 
-from tbr import events, sla
+from tbr import events, lifecycle, sla
 from tbr.classify import Actor, Decision, Policy, PushFacts, judge_pull, judge_push
 from tbr.config import Settings
-from tbr.followups import Change, Filer
+from tbr.followups import Change, Filer, marker
 from tbr.github import Gateway, GitHubError, GitHubUnavailable
 from tbr.store import Store, from_iso, iso
 
@@ -56,7 +56,8 @@ class Engine:
     def run_due(self) -> int:
         """Process every delivery and change that is due now; returns how many were handled."""
         handled = 0
-        for table, work in (("deliveries", self._process_delivery), ("changes", self._judge_change)):
+        for table, work in (("deliveries", self._process_delivery), ("changes", self._judge_change),
+                            ("actions", self._do_action)):
             for ident in self.store.due(table, self.clock()):
                 if self.store.claim(table, ident, self.owner, self.clock()):
                     self._guarded(table, ident, work)
@@ -64,7 +65,7 @@ class Engine:
         return handled
 
     def _guarded(self, table: str, ident: str, work: Callable[[str], None]) -> None:
-        label = "delivery" if table == "deliveries" else "change"
+        label = {"deliveries": "delivery", "changes": "change", "actions": "action"}[table]
         bound = log.bind(**{label: ident})
         try:
             work(ident)
@@ -81,12 +82,17 @@ class Engine:
     def _process_delivery(self, guid: str) -> None:
         row = self.store.delivery(guid)
         bound = log.bind(delivery=guid, event=row["event"], action=row["action"], repo=row["repo"])
+        payload, received = json.loads(row["payload"]), from_iso(row["received_at"])
         try:
-            refs = events.extract(row["event"], json.loads(row["payload"]), from_iso(row["received_at"]))
+            refs = events.extract(row["event"], payload, received)
+            issue_event = events.issue_event(row["event"], payload, received)
         except (events.MalformedPayload, ValueError) as e:
             # The receiver checks the same fields before storing, so this is a stored row gone bad.
             self.store.finish_delivery(guid, f"malformed: {e}", self.clock())
             bound.error("delivery.malformed", error=str(e))
+            return
+        if issue_event:
+            self._on_issue_event(guid, issue_event, bound)
             return
         watched, outcomes = [], []
         for ref in refs:
@@ -98,11 +104,27 @@ class Engine:
         now = self.clock()
         with self.store.write():
             for ref in watched:
-                added = self.store.add_change(self._change_row(ref, source=guid, now=now))
+                added = self.store.add_change(self.change_row(ref, source=guid, now=now), self._shas(ref))
                 outcomes.append(f"{'recorded' if added else 'already known'}: {ref.key}")
                 bound.info("change.recorded" if added else "change.duplicate", change=ref.key,
                            repo=ref.repo, judge_at=iso(max(ref.happened_at + self.grace, now)))
             self.store.finish_delivery(guid, "; ".join(outcomes) or "nothing to judge", now)
+
+    def _on_issue_event(self, guid: str, ev: events.IssueEvent, bound) -> None:
+        now = self.clock()
+        with self.store.write():
+            row = self.store.followup_for_issue(ev.repo, ev.number)
+            if row is None:
+                outcome = "not a tbr follow-up"
+            else:
+                outcome = lifecycle.apply_issue_event(self.store, self.settings, self.holidays, row, ev, guid, now)
+                bound.info("followup.event", change=row["key"], issue=f"{ev.repo}#{ev.number}", action=ev.action,
+                           actor=ev.actor, outcome=outcome)
+            self.store.finish_delivery(guid, outcome, now)
+
+    @staticmethod
+    def _shas(ref: events.ChangeRef) -> list[str]:
+        return [c["sha"] for c in ref.facts["commits"]] if ref.kind == "push" else [ref.sha]
 
     def _unwatched_reason(self, ref: events.ChangeRef) -> str | None:
         if not self.settings.watches_repo(ref.repo):
@@ -113,7 +135,7 @@ class Engine:
                                                     ref.repo, ref.branch)
         return None if protection else f"{ref.repo}:{ref.branch} is neither the default branch nor protected"
 
-    def _change_row(self, ref: events.ChangeRef, source: str, now: datetime) -> dict:
+    def change_row(self, ref: events.ChangeRef, source: str, now: datetime) -> dict:
         return {
             "key": ref.key, "kind": ref.kind, "repo": ref.repo, "repo_id": ref.repo_id,
             "installation_id": ref.installation_id, "branch": ref.branch, "number": ref.number,
@@ -154,7 +176,7 @@ class Engine:
             issue = self.filer.file(tracking_inst, tracking, change, decision, due, self.tz,
                                     from_iso(row["first_seen_at"]))
             values.update(followup_repo=tracking, followup_number=issue.number, followup_url=issue.url,
-                          due_at=iso(due))
+                          due_at=iso(due), followup_state="open")
         self.store.update_change(key, **values)
         bound.info("change.judged", status=status, rule=decision.rule, summary=decision.summary,
                    approver=decision.approval.approver if decision.approval else None,
@@ -210,7 +232,31 @@ class Engine:
             repo_id=push_row["repo_id"], installation_id=push_row["installation_id"],
             branch=push_row["branch"], default_branch=None, sha=sha, actor="",
             happened_at=from_iso(push_row["happened_at"]), number=number, facts={})
-        row = self._change_row(ref, source=f"found through push {push_row['key']}", now=now)
+        row = self.change_row(ref, source=f"found through push {push_row['key']}", now=now)
         row["next_attempt_at"] = iso(now)
-        if self.store.add_change(row):
+        if self.store.add_change(row, [sha]):
             log.info("change.discovered", change=ref.key, via=push_row["key"], repo=ref.repo)
+
+    # actions ----------------------------------------------------------------------------------
+
+    def _do_action(self, key: str) -> None:
+        """One thing tbr says or does on a follow-up. Comments carry a marker and are looked for
+        before posting; labels, closing and reopening are idempotent by nature."""
+        row = self.store.action(key)
+        data = json.loads(row["data"])
+        repo, number = row["repo"], row["number"]
+        inst = self.gateway.installation_for(repo)
+        gw = self.gateway
+        if row["kind"] == "comment":
+            gw.comment_once(inst, repo, number, data["body"], marker(key),
+                            since=from_iso(row["created_at"]) - timedelta(days=1))
+        elif row["kind"] == "add_label":
+            gw.add_label(inst, repo, number, data["label"])
+        elif row["kind"] == "close":
+            gw.set_issue_state(inst, repo, number, "closed", "completed")
+        elif row["kind"] == "reopen":
+            gw.set_issue_state(inst, repo, number, "open")
+        else:
+            raise ValueError(f"unknown action kind {row['kind']!r}")
+        self.store.finish_action(key, self.clock())
+        log.info("action.done", action=key, kind=row["kind"], issue=f"{repo}#{number}", change=row["change_key"])

@@ -66,6 +66,47 @@ def _installation(payload: dict) -> int | None:
     return inst.get("id") if isinstance(inst, dict) else None
 
 
+@dataclass(frozen=True)
+class IssueEvent:
+    """Something a person did to an issue that may be a follow-up: close, reopen, comment, delete."""
+
+    repo: str
+    number: int
+    action: str  # closed | reopened | deleted | transferred | commented
+    actor: str
+    actor_type: str
+    at: datetime
+    state_reason: str | None = None
+    comment: str = ""
+    comment_id: int | None = None
+    comment_url: str = ""
+
+
+ISSUE_ACTIONS = ("closed", "reopened", "deleted", "transferred")
+
+
+def issue_event(event: str, payload: dict, received_at: datetime) -> IssueEvent | None:
+    """The follow-up lifecycle events tbr acts on, or None for any other delivery."""
+    if event not in ("issues", "issue_comment") or not isinstance(payload, dict):
+        return None
+    action = _dig(payload, "action")
+    issue = _dig(payload, "issue")
+    if event == "issues" and action not in ISSUE_ACTIONS:
+        return None
+    if event == "issue_comment" and (action != "created" or issue.get("pull_request")):
+        return None
+    base = dict(repo=_dig(payload, "repository.full_name"), number=_dig(issue, "number"),
+                actor=_dig(payload, "sender.login"), actor_type=payload["sender"].get("type") or "User")
+    if event == "issue_comment":
+        comment = _dig(payload, "comment")
+        return IssueEvent(**base, action="commented", at=parse_time(_dig(comment, "created_at")),
+                          comment=comment.get("body") or "", comment_id=comment.get("id"),
+                          comment_url=comment.get("html_url", ""))
+    when = issue.get("closed_at") if action == "closed" else issue.get("updated_at")
+    return IssueEvent(**base, action=action, at=parse_time(when) if when else received_at,
+                      state_reason=issue.get("state_reason"))
+
+
 def extract(event: str, payload: dict, received_at: datetime) -> list[ChangeRef]:
     """The changes a delivery reports: a merged PR, a push to a branch, or nothing."""
     if not isinstance(payload, dict):
@@ -109,7 +150,8 @@ def _push(payload: dict, received_at: datetime) -> list[ChangeRef]:
     repo_id = _dig(payload, "repository.id")
     branch = ref.removeprefix("refs/heads/")
     commits = [
-        {"sha": c["id"], "url": c.get("url", ""), "message": (c.get("message") or "").split("\n", 1)[0]}
+        {"sha": c["id"], "url": c.get("url", ""), "message": (c.get("message") or "").split("\n", 1)[0],
+         "author": (c.get("author") or {}).get("username")}
         for c in _dig(payload, "commits")
         if isinstance(c, dict) and "id" in c
     ]

@@ -276,3 +276,103 @@ class Gateway:
         except GitHubError as e:
             if e.status != 422:  # 422: it exists already
                 raise
+
+    # follow-up lifecycle ------------------------------------------------------------------------
+
+    def issue(self, inst: int, repo: str, number: int) -> dict:
+        i = self._call(f"GET issue {repo}#{number}", self._inst(inst).rest.issues.get, *split(repo), number).parsed_data
+        closed_by = i.closed_by if i.closed_by not in (None, UNSET) else None
+        return {"state": i.state, "state_reason": i.state_reason if i.state_reason is not UNSET else None,
+                "closed_at": _when(i.closed_at), "closed_by": _actor(closed_by) if closed_by else None,
+                "updated_at": _when(i.updated_at)}
+
+    def comment_once(self, inst: int, repo: str, number: int, body: str, marker: str, since: datetime) -> None:
+        """Post a comment unless one carrying `marker` is there already (a retry after a lost answer)."""
+        client = self._inst(inst)
+        owner, name = split(repo)
+        existing = self._all(f"comments of {repo}#{number}", client, client.rest.issues.list_comments,
+                             owner=owner, repo=name, issue_number=number, since=since)
+        if any(marker in (c.body or "") for c in existing):
+            return
+        self._call(f"POST comment on {repo}#{number}", client.rest.issues.create_comment, owner, name, number,
+                   data={"body": f"{marker}\n{body}"})
+
+    def set_issue_state(self, inst: int, repo: str, number: int, state: str, reason: str | None = None) -> None:
+        data = {"state": state}
+        if reason:
+            data["state_reason"] = reason
+        self._call(f"PATCH {repo}#{number} {state}", self._inst(inst).rest.issues.update, *split(repo), number,
+                   data=data)
+
+    def add_label(self, inst: int, repo: str, number: int, label: str) -> None:
+        self._call(f"label {repo}#{number}", self._inst(inst).rest.issues.add_labels, *split(repo), number,
+                   data={"labels": [label]})
+
+    def update_issue_body(self, inst: int, repo: str, number: int, body: str) -> None:
+        self._call(f"PATCH {repo}#{number} body", self._inst(inst).rest.issues.update, *split(repo), number,
+                   data={"body": body})
+
+    # reconciliation -----------------------------------------------------------------------------
+
+    def installations(self) -> list[int]:
+        items = self._all("GET /app/installations", self.app, self.app.rest.apps.list_installations)
+        return [i.id for i in items]
+
+    def installation_repos(self, inst: int) -> list[RepoInfo]:
+        client = self._inst(inst)
+        repos = self._call("GET /installation/repositories", lambda: list(client.rest.paginate(
+            client.rest.apps.list_repos_accessible_to_installation,
+            map_func=lambda r: r.parsed_data.repositories, per_page=100)))
+        return [RepoInfo(r.full_name, r.id, r.default_branch, bool(r.archived), bool(r.has_issues)) for r in repos]
+
+    def merged_pulls_since(self, inst: int, repo: str, since: datetime) -> list[dict]:
+        """PRs merged at or after `since`, newest activity first; stops paging at older updates."""
+        client = self._inst(inst)
+        owner, name = split(repo)
+        found = []
+
+        def walk():
+            for pr in client.rest.paginate(client.rest.pulls.list, owner=owner, repo=name, state="closed",
+                                           sort="updated", direction="desc", per_page=100):
+                if _when(pr.updated_at) < since:
+                    return
+                if pr.merged_at and _when(pr.merged_at) >= since:
+                    found.append({"number": pr.number, "base": pr.base.ref, "merged_at": _when(pr.merged_at),
+                                  "author": pr.user.login if pr.user else "ghost", "url": pr.html_url,
+                                  "title": pr.title})
+
+        self._call(f"merged pulls of {repo}", walk)
+        return found
+
+    def protected_branches(self, inst: int, repo: str) -> list[str]:
+        client = self._inst(inst)
+        branches = self._all(f"protected branches of {repo}", client, client.rest.repos.list_branches,
+                             owner=split(repo)[0], repo=split(repo)[1], protected=True)
+        return [b.name for b in branches]
+
+    def commits_since(self, inst: int, repo: str, branch: str, since: datetime) -> list[dict]:
+        """Commits on `branch` committed at or after `since`, newest first."""
+        client = self._inst(inst)
+        commits = self._all(f"commits of {repo}:{branch}", client, client.rest.repos.list_commits,
+                            owner=split(repo)[0], repo=split(repo)[1], sha=branch, since=since)
+        return [{"sha": c.sha, "url": c.html_url, "message": (c.commit.message or "").split("\n", 1)[0],
+                 "author": c.author.login if c.author not in (None, UNSET) and hasattr(c.author, "login") else None,
+                 "at": _when(c.commit.committer.date) if c.commit.committer else None}
+                for c in commits]
+
+    def failed_deliveries(self, since: datetime) -> list[dict]:
+        """The App's webhook deliveries since `since` that GitHub could not hand over, newest first."""
+        out = []
+
+        def walk():
+            for d in self.app.rest.paginate(self.app.rest.apps.list_webhook_deliveries, per_page=100):
+                if _when(d.delivered_at) < since:
+                    return
+                out.append({"id": d.id, "guid": d.guid, "ok": 200 <= (d.status_code or 0) < 300,
+                            "event": d.event, "delivered_at": _when(d.delivered_at)})
+
+        self._call("GET /app/hook/deliveries", walk)
+        return out
+
+    def redeliver(self, delivery_id: int) -> None:
+        self._call(f"redeliver {delivery_id}", self.app.rest.apps.redeliver_webhook_delivery, delivery_id)

@@ -53,3 +53,42 @@ def end_of_day(day: date, tz: ZoneInfo) -> datetime:
 
 def due_at(happened_at: datetime, tz: ZoneInfo, holidays: Container[date], days: int = 2) -> datetime:
     return end_of_day(due_date(happened_at, tz, holidays, days), tz)
+
+
+def business_duration(start: datetime, end: datetime, tz: ZoneInfo, holidays: Container[date]) -> timedelta:
+    """Time between two instants that falls on local business days (weekends and holidays don't count)."""
+    if end <= start:
+        return timedelta(0)
+    total = timedelta(0)
+    day = start.astimezone(tz).date()
+    last = end.astimezone(tz).date()
+    while day <= last:
+        if is_business_day(day, holidays):
+            day_start = datetime.combine(day, time(0), tzinfo=tz)
+            lo = max(start, day_start)
+            hi = min(end, end_of_day(day, tz))
+            if hi > lo:
+                total += hi - lo
+        day += timedelta(days=1)
+    return total
+
+
+def business_days(duration: timedelta) -> float:
+    """A duration from business_duration, in business days (one business day is one local day)."""
+    return round(duration.total_seconds() / 86400, 2)
+
+
+def business_days_between(earlier: date, later: date, holidays: Container[date]) -> int:
+    """How many business days come after `earlier`, up to and including `later`."""
+    count, day = 0, earlier
+    while day < later:
+        day += timedelta(days=1)
+        count += is_business_day(day, holidays)
+    return count
+
+
+def previous_business_day(day: date, holidays: Container[date]) -> date:
+    day -= timedelta(days=1)
+    while not is_business_day(day, holidays):
+        day -= timedelta(days=1)
+    return day

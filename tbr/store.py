@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 import sqlite_utils
 
 LEASE = timedelta(minutes=5)
-KEYS = {"deliveries": "guid", "changes": "key"}  # the work tables and their primary keys
+KEYS = {"deliveries": "guid", "changes": "key", "actions": "key"}  # the work tables and their primary keys
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -68,7 +68,71 @@ CREATE TABLE IF NOT EXISTS changes (
 );
 CREATE INDEX IF NOT EXISTS changes_due ON changes (status, next_attempt_at);
 CREATE INDEX IF NOT EXISTS changes_sha ON changes (repo_id, sha);
+
+-- Every commit tbr has accounted for, so a sweep can tell which commits on a branch it never saw.
+CREATE TABLE IF NOT EXISTS commits (
+    repo_id INTEGER NOT NULL,
+    sha TEXT NOT NULL,
+    change_key TEXT NOT NULL,
+    PRIMARY KEY (repo_id, sha)
+);
+
+-- What tbr must do on GitHub besides filing: comments, labels, closing, reopening. A row's key
+-- names the action once (a reminder's key holds its date), so planning it twice is harmless.
+CREATE TABLE IF NOT EXISTS actions (
+    key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,                           -- comment | add_label | remove_label | close | reopen
+    change_key TEXT,
+    repo TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    last_error TEXT,
+    done_at TEXT,
+    lease_owner TEXT,
+    lease_until TEXT
+);
+CREATE INDEX IF NOT EXISTS actions_due ON actions (status, next_attempt_at);
+
+CREATE TABLE IF NOT EXISTS sweeps (
+    id INTEGER PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    since TEXT NOT NULL,
+    repos_checked INTEGER NOT NULL DEFAULT 0,
+    changes_found INTEGER NOT NULL DEFAULT 0,
+    redeliveries INTEGER NOT NULL DEFAULT 0,
+    error TEXT
+);
+
+CREATE TABLE IF NOT EXISTS redeliveries (
+    guid TEXT PRIMARY KEY,
+    delivery_id INTEGER NOT NULL,
+    requested_at TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS digests (
+    week TEXT PRIMARY KEY,                        -- the Monday, local date
+    repo TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    url TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    slack_posted_at TEXT
+);
 """
+
+# Columns added after the first release; migrate() adds them to older databases.
+CHANGE_COLUMNS = {
+    "followup_state": str,      # open | signed_off | deleted | transferred
+    "signed_off_at": str,
+    "signed_off_by": str,
+    "signoff_how": str,         # closed | comment
+    "business_seconds": int,
+    "within_sla": int,
+}
 
 
 def iso(dt: datetime) -> str:
@@ -100,6 +164,11 @@ class Store:
 
     def migrate(self) -> None:
         self.db.executescript(SCHEMA)
+        with self.write():  # gunicorn workers start together: one migrates, the others see it done
+            existing = self.db["changes"].columns_dict
+            for name, kind in CHANGE_COLUMNS.items():
+                if name not in existing:
+                    self.db["changes"].add_column(name, kind)
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)
@@ -148,12 +217,53 @@ class Store:
 
     # changes ----------------------------------------------------------------------------------
 
-    def add_change(self, row: dict) -> bool:
-        """Record a change once; False when its key is known already (duplicate or redelivery)."""
+    def add_change(self, row: dict, shas: list[str]) -> bool:
+        """Record a change and the commits it accounts for, once; False when its key is known already."""
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         cur = self.db.execute(f"INSERT OR IGNORE INTO changes ({cols}) VALUES ({marks})", list(row.values()))
+        self.db.conn.executemany("INSERT OR IGNORE INTO commits (repo_id, sha, change_key) VALUES (?, ?, ?)",
+                            [(row["repo_id"], sha, row["key"]) for sha in shas if sha])
         return cur.rowcount == 1
+
+    def known_commits(self, repo_id: int, shas: list[str]) -> set[str]:
+        found = set()
+        for i in range(0, len(shas), 500):
+            chunk = shas[i:i + 500]
+            marks = ", ".join("?" for _ in chunk)
+            found |= {r["sha"] for r in self.db.query(
+                f"SELECT sha FROM commits WHERE repo_id = ? AND sha IN ({marks})", [repo_id, *chunk])}
+        return found
+
+    def followup_for_issue(self, repo: str, number: int) -> dict | None:
+        rows = list(self.db.query(
+            "SELECT * FROM changes WHERE followup_repo = ? COLLATE NOCASE AND followup_number = ?", [repo, number]))
+        return rows[0] if rows else None
+
+    def open_followups(self) -> list[dict]:
+        return list(self.db.query(
+            "SELECT * FROM changes WHERE status = 'followup' AND followup_state = 'open' ORDER BY due_at"))
+
+    # actions ----------------------------------------------------------------------------------
+
+    def add_action(self, key: str, kind: str, repo: str, number: int, now: datetime,
+                   change_key: str | None = None, **data) -> bool:
+        cur = self.db.execute(
+            "INSERT OR IGNORE INTO actions (key, kind, change_key, repo, number, data, created_at, next_attempt_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [key, kind, change_key, repo, number, json.dumps(data), iso(now), iso(now)])
+        return cur.rowcount == 1
+
+    def action(self, key: str) -> dict | None:
+        rows = list(self.db.query("SELECT * FROM actions WHERE key = ?", [key]))
+        return rows[0] if rows else None
+
+    def has_action(self, key: str) -> bool:
+        return self.action(key) is not None
+
+    def finish_action(self, key: str, now: datetime) -> None:
+        self.db.execute("UPDATE actions SET status = 'done', done_at = ?, last_error = NULL, lease_owner = NULL,"
+                        " lease_until = NULL WHERE key = ?", [iso(now), key])
 
     def change(self, key: str) -> dict | None:
         rows = list(self.db.query("SELECT * FROM changes WHERE key = ?", [key]))
@@ -211,6 +321,6 @@ class Store:
     def counts(self) -> dict:
         return {
             f"{table}_{row['status']}": row["n"]
-            for table in ("deliveries", "changes")
+            for table in ("deliveries", "changes", "actions")
             for row in self.db.query(f"SELECT status, count(*) AS n FROM {table} GROUP BY status")
         }

@@ -13,6 +13,7 @@ from flask import Flask, jsonify
 from tbr import config, logs
 from tbr.engine import Engine, utcnow
 from tbr.github import Gateway
+from tbr.schedule import Scheduler
 from tbr.store import Store
 from tbr.webhooks import MAX_BYTES, blueprint
 from tbr.worker import Worker
@@ -26,13 +27,17 @@ class Runtime:
     store: Store
     engine: Engine
     worker: Worker
+    scheduler: Scheduler
 
 
 def build(settings: config.Settings, *, gateway: Gateway | None = None,
           clock: Callable[[], datetime] = utcnow) -> Runtime:
     store = Store(settings.db_path)
     engine = Engine(settings, store, gateway or Gateway(settings), clock=clock)
-    return Runtime(settings, store, engine, Worker(engine))
+    worker = Worker(engine)
+    scheduler = Scheduler(engine, wake=worker.wake)
+    worker.tick = scheduler.tick
+    return Runtime(settings, store, engine, worker, scheduler)
 
 
 def create_app(settings: config.Settings | None = None, *, gateway: Gateway | None = None,
@@ -60,6 +65,7 @@ def create_app(settings: config.Settings | None = None, *, gateway: Gateway | No
     if start_worker:
         runtime.worker.start()
         atexit.register(runtime.worker.stop)
+        atexit.register(runtime.scheduler.stop)
     log.info("tbr.started", db=settings.db_path, api=settings.api_url, tracking_repo=settings.tracking_repo,
              grace_seconds=settings.grace_seconds, timezone=settings.timezone)
     return app

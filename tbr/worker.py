@@ -17,8 +17,9 @@ log = structlog.get_logger("tbr.worker")
 
 
 class Worker:
-    def __init__(self, engine: Engine, poll_seconds: float = 5.0):
+    def __init__(self, engine: Engine, poll_seconds: float = 5.0, tick=lambda: None):
         self.engine = engine
+        self.tick = tick  # called every pass: lets this process take over the scheduler
         self.poll_seconds = poll_seconds
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -46,6 +47,7 @@ class Worker:
         while not self._stop.is_set():
             self._wake.clear()
             try:
+                self.tick()
                 handled = self.engine.run_due()
             except Exception:  # the database itself failed; keep the thread, try again shortly
                 log.exception("worker.pass_failed")

@@ -17,9 +17,19 @@ Paths in `fail`/`count` are matched with re.fullmatch against the request
 path (no query string), methods case-insensitively (None = any method).
 Branches are known only if they are the default branch, listed in
 protected/ruleset_branches (non-glob names), used by a pull, or added with
-add_branch; any other branch is a 404 like on GitHub (no auto-creation).
+add_branch/add_commit; any other branch is a 404 like on GitHub (no auto-creation).
 Issue timestamps in state (fake.issues()) are aware datetimes; in JSON they
 are rendered as GitHub does, "YYYY-MM-DDTHH:MM:SSZ".
+
+Issue endpoints (GET/PATCH an issue, add/remove labels) serve issues only and
+answer 404 for pull request numbers; the comment endpoints serve both.  Commit
+history exists only for commits added with add_commit (first-parent chain from
+the branch head); a branch without such commits lists no commits.  As on
+GitHub, a new conversation comment bumps the pull's/issue's updated_at.  Webhook
+deliveries are listed from add_hook_delivery; a redelivery request is only
+recorded in fake.redelivery_requests (add the new attempt yourself if the test
+needs it).  POST /slack/<anything> stands in for a Slack incoming webhook:
+no auth, the JSON body is appended to fake.slack_messages, the answer is "ok".
 """
 
 from __future__ import annotations
@@ -151,9 +161,30 @@ _ROUTES = Map([
     Rule("/repos/<owner>/<repo>/issues", methods=["GET"], endpoint="list_issues"),
     Rule("/repos/<owner>/<repo>/issues", methods=["POST"], endpoint="create_issue"),
     Rule("/repos/<owner>/<repo>/labels", methods=["POST"], endpoint="create_label"),
+    Rule("/app/installations", methods=["GET"], endpoint="list_installations"),
+    Rule("/app/hook/deliveries", methods=["GET"], endpoint="list_deliveries"),
+    Rule("/app/hook/deliveries/<int:delivery_id>/attempts", methods=["POST"],
+         endpoint="redeliver"),
+    Rule("/installation/repositories", methods=["GET"], endpoint="list_installation_repos"),
+    Rule("/repos/<owner>/<repo>/pulls", methods=["GET"], endpoint="list_pulls"),
+    Rule("/repos/<owner>/<repo>/branches", methods=["GET"], endpoint="list_branches"),
+    Rule("/repos/<owner>/<repo>/commits", methods=["GET"], endpoint="list_commits"),
+    Rule("/repos/<owner>/<repo>/issues/<int:number>", methods=["GET"], endpoint="get_issue"),
+    Rule("/repos/<owner>/<repo>/issues/<int:number>", methods=["PATCH"],
+         endpoint="update_issue"),
+    Rule("/repos/<owner>/<repo>/issues/<int:number>/comments", methods=["POST"],
+         endpoint="create_issue_comment"),
+    Rule("/repos/<owner>/<repo>/issues/<int:number>/labels", methods=["POST"],
+         endpoint="add_labels"),
+    Rule("/repos/<owner>/<repo>/issues/<int:number>/labels/<path:name>", methods=["DELETE"],
+         endpoint="remove_label"),
+    Rule("/slack/<path:hook>", methods=["POST"], endpoint="slack"),
 ], strict_slashes=False, merge_slashes=False)
 
-_APP_ENDPOINTS = {"get_app", "create_token", "get_installation"}
+_APP_ENDPOINTS = {"get_app", "create_token", "get_installation", "list_installations",
+                  "list_deliveries", "redeliver"}
+_PUBLIC_ENDPOINTS = {"slack"}  # the Slack webhook stand-in takes no GitHub auth
+_STATE_REASONS = {"completed", "not_planned", "duplicate", "reopened"}
 _PERMISSIONS = {"issues": "write", "pull_requests": "read", "contents": "read",
                 "metadata": "read", "administration": "read"}
 
@@ -179,6 +210,10 @@ class FakeGitHub:
         self._tokens: dict[str, int] = {}  # token -> installation id
         self._faults: list[dict] = []
         self._users: dict[str, int] = {}
+        self._installed_at: dict[int, datetime] = {}  # installation id -> created_at
+        self._deliveries: list[dict] = []
+        self.redelivery_requests: list[int] = []  # delivery ids, in request order
+        self.slack_messages: list = []  # JSON bodies POSTed to /slack/...
         self._ids = itertools.count(1000)
         self._server = None
         self._thread = None
@@ -244,8 +279,10 @@ class FakeGitHub:
                 "assignable": None if assignable is None else set(assignable),
                 "branches": {}, "pulls": {}, "issues": {}, "labels": {},
                 "commits": {},  # sha -> [pull numbers]
+                "history": {},  # sha -> commit added with add_commit
             }
             self._repos[full_name] = repo
+            self._installed_at.setdefault(installation_id, self.clock())
             literal_rulesets = [b for b in ruleset_branches if not any(c in b for c in "*?[")]
             for b in {default_branch, *protected, *literal_rulesets}:
                 repo["branches"][b] = _sha()
@@ -262,7 +299,8 @@ class FakeGitHub:
                  merged_by: str | None = "alice", merged_at=None,
                  merge_commit_sha: str | None = None, head_sha: str | None = None,
                  title: str | None = None, body: str | None = "", state: str | None = None,
-                 created_at=None, author_type: str = "User") -> dict:
+                 created_at=None, author_type: str = "User", updated_at=None) -> dict:
+        """updated_at defaults to merged_at (or created_at); issue comments bump it."""
         with self._lock:
             r = self._repo(repo)
             number = number if number is not None else self._next_number(r)
@@ -279,6 +317,7 @@ class FakeGitHub:
                 "created_at": _dt(created_at) or now - timedelta(hours=1),
                 "reviews": [], "review_comments": [], "issue_comments": [],
             }
+            pr["updated_at"] = _dt(updated_at) or pr["merged_at"] or pr["created_at"]
             r["pulls"][number] = pr
             r["branches"].setdefault(base, _sha())
             r["branches"].setdefault(pr["head"], pr["head_sha"])
@@ -301,7 +340,14 @@ class FakeGitHub:
 
     def add_issue_comment(self, repo: str, number: int, user: str, body: str = "", *,
                           created_at=None, user_type: str = "User") -> dict:
-        return self._add_comment("issue_comments", repo, number, user, body, created_at, user_type)
+        """A conversation comment on a pull request or an issue (as a human would post it)."""
+        with self._lock:
+            r = self._repo(repo)
+            target = self._conversation(r, number)
+            if target is None:
+                raise KeyError(f"fake has no pull or issue #{number} in {repo!r}")
+            return self._store_comment(target, user, user_type, body,
+                                       _dt(created_at) or self.clock())
 
     def add_review_comment(self, repo: str, number: int, user: str, body: str = "", *,
                            created_at=None, user_type: str = "User") -> dict:
@@ -338,6 +384,71 @@ class FakeGitHub:
     def labels(self, repo: str) -> dict[str, dict]:
         with self._lock:
             return copy.deepcopy(self._repo(repo)["labels"])
+
+    def comments(self, repo: str, number: int) -> list[dict]:
+        """Snapshot of a pull's or issue's conversation comments, oldest first
+        (user is a login; created_at/updated_at are aware datetimes)."""
+        with self._lock:
+            target = self._conversation(self._repo(repo), number)
+            if target is None:
+                raise KeyError(f"fake has no pull or issue #{number} in {repo!r}")
+            return copy.deepcopy(self._comment_thread(target))
+
+    def close_issue(self, repo: str, number: int, by: str = "bob",
+                    reason: str = "completed") -> dict:
+        """Close an issue as a human would in the UI (no request is logged)."""
+        with self._lock:
+            issue = self._issue(repo, number)
+            now = self.clock()
+            if issue["state"] != "closed":
+                issue.update(closed_at=now, closed_by=by, closed_by_type="User")
+            issue.update(state="closed", state_reason=reason, updated_at=now)
+            return issue
+
+    def reopen_issue(self, repo: str, number: int, by: str = "bob") -> dict:
+        """Reopen an issue as a human would.  closed_by keeps the last closer, as on GitHub."""
+        with self._lock:
+            issue = self._issue(repo, number)
+            issue.update(state="open", state_reason="reopened", closed_at=None,
+                         reopened_by=by, updated_at=self.clock())
+            return issue
+
+    def add_commit(self, repo: str, branch: str, sha: str | None = None,
+                   message: str = "Update", committed_at=None, author: str | None = "alice", *,
+                   pull: int | None = None) -> str:
+        """Append a commit to `branch` (created from the default branch if unknown) and
+        make it the head.  author=None renders null author/committer users; pull=N
+        also links the commit to PR #N for /commits/{sha}/pulls."""
+        with self._lock:
+            r = self._repo(repo)
+            sha = sha or _sha()
+            parent = r["branches"].get(branch) or r["branches"].get(r["default_branch"])
+            r["history"][sha] = {
+                "sha": sha, "message": message, "author": author,
+                "committed_at": _dt(committed_at) or self.clock(),
+                "parents": [parent] if parent else [], "tree": _sha()}
+            r["branches"][branch] = sha
+            if pull is not None:
+                self.associate(repo, sha, pull)
+            return sha
+
+    def add_hook_delivery(self, guid: str, event: str = "pull_request",
+                          action: str | None = "closed", status_code: int = 503,
+                          delivered_at=None, redelivery: bool = False,
+                          installation_id: int | None = 1, repository_id: int | None = None, *,
+                          duration: float = 0.27, throttled_at=None) -> dict:
+        """One attempt to deliver a webhook to the App, as GET /app/hook/deliveries lists it."""
+        with self._lock:
+            delivery = {
+                "id": next(self._ids), "guid": guid,
+                "delivered_at": _dt(delivered_at) or self.clock(), "redelivery": redelivery,
+                "duration": duration, "status_code": status_code,
+                "status": "OK" if 200 <= status_code < 300
+                else f"Invalid HTTP Response: {status_code}",
+                "event": event, "action": action, "installation_id": installation_id,
+                "repository_id": repository_id, "throttled_at": _dt(throttled_at)}
+            self._deliveries.append(delivery)
+            return delivery
 
     def count(self, method: str | None, path_regex: str) -> int:
         with self._lock:
@@ -390,10 +501,33 @@ class FakeGitHub:
 
     def _add_comment(self, kind, repo, number, user, body, created_at, user_type):
         with self._lock:
+            created = _dt(created_at) or self.clock()
             comment = {"id": next(self._ids), "user": user, "user_type": user_type,
-                       "body": body, "created_at": _dt(created_at) or self.clock()}
+                       "body": body, "created_at": created, "updated_at": created}
             self._pull(repo, number)[kind].append(comment)
             return comment
+
+    def _issue(self, repo: str, number: int) -> dict:
+        try:
+            return self._repo(repo)["issues"][number]
+        except KeyError:
+            raise KeyError(f"fake has no issue #{number} in {repo!r}") from None
+
+    @staticmethod
+    def _conversation(r: dict, number: int) -> dict | None:
+        """The pull or issue whose conversation (issue comments) has this number."""
+        return r["pulls"].get(number) or r["issues"].get(number)
+
+    @staticmethod
+    def _comment_thread(target: dict) -> list:
+        return target["issue_comments"] if "issue_comments" in target else target["comments"]
+
+    def _store_comment(self, target, user, user_type, body, created) -> dict:
+        comment = {"id": next(self._ids), "user": user, "user_type": user_type,
+                   "body": body, "created_at": created, "updated_at": created}
+        self._comment_thread(target).append(comment)
+        target["updated_at"] = max(target["updated_at"], created)  # as GitHub bumps it
+        return comment
 
     def _store_issue(self, r, title, body, labels, assignees, author, author_type,
                      created, updated, state, closed_at, seeded):
@@ -401,10 +535,21 @@ class FakeGitHub:
             self._ensure_label(r, name)
         issue = {"number": self._next_number(r), "id": next(self._ids), "title": title,
                  "body": body, "labels": labels, "assignees": assignees, "state": state,
+                 "state_reason": "completed" if state == "closed" else None,
                  "author": author, "author_type": author_type, "created_at": created,
-                 "updated_at": updated, "closed_at": closed_at, "seeded": seeded}
+                 "updated_at": updated, "closed_at": closed_at,
+                 "closed_by": None, "closed_by_type": "User", "comments": [],
+                 "seeded": seeded}
         r["issues"][issue["number"]] = issue
         return issue
+
+    def _attach_labels(self, r, issue, labels) -> None:
+        """Add labels (names or {"name": ...}) to an issue, creating unknown ones."""
+        for item in labels:
+            name = item["name"] if isinstance(item, dict) else str(item)
+            label = self._ensure_label(r, name)
+            if label["name"].lower() not in {n.lower() for n in issue["labels"]}:
+                issue["labels"].append(label["name"])
 
     def _ensure_label(self, r, name, color="ededed", description=None):
         key = name.lower()
@@ -429,8 +574,12 @@ class FakeGitHub:
         out.update(login=login, id=uid, node_id=f"U_fake{uid}", type=type_, site_admin=False)
         return out
 
-    def _label(self, r, label) -> dict:
-        out = _subst(_template("label_created"), self._pairs(r))
+    def _bot(self) -> tuple[str, str]:
+        return f"{self.app_slug}[bot]", "Bot"
+
+    def _label(self, r, label, template: dict | None = None) -> dict:
+        out = _subst(template if template is not None else _template("label_created"),
+                     self._pairs(r))
         out.update(id=label["id"], node_id=f"LA_fake{label['id']}", name=label["name"],
                    url=f"{self.url}/repos/{r['full_name']}/labels/{quote(label['name'])}",
                    color=label["color"], description=label["description"], default=False,
@@ -461,7 +610,7 @@ class FakeGitHub:
             user=self._user(pr["author"], pr["author_type"]), labels=[], milestone=None,
             assignee=None, assignees=[], requested_reviewers=[], requested_teams=[],
             created_at=_iso(pr["created_at"]),
-            updated_at=_iso(pr["merged_at"] or pr["created_at"]),
+            updated_at=_iso(pr["updated_at"]),
             closed_at=_iso(pr["merged_at"]) if pr["state"] == "closed" else None,
             merged_at=_iso(pr["merged_at"]), merge_commit_sha=pr["merge_commit_sha"],
             statuses_url=f"{self.url}/repos/{r['full_name']}/statuses/{pr['head_sha']}",
@@ -488,12 +637,13 @@ class FakeGitHub:
         assignees = [self._user(a) for a in issue["assignees"]]
         out.update(
             id=issue["id"], node_id=f"I_fake{issue['id']}", number=n, state=issue["state"],
-            state_reason="completed" if issue["state"] == "closed" else None,
-            title=issue["title"], body=issue["body"],
+            state_reason=issue["state_reason"], title=issue["title"], body=issue["body"],
             user=self._user(issue["author"], issue["author_type"]),
             labels=[self._label(r, r["labels"][name.lower()]) for name in issue["labels"]],
             assignee=assignees[0] if assignees else None, assignees=assignees, milestone=None,
-            locked=False, active_lock_reason=None, comments=0, closed_by=None,
+            locked=False, active_lock_reason=None, comments=len(issue["comments"]),
+            closed_by=(self._user(issue["closed_by"], issue["closed_by_type"])
+                       if issue["closed_by"] else None),
             created_at=_iso(issue["created_at"]), updated_at=_iso(issue["updated_at"]),
             closed_at=_iso(issue["closed_at"]),
             author_association="NONE" if issue["author_type"] == "Bot" else "MEMBER",
@@ -524,15 +674,74 @@ class FakeGitHub:
                          "pull_request": {"href": out["pull_request_url"]}}
         return out
 
-    def _issue_comment_obj(self, r, pr, c) -> dict:
-        out = _subst(_first("issue_comments"), self._pairs(r))
+    def _issue_comment_obj(self, r, number, c, template: dict | None = None) -> dict:
+        out = _subst(template if template is not None else _first("issue_comments"),
+                     self._pairs(r))
+        kind = "pull" if number in r["pulls"] else "issues"
         out.update(id=c["id"], node_id=f"IC_fake{c['id']}",
                    user=self._user(c["user"], c["user_type"]), body=c["body"],
-                   created_at=_iso(c["created_at"]), updated_at=_iso(c["created_at"]),
-                   html_url=f"{self.url}/{r['full_name']}/pull/{pr['number']}#issuecomment-{c['id']}",
+                   created_at=_iso(c["created_at"]), updated_at=_iso(c["updated_at"]),
+                   html_url=f"{self.url}/{r['full_name']}/{kind}/{number}#issuecomment-{c['id']}",
                    url=f"{self.url}/repos/{r['full_name']}/issues/comments/{c['id']}",
-                   issue_url=f"{self.url}/repos/{r['full_name']}/issues/{pr['number']}",
-                   author_association="MEMBER")
+                   issue_url=f"{self.url}/repos/{r['full_name']}/issues/{number}",
+                   author_association="NONE" if c["user_type"] == "Bot" else "MEMBER")
+        return out
+
+    def _installation_obj(self, inst: int, r: dict, template: dict) -> dict:
+        """Installation `inst`, whose account is the owner of its (first) repo `r`."""
+        account = self._user(r["owner"])
+        out = _subst(template, self._pairs())
+        out.update(id=inst, account=account, app_id=self.app_id,
+                   app_slug=self.app_slug, client_id=f"Iv1.fake{self.app_id}",
+                   target_id=account["id"], target_type="User",
+                   access_tokens_url=f"{self.url}/app/installations/{inst}/access_tokens",
+                   repositories_url=f"{self.url}/installation/repositories",
+                   html_url=f"{self.url}/settings/installations/{inst}",
+                   permissions=dict(_PERMISSIONS), events=["pull_request"],
+                   single_file_name=None, single_file_paths=[],
+                   has_multiple_single_files=False, repository_selection="all",
+                   created_at=_iso(self._installed_at[inst]),
+                   updated_at=_iso(self._installed_at[inst]),
+                   suspended_at=None, suspended_by=None)
+        return out
+
+    def _delivery_obj(self, d: dict, template: dict) -> dict:
+        out = dict(template)
+        out.update({k: v for k, v in d.items() if k not in ("delivered_at", "throttled_at")},
+                   delivered_at=_iso(d["delivered_at"]), throttled_at=_iso(d["throttled_at"]))
+        return out
+
+    def _short_branch(self, r, name: str, template: dict) -> dict:
+        sha, api = r["branches"][name], f"{self.url}/repos/{r['full_name']}"
+        out = _subst(template, self._pairs(r))
+        out.update(name=name, commit={"sha": sha, "url": f"{api}/commits/{sha}"},
+                   protected=name in r["protected"],
+                   protection_url=f"{api}/branches/{quote(name)}/protection")
+        checks = out["protection"]["required_status_checks"]
+        if name not in r["protected"]:
+            checks.update(enforcement_level="off", contexts=[])
+        # githubkit's model requires `checks`, which the list example predates.
+        checks["checks"] = [{"context": c, "app_id": None} for c in checks["contexts"]]
+        out["protection"]["enabled"] = name in r["protected"]
+        return out
+
+    def _commit_obj(self, r, c: dict, template: dict) -> dict:
+        sha, api = c["sha"], f"{self.url}/repos/{r['full_name']}"
+        web = f"{self.url}/{r['full_name']}"
+        out = _subst(template, self._pairs(r))
+        login = c["author"]
+        person = {"name": login or "Unknown",
+                  "email": f"{login or 'unknown'}@users.noreply.github.com",
+                  "date": _iso(c["committed_at"])}
+        user = self._user(login) if login else None
+        out.update(url=f"{api}/commits/{sha}", sha=sha, node_id=f"C_fake{sha[:12]}",
+                   html_url=f"{web}/commit/{sha}", comments_url=f"{api}/commits/{sha}/comments",
+                   author=user, committer=copy.deepcopy(user),
+                   parents=[{"sha": p, "url": f"{api}/commits/{p}",
+                             "html_url": f"{web}/commit/{p}"} for p in c["parents"]])
+        out["commit"].update(url=f"{api}/git/commits/{sha}", author=person,
+                             committer=dict(person), message=c["message"], comment_count=0,
+                             tree={"sha": c["tree"], "url": f"{api}/git/trees/{c['tree']}"})
         return out
 
     # ------------------------------------------------------------ HTTP plumbing
@@ -583,6 +792,8 @@ class FakeGitHub:
         return resp
 
     def _authorize(self, request, endpoint, args) -> None:
+        if endpoint in _PUBLIC_ENDPOINTS:
+            return
         header = request.headers.get("Authorization", "")
         scheme, _, credential = header.partition(" ")
         if endpoint in _APP_ENDPOINTS:
@@ -599,6 +810,7 @@ class FakeGitHub:
             return
         if scheme.lower() not in ("token", "bearer") or credential not in self._tokens:
             raise _ApiError(401, "Bad credentials")
+        request.environ["fakegithub.installation_id"] = self._tokens[credential]
         # A token only sees repos of its own installation (GitHub answers 404).
         if "owner" in args:
             r = self._repos.get(f"{args['owner']}/{args['repo']}")
@@ -611,19 +823,56 @@ class FakeGitHub:
             raise _ApiError(404, "Not Found")
         return r
 
+    def _conversation_or_404(self, r, number) -> dict:
+        target = self._conversation(r, number)
+        if target is None:
+            raise _ApiError(404, "Not Found")
+        return target
+
+    def _issue_or_404(self, r, number) -> dict:
+        """Issues only: the fake keeps no labels/assignees on pulls (see module doc)."""
+        if number not in r["issues"]:
+            raise _ApiError(404, "Not Found")
+        return r["issues"][number]
+
+    @staticmethod
+    def _when(request: Request, name: str) -> datetime | None:
+        value = request.args.get(name)
+        if not value:
+            return None
+        try:
+            return _dt(value)
+        except ValueError:
+            raise _ApiError(422, f"Invalid value for {name!r}: {value!r}") from None
+
+    @staticmethod
+    def _writable(r) -> None:
+        if r["archived"]:
+            raise _ApiError(403, "Repository was archived so is read-only.")
+
     def _pr_or_404(self, r, number) -> dict:
         if number not in r["pulls"]:
             raise _ApiError(404, "Not Found")
         return r["pulls"][number]
 
-    def _paginate(self, request: Request, items: list) -> Response:
+    @staticmethod
+    def _per_page(request: Request) -> int:
         try:
-            per_page = min(max(int(request.args.get("per_page", 30)), 1), 100)
+            return min(max(int(request.args.get("per_page", 30)), 1), 100)
+        except ValueError:
+            raise _ApiError(422, "Invalid request.") from None
+
+    def _paginate(self, request: Request, items: list, wrap=None) -> Response:
+        """One page of items with GitHub's Link header; wrap(page_items) -> body
+        for endpoints that nest the list in an object."""
+        per_page = self._per_page(request)
+        try:
             page = max(int(request.args.get("page", 1)), 1)
         except ValueError:
             raise _ApiError(422, "Invalid request.") from None
         last = max((len(items) + per_page - 1) // per_page, 1)
-        resp = self._json(200, items[(page - 1) * per_page: page * per_page])
+        chunk = items[(page - 1) * per_page: page * per_page]
+        resp = self._json(200, wrap(chunk) if wrap else chunk)
 
         def link(p, rel):
             q = request.args.to_dict()
@@ -651,17 +900,8 @@ class FakeGitHub:
 
     def _h_get_installation(self, request, owner, repo):
         r = self._r(owner, repo)
-        inst, account = r["installation_id"], self._user(owner)
-        out = _subst(_template("repo_installation"), self._pairs())
-        out.update(id=inst, account=account, app_id=self.app_id,
-                   app_slug=self.app_slug, client_id=f"Iv1.fake{self.app_id}",
-                   target_id=account["id"], target_type="User",
-                   access_tokens_url=f"{self.url}/app/installations/{inst}/access_tokens",
-                   html_url=f"{self.url}/settings/installations/{inst}",
-                   permissions=dict(_PERMISSIONS), events=["pull_request"],
-                   single_file_name=None, single_file_paths=[],
-                   has_multiple_single_files=False, repository_selection="all")
-        return self._json(200, out)
+        return self._json(200, self._installation_obj(r["installation_id"], r,
+                                                      _template("repo_installation")))
 
     def _h_create_token(self, request, installation_id):
         if installation_id not in {r["installation_id"] for r in self._repos.values()}:
@@ -730,11 +970,11 @@ class FakeGitHub:
 
     def _h_list_issue_comments(self, request, owner, repo, number):
         r = self._r(owner, repo)
-        if number in r["issues"]:
-            return self._paginate(request, [])  # the fake keeps no comments on issues
-        pr = self._pr_or_404(r, number)
-        return self._paginate(request, [self._issue_comment_obj(r, pr, c)
-                                        for c in pr["issue_comments"]])
+        target = self._conversation_or_404(r, number)
+        since = self._when(request, "since")
+        return self._paginate(request, [self._issue_comment_obj(r, number, c)
+                                        for c in self._comment_thread(target)
+                                        if since is None or c["updated_at"] >= since])
 
     def _h_commit_pulls(self, request, owner, repo, sha):
         r = self._r(owner, repo)
@@ -797,6 +1037,199 @@ class FakeGitHub:
         label = self._ensure_label(r, name, (data.get("color") or "ededed").lstrip("#"),
                                    data.get("description"))
         return self._json(201, self._label(r, label))
+
+    def _h_list_installations(self, request):
+        firsts: dict[int, dict] = {}
+        for r in self._repos.values():
+            firsts.setdefault(r["installation_id"], r)
+        template = _first("installations")
+        return self._paginate(request, [self._installation_obj(i, firsts[i], template)
+                                        for i in sorted(firsts)])
+
+    def _h_list_deliveries(self, request):
+        # Newest first; GitHub pages these by an opaque cursor, not by page number.
+        items = sorted(self._deliveries, key=lambda d: (d["delivered_at"], d["id"]), reverse=True)
+        wanted = request.args.get("status")
+        if wanted in ("success", "failure"):
+            ok = wanted == "success"
+            items = [d for d in items if (200 <= d["status_code"] < 400) == ok]
+        per_page, start = self._per_page(request), 0
+        cursor = request.args.get("cursor")
+        if cursor:
+            ids = [f"v1_{d['id']}" for d in items]
+            if cursor not in ids:
+                raise _ApiError(422, "Validation Failed",
+                                [{"resource": "Delivery", "field": "cursor", "code": "invalid"}])
+            start = ids.index(cursor)
+        template = _first("hook_deliveries")
+        resp = self._json(200, [self._delivery_obj(d, template)
+                                for d in items[start:start + per_page]])
+        if start + per_page < len(items):
+            q = request.args.to_dict()
+            q.update(per_page=str(per_page), cursor=f"v1_{items[start + per_page]['id']}")
+            resp.headers["Link"] = f'<{self.url}{request.path}?{urlencode(q)}>; rel="next"'
+        return resp
+
+    def _h_redeliver(self, request, delivery_id):
+        if not any(d["id"] == delivery_id for d in self._deliveries):
+            raise _ApiError(404, "Not Found")
+        self.redelivery_requests.append(delivery_id)
+        return self._json(202, {})
+
+    def _h_list_installation_repos(self, request):
+        inst = request.environ["fakegithub.installation_id"]
+        repos = [r for r in self._repos.values() if r["installation_id"] == inst]
+        template = _template("installation_repositories")["repositories"][0]
+        return self._paginate(request, [self._repository(r, template) for r in repos],
+                              wrap=lambda page: {"total_count": len(repos),
+                                                 "repository_selection": "all",
+                                                 "repositories": page})
+
+    def _h_list_pulls(self, request, owner, repo):
+        r = self._r(owner, repo)
+        args = request.args
+        state, base, head = args.get("state", "open"), args.get("base"), args.get("head")
+        pulls = [pr for pr in r["pulls"].values()
+                 if (state == "all" or pr["state"] == state)
+                 and (base is None or pr["base"] == base)
+                 and (head is None or f"{r['owner']}:{pr['head']}" == head
+                      or pr["head"] == head)]
+        sort = args.get("sort", "created")
+        key = "updated_at" if sort == "updated" else "created_at"
+        # GitHub's default direction: desc for sort=created (or none), otherwise asc.
+        direction = args.get("direction", "desc" if sort == "created" else "asc")
+        pulls.sort(key=lambda pr: (pr[key], pr["number"]), reverse=direction == "desc")
+        template = _first("pulls")
+        return self._paginate(request, [self._pull_obj(r, pr, template) for pr in pulls])
+
+    def _h_list_branches(self, request, owner, repo):
+        r = self._r(owner, repo)
+        protected = request.args.get("protected")
+        names = sorted(b for b in r["branches"]
+                       if protected is None or (b in r["protected"]) == (protected == "true"))
+        template = _first("branches")
+        return self._paginate(request, [self._short_branch(r, b, template) for b in names])
+
+    def _h_list_commits(self, request, owner, repo):
+        r = self._r(owner, repo)
+        ref = request.args.get("sha") or r["default_branch"]
+        if ref in r["branches"]:
+            head = r["branches"][ref]
+        elif ref in r["history"] or ref in r["commits"] or ref in r["branches"].values():
+            head = ref  # a sha the fake knows; only add_commit commits have a history
+        else:
+            raise _ApiError(404, f"No commit found for SHA: {ref}")
+        since, until = self._when(request, "since"), self._when(request, "until")
+        author = request.args.get("author")
+        chain, sha = [], head
+        while sha in r["history"] and len(chain) <= len(r["history"]):  # first-parent walk
+            chain.append(r["history"][sha])
+            sha = (r["history"][sha]["parents"] or [None])[0]
+        chain = [c for c in chain
+                 if (since is None or c["committed_at"] >= since)
+                 and (until is None or c["committed_at"] <= until)
+                 and (author is None or c["author"] == author)]
+        template = _first("commits")
+        return self._paginate(request, [self._commit_obj(r, c, template) for c in chain])
+
+    def _h_get_issue(self, request, owner, repo, number):
+        r = self._r(owner, repo)
+        return self._json(200, self._issue_obj(r, self._issue_or_404(r, number),
+                                               _template("issue")))
+
+    def _h_update_issue(self, request, owner, repo, number):
+        r = self._r(owner, repo)
+        issue = self._issue_or_404(r, number)
+        self._writable(r)
+        data = request.get_json(silent=True) or {}
+        docs = "https://docs.github.com/rest/issues/issues#update-an-issue"
+
+        def invalid(field, value):
+            return _ApiError(422, "Validation Failed", [{"value": value, "resource": "Issue",
+                                                         "field": field, "code": "invalid"}], docs)
+
+        state, reason = data.get("state"), data.get("state_reason")
+        if state is not None and state not in ("open", "closed"):
+            raise invalid("state", state)
+        if reason is not None and reason not in _STATE_REASONS:
+            raise invalid("state_reason", reason)
+        assignees = None
+        if "assignees" in data:
+            assignees = [a["login"] if isinstance(a, dict) else a for a in data["assignees"] or []]
+            for login in assignees:
+                if r["assignable"] is not None and login not in r["assignable"]:
+                    raise invalid("assignees", login)
+        # Validated: now apply everything at once.
+        if data.get("title") is not None:
+            issue["title"] = str(data["title"])
+        if "body" in data:
+            issue["body"] = data["body"]
+        if "labels" in data:
+            issue["labels"] = []
+            self._attach_labels(r, issue, data["labels"] or [])
+        if assignees is not None:
+            issue["assignees"] = assignees
+        now = self.clock()
+        if state == "closed" and issue["state"] != "closed":
+            login, type_ = self._bot()
+            issue.update(state="closed", state_reason=reason or "completed", closed_at=now,
+                         closed_by=login, closed_by_type=type_)
+        elif state == "open" and issue["state"] != "open":
+            issue.update(state="open", state_reason=reason or "reopened", closed_at=None)
+        elif reason is not None:
+            issue["state_reason"] = reason
+        issue["updated_at"] = now
+        return self._json(200, self._issue_obj(r, issue, _template("issue_updated")))
+
+    def _h_create_issue_comment(self, request, owner, repo, number):
+        r = self._r(owner, repo)
+        target = self._conversation_or_404(r, number)
+        self._writable(r)
+        data = request.get_json(silent=True) or {}
+        if not data.get("body"):
+            raise _ApiError(422, "Validation Failed",
+                            [{"resource": "IssueComment", "field": "body",
+                              "code": "missing_field"}],
+                            "https://docs.github.com/rest/issues/comments#create-an-issue-comment")
+        comment = self._store_comment(target, *self._bot(), data["body"], self.clock())
+        return self._json(201, self._issue_comment_obj(r, number, comment,
+                                                       _template("issue_comment_created")))
+
+    def _h_add_labels(self, request, owner, repo, number):
+        r = self._r(owner, repo)
+        issue = self._issue_or_404(r, number)
+        self._writable(r)
+        data = request.get_json(silent=True)
+        names = data.get("labels") if isinstance(data, dict) else data
+        if not isinstance(names, list) or not names:
+            raise _ApiError(422, "Invalid request.\n\nNo labels were provided.", docs=(
+                "https://docs.github.com/rest/issues/labels#add-labels-to-an-issue"))
+        self._attach_labels(r, issue, names)
+        issue["updated_at"] = self.clock()
+        template = _first("issue_labels_added")
+        return self._json(200, [self._label(r, r["labels"][n.lower()], template)
+                                for n in issue["labels"]])
+
+    def _h_remove_label(self, request, owner, repo, number, name):
+        r = self._r(owner, repo)
+        issue = self._issue_or_404(r, number)
+        self._writable(r)
+        present = [n for n in issue["labels"] if n.lower() == name.lower()]
+        if not present:
+            raise _ApiError(404, "Label does not exist",
+                            docs="https://docs.github.com/rest/issues/labels#remove-a-label-from-an-issue")
+        issue["labels"].remove(present[0])
+        issue["updated_at"] = self.clock()
+        template = _first("issue_label_removed")
+        return self._json(200, [self._label(r, r["labels"][n.lower()], template)
+                                for n in issue["labels"]])
+
+    def _h_slack(self, request, hook):
+        data = request.get_json(force=True, silent=True)
+        if data is None:
+            return Response("invalid_payload", status=400, mimetype="text/plain")
+        self.slack_messages.append(data)
+        return Response("ok", status=200, mimetype="text/plain")
 
 
 @pytest.fixture

@@ -100,3 +100,37 @@ def headers(event: str, body: bytes, secret: str, guid: str | None = None) -> di
         "Content-Type": "application/json",
         "User-Agent": "GitHub-Hookshot/044aadd",
     }
+
+
+def _issue_repo(payload: dict, full_name: str) -> None:
+    _repository(payload, full_name, payload["repository"]["id"], payload["repository"].get("default_branch", "main"))
+
+
+def issue_action(full_name: str, number: int, action: str, *, sender: str, at: datetime,
+                 state_reason: str | None = None, sender_type: str = "User") -> dict:
+    """issues.<action> for an issue; closed is the reopened example with the close applied."""
+    name = {"closed": "reopened"}.get(action, action)
+    payload = example(f"issues.{name}.1")
+    _issue_repo(payload, full_name)
+    issue = payload["issue"]
+    issue.update(number=number, updated_at=_iso(at), html_url=f"https://github.com/{full_name}/issues/{number}")
+    if action == "closed":
+        issue.update(state="closed", closed_at=_iso(at), state_reason=state_reason or "completed")
+    payload.update(action=action, sender=_user(sender))
+    payload["sender"]["type"] = sender_type
+    payload["installation"] = {"id": 1, "node_id": "x"}
+    return payload
+
+
+def issue_comment(full_name: str, number: int, *, commenter: str, body: str, at: datetime,
+                  comment_id: int = 4242) -> dict:
+    payload = example("issue_comment.created.1")
+    _issue_repo(payload, full_name)
+    payload["issue"].update(number=number, html_url=f"https://github.com/{full_name}/issues/{number}")
+    payload["issue"].pop("pull_request", None)
+    payload["comment"].update(id=comment_id, body=body, created_at=_iso(at), updated_at=_iso(at),
+                              user=_user(commenter),
+                              html_url=f"https://github.com/{full_name}/issues/{number}#issuecomment-{comment_id}")
+    payload["sender"] = _user(commenter)
+    payload["installation"] = {"id": 1, "node_id": "x"}
+    return payload

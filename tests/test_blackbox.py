@@ -112,7 +112,14 @@ def test_black_box_run_files_exactly_the_issues_it_should(github, env):
                      "g-6", secret="forged"),
         ]
         assert [a.status_code for a in answers] == [202, 200, 202, 202, 202, 202, 202, 401]
-        eventually(lambda: pending(env["TBR_DB"]) == 0)
+        try:
+            eventually(lambda: pending(env["TBR_DB"]) == 0)
+        except AssertionError:
+            with sqlite3.connect(env["TBR_DB"]) as conn:
+                print(conn.execute("SELECT key, status, last_error FROM changes").fetchall())
+                print(conn.execute("SELECT guid, status, last_error FROM deliveries").fetchall())
+            print("".join(bot.lines.queue))
+            raise
         titles = sorted(i["title"] for i in github.issues("acme/api", include_seeded=False))
         assert titles == ["TBR acme/api#1 follow-up review", "TBR acme/api@ddddddd follow-up review"]
         assert github.count("POST", r"/repos/acme/api/issues") == 2

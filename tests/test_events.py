@@ -31,7 +31,7 @@ def test_push_to_a_branch():
     assert ref.key == f"push:42:main:{'a' * 40}"
     assert ref.facts["forced"] is True
     assert ref.facts["commits"] == [{"sha": "a" * 40, "url": f"https://github.com/acme/api/commit/{'a' * 40}",
-                                     "message": "hotfix"}]
+                                     "message": "hotfix", "author": "Codertocat"}]
     assert ref.happened_at == NOW
 
 

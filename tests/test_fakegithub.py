@@ -220,10 +220,10 @@ def test_rate_limits(fake, inst):
 
 def test_unknown_routes_are_recorded(fake, inst):
     with pytest.raises(RequestFailed) as exc:
-        inst.rest.issues.get(OWNER, NAME, 1)  # not served by the fake
+        inst.rest.issues.list_events(OWNER, NAME, 1)  # not served by the fake
     assert exc.value.response.status_code == 404
     assert exc.value.response.json()["message"] == "Not Found"
-    assert fake.unhandled == [("GET", "/repos/acme/widgets/issues/1", {})]
+    assert fake.unhandled == [("GET", "/repos/acme/widgets/issues/1/events", {})]
 
 
 def test_other_installation_cannot_see_repo(fake, gh):
@@ -261,3 +261,280 @@ def test_concurrent_issue_creation_gets_unique_numbers(fake_github):
         numbers = list(pool.map(create, range(24)))
     assert sorted(numbers) == list(range(1, 25))
     assert len(fake_github.issues("o/r")) == 24
+
+
+# ------------------------------------------------------------ app level
+
+def test_list_installations(fake, gh):
+    fake.add_repo("other/repo", installation_id=2)
+    fake.add_repo("acme/second")  # same installation as acme/widgets
+    got = gh.rest.apps.list_installations().parsed_data
+    assert [(i.id, i.account.login, i.app_id) for i in got] == \
+        [(1, OWNER, fake.app_id), (2, "other", fake.app_id)]
+    first = got[0]
+    assert first.target_type == "User" and first.permissions.issues == "write"
+    assert first.events == ["pull_request"] and first.created_at == T0
+    assert first.suspended_at is None
+    paged = list(gh.rest.paginate(gh.rest.apps.list_installations, per_page=1))
+    assert [i.id for i in paged] == [1, 2]
+
+
+def test_webhook_deliveries_paginate_by_cursor(fake, gh):
+    for i in range(5):
+        fake.add_hook_delivery(f"guid-{i}", delivered_at=T0 + timedelta(minutes=i),
+                               status_code=200 if i == 2 else 503, repository_id=42)
+    deliveries = list(gh.rest.paginate(gh.rest.apps.list_webhook_deliveries, per_page=2))
+    assert [d.guid for d in deliveries] == [f"guid-{i}" for i in (4, 3, 2, 1, 0)]
+    cursors = [q.get("cursor") for m, p, q in fake.requests if p == "/app/hook/deliveries"]
+    assert len(cursors) == 3 and cursors[0] is None and all(cursors[1:])
+    d = deliveries[0]
+    assert (d.status, d.status_code, d.event, d.action) == \
+        ("Invalid HTTP Response: 503", 503, "pull_request", "closed")
+    assert (d.redelivery, d.installation_id, d.repository_id, d.throttled_at) == \
+        (False, 1, 42, None)
+    assert d.delivered_at == T0 + timedelta(minutes=4) and deliveries[2].status == "OK"
+    failed = gh.rest.apps.list_webhook_deliveries(status="failure").parsed_data
+    assert [x.guid for x in failed] == ["guid-4", "guid-3", "guid-1", "guid-0"]
+
+    resp = gh.rest.apps.redeliver_webhook_delivery(d.id)
+    assert resp.status_code == 202 and resp.json() == {}
+    resp.parsed_data  # noqa: B018  (githubkit must accept the body)
+    assert fake.redelivery_requests == [d.id]
+    with pytest.raises(RequestFailed) as exc:
+        gh.rest.apps.redeliver_webhook_delivery(999_999_999)
+    assert exc.value.response.status_code == 404
+
+    fake.fail("GET", r"/app/hook/deliveries", 502)
+    with pytest.raises(RequestFailed) as exc:
+        gh.rest.apps.list_webhook_deliveries()
+    assert exc.value.response.status_code == 502
+
+
+def test_app_endpoints_reject_installation_tokens(fake, gh):
+    # githubkit itself always signs /app/* with the JWT, so go around it.
+    token = gh.rest.apps.create_installation_access_token(1).parsed_data.token
+    r = httpx.get(f"{fake.url}/app/hook/deliveries", headers={"Authorization": f"token {token}"})
+    assert r.status_code == 401
+
+
+# ------------------------------------------------------------ installation level
+
+def test_installation_repositories(fake, gh, inst):
+    fake.add_repo("acme/second", archived=True)
+    fake.add_repo("other/repo", installation_id=2)
+    got = inst.rest.apps.list_repos_accessible_to_installation().parsed_data
+    assert got.total_count == 2
+    assert [r.full_name for r in got.repositories] == [REPO, "acme/second"]
+    full = inst.rest.repos.get(OWNER, NAME).parsed_data
+    first = got.repositories[0]
+    assert (first.id, first.default_branch, first.owner.login, first.html_url) == \
+        (full.id, full.default_branch, full.owner.login, full.html_url)
+    assert got.repositories[1].archived is True
+    paged = list(inst.rest.paginate(inst.rest.apps.list_repos_accessible_to_installation,
+                                    map_func=lambda r: r.parsed_data.repositories, per_page=1))
+    assert [r.full_name for r in paged] == [REPO, "acme/second"]
+    inst2 = gh.with_auth(gh.auth.as_installation(2))
+    got2 = inst2.rest.apps.list_repos_accessible_to_installation().parsed_data
+    assert (got2.total_count, [r.full_name for r in got2.repositories]) == (1, ["other/repo"])
+
+
+def test_list_pulls(fake, inst):
+    h = timedelta(hours=1)
+    fake.add_pull(REPO, 1, created_at=T0 - 5 * h, merged_at=T0 - 4 * h, author="carol")
+    fake.add_pull(REPO, 2, created_at=T0 - 3 * h, merged=False)
+    fake.add_branch(REPO, "release/1.0")
+    three = fake.add_pull(REPO, 3, created_at=T0 - 2 * h, merged_at=T0 - h,
+                          base="release/1.0", updated_at=T0)
+    fake.add_pull(REPO, 4, created_at=T0 - 6 * h, merged=False, state="closed")
+
+    assert [p.number for p in inst.rest.pulls.list(OWNER, NAME).parsed_data] == [2]
+    resp = inst.rest.pulls.list(OWNER, NAME, state="closed")
+    closed = resp.parsed_data
+    assert [p.number for p in closed] == [3, 1, 4]  # created, desc
+    p3 = closed[0]
+    assert (p3.base.ref, p3.user.login, p3.merged_at, p3.updated_at) == \
+        ("release/1.0", "alice", T0 - h, T0)
+    # PullRequestSimple (2026-03-10) has no merge_commit_sha; the raw JSON does.
+    assert resp.json()[0]["merge_commit_sha"] == three["merge_commit_sha"]
+    assert closed[1].updated_at == T0 - 4 * h  # defaults to merged_at
+    assert closed[2].merged_at is None
+    by_update = inst.rest.pulls.list(OWNER, NAME, state="all", sort="updated",
+                                     direction="desc").parsed_data
+    assert [p.number for p in by_update] == [3, 2, 1, 4]
+    assert [p.number for p in inst.rest.pulls.list(
+        OWNER, NAME, state="all", sort="updated").parsed_data] == [4, 1, 2, 3]  # asc default
+    assert [p.number for p in inst.rest.pulls.list(
+        OWNER, NAME, state="all", base="main", direction="asc").parsed_data] == [4, 1, 2]
+    paged = list(inst.rest.paginate(inst.rest.pulls.list, owner=OWNER, repo=NAME,
+                                    state="all", per_page=3))
+    assert [p.number for p in paged] == [3, 2, 1, 4]
+    pages = [q.get("page") for m, p, q in fake.requests if p == "/repos/acme/widgets/pulls"]
+    assert pages[-2:] == [None, "2"]
+
+
+def test_list_branches(fake, inst):
+    fake.add_branch(REPO, "feature", sha="a" * 40)
+    fake.add_branch(REPO, "dev")
+    got = inst.rest.repos.list_branches(OWNER, NAME).parsed_data
+    assert [(b.name, b.protected) for b in got] == \
+        [("dev", False), ("feature", False), ("main", True)]
+    assert got[1].commit.sha == "a" * 40 and got[1].commit.url.endswith("/commits/" + "a" * 40)
+    assert [b.name for b in inst.rest.repos.list_branches(
+        OWNER, NAME, protected=True).parsed_data] == ["main"]
+    assert [b.name for b in inst.rest.repos.list_branches(
+        OWNER, NAME, protected=False).parsed_data] == ["dev", "feature"]
+    paged = list(inst.rest.paginate(inst.rest.repos.list_branches, owner=OWNER, repo=NAME,
+                                    per_page=2))
+    assert [b.name for b in paged] == ["dev", "feature", "main"]
+
+
+def test_list_commits_with_since_and_until(fake, inst):
+    h = timedelta(hours=1)
+    old_head = inst.rest.repos.get_branch(OWNER, NAME, "main").parsed_data.commit.sha
+    shas = [fake.add_commit(REPO, "main", message=f"change {i}", committed_at=T0 + i * h,
+                            author="bob" if i else "alice") for i in range(3)]
+    bot = fake.add_commit(REPO, "feature", message="bump", committed_at=T0 + 5 * h,
+                          author=None)
+    assert inst.rest.repos.get_branch(OWNER, NAME, "main").parsed_data.commit.sha == shas[2]
+
+    got = inst.rest.repos.list_commits(OWNER, NAME).parsed_data  # default branch
+    assert [c.sha for c in got] == shas[::-1]
+    newest = got[0]
+    assert (newest.commit.message, newest.commit.committer.date, newest.author.login) == \
+        ("change 2", T0 + 2 * h, "bob")
+    assert newest.commit.author.name == "bob" and newest.commit.tree.sha
+    assert [p.sha for p in newest.parents] == [shas[1]]
+    assert [p.sha for p in got[-1].parents] == [old_head]
+    assert newest.html_url == f"{fake.url}/{REPO}/commit/{shas[2]}"
+
+    since = inst.rest.repos.list_commits(OWNER, NAME, sha="main", since=T0 + h / 2).parsed_data
+    assert [c.sha for c in since] == [shas[2], shas[1]]
+    window = inst.rest.repos.list_commits(OWNER, NAME, since=T0 + h, until=T0 + h).parsed_data
+    assert [c.sha for c in window] == [shas[1]]
+    by_sha = inst.rest.repos.list_commits(OWNER, NAME, sha=shas[1]).parsed_data
+    assert [c.sha for c in by_sha] == [shas[1], shas[0]]
+    feature = inst.rest.repos.list_commits(OWNER, NAME, sha="feature").parsed_data
+    assert [c.sha for c in feature] == [bot, *shas[::-1]]
+    assert feature[0].author is None and feature[0].committer is None
+    assert [c.sha for c in inst.rest.repos.list_commits(
+        OWNER, NAME, author="alice").parsed_data] == [shas[0]]
+    paged = list(inst.rest.paginate(inst.rest.repos.list_commits, owner=OWNER, repo=NAME,
+                                    per_page=2))
+    assert [c.sha for c in paged] == shas[::-1]
+    with pytest.raises(RequestFailed) as exc:
+        inst.rest.repos.list_commits(OWNER, NAME, sha="nope")
+    assert exc.value.response.status_code == 404
+
+
+def test_get_and_update_issue(fake, inst):
+    issue = fake.add_existing_issue(REPO, "Review #7", "body", labels=["tbr"],
+                                    assignees=["alice"], created_at=T0 - timedelta(days=1))
+    n = issue["number"]
+    got = inst.rest.issues.get(OWNER, NAME, n).parsed_data
+    assert (got.number, got.state, got.state_reason, got.title, got.body) == \
+        (n, "open", None, "Review #7", "body")
+    assert [l.name for l in got.labels] == ["tbr"] and [a.login for a in got.assignees] == ["alice"]
+    assert (got.user.login, got.closed_by, got.closed_at) == ("octocat", None, None)
+    assert got.html_url == f"{fake.url}/{REPO}/issues/{n}"
+    assert got.created_at == T0 - timedelta(days=1) == got.updated_at
+
+    fake.clock = lambda: T0 + timedelta(hours=1)
+    upd = inst.rest.issues.update(OWNER, NAME, n, title="New", body="b2", labels=["x", "tbr"],
+                                  assignees=["bob"]).parsed_data
+    assert (upd.title, upd.body, upd.updated_at) == ("New", "b2", T0 + timedelta(hours=1))
+    assert [l.name for l in upd.labels] == ["x", "tbr"] and [a.login for a in upd.assignees] == ["bob"]
+    assert "x" in fake.labels(REPO)
+
+    fake.clock = lambda: T0 + timedelta(hours=2)
+    closed = inst.rest.issues.update(OWNER, NAME, n, state="closed",
+                                     state_reason="not_planned").parsed_data
+    assert (closed.state, closed.state_reason, closed.closed_at) == \
+        ("closed", "not_planned", T0 + timedelta(hours=2))
+    assert (closed.closed_by.login, closed.closed_by.type) == ("tbr-fake[bot]", "Bot")
+    reopened = inst.rest.issues.update(OWNER, NAME, n, state="open").parsed_data
+    assert (reopened.state, reopened.state_reason, reopened.closed_at) == ("open", "reopened", None)
+    assert fake.issues(REPO)[0]["state"] == "open"
+
+    with pytest.raises(RequestFailed) as exc:
+        inst.rest.issues.update(OWNER, NAME, n, assignees=["mallory"])
+    assert exc.value.response.status_code == 422
+    fake.add_pull(REPO, 50)
+    for call in (lambda: inst.rest.issues.get(OWNER, NAME, 50),  # pulls: not served as issues
+                 lambda: inst.rest.issues.get(OWNER, NAME, 99)):
+        with pytest.raises(RequestFailed) as exc:
+            call()
+        assert exc.value.response.status_code == 404
+
+
+def test_issue_labels(fake, inst):
+    n = fake.add_existing_issue(REPO, "t", labels=["tbr"])["number"]
+    added = inst.rest.issues.add_labels(OWNER, NAME, n, labels=["needs review", "TBR"]).parsed_data
+    assert [l.name for l in added] == ["tbr", "needs review"]  # case-insensitive, no dupes
+    assert fake.labels(REPO)["needs review"]["color"] == "ededed"
+    left = inst.rest.issues.remove_label(OWNER, NAME, n, "needs review").parsed_data
+    assert [l.name for l in left] == ["tbr"]
+    with pytest.raises(RequestFailed) as exc:
+        inst.rest.issues.remove_label(OWNER, NAME, n, "needs review")
+    assert exc.value.response.status_code == 404
+    assert inst.rest.issues.remove_label(OWNER, NAME, n, "tbr").parsed_data == []
+    assert fake.issues(REPO)[0]["labels"] == []
+    fake.add_repo("acme/old", archived=True)
+    m = fake.add_existing_issue("acme/old", "t")["number"]
+    with pytest.raises(RequestFailed) as exc:
+        inst.rest.issues.add_labels("acme", "old", m, labels=["x"])
+    assert exc.value.response.status_code == 403  # archived repos are read-only
+
+
+def test_issue_comments_on_an_issue(fake, inst):
+    n = fake.add_existing_issue(REPO, "Review #7", created_at=T0 - timedelta(days=1))["number"]
+    fake.add_issue_comment(REPO, n, "bob", "LGTM", created_at=T0 - timedelta(hours=2))
+    mine = inst.rest.issues.create_comment(OWNER, NAME, n, body="Thanks!")
+    assert mine.status_code == 201
+    c = mine.parsed_data
+    assert (c.body, c.user.login, c.user.type, c.created_at) == \
+        ("Thanks!", "tbr-fake[bot]", "Bot", T0)
+    assert c.html_url == f"{fake.url}/{REPO}/issues/{n}#issuecomment-{c.id}"
+
+    listed = inst.rest.issues.list_comments(OWNER, NAME, n).parsed_data
+    assert [(x.user.login, x.body) for x in listed] == [("bob", "LGTM"), ("tbr-fake[bot]", "Thanks!")]
+    recent = inst.rest.issues.list_comments(OWNER, NAME, n, since=T0 - timedelta(hours=1)).parsed_data
+    assert [x.body for x in recent] == ["Thanks!"]
+    assert [(x["user"], x["body"], x["created_at"]) for x in fake.comments(REPO, n)] == \
+        [("bob", "LGTM", T0 - timedelta(hours=2)), ("tbr-fake[bot]", "Thanks!", T0)]
+    got = inst.rest.issues.get(OWNER, NAME, n).parsed_data
+    assert got.comments == 2 and got.updated_at == T0  # comments bump updated_at
+
+    fake.add_pull(REPO, 7)  # the same endpoints serve pull requests
+    inst.rest.issues.create_comment(OWNER, NAME, 7, body="on a PR")
+    assert [x["body"] for x in fake.comments(REPO, 7)] == ["on a PR"]
+    [pc] = inst.rest.issues.list_comments(OWNER, NAME, 7).parsed_data
+    assert pc.html_url.startswith(f"{fake.url}/{REPO}/pull/7#")
+    with pytest.raises(RequestFailed) as exc:
+        inst.rest.issues.create_comment(OWNER, NAME, 99, body="x")
+    assert exc.value.response.status_code == 404
+
+
+def test_close_and_reopen_issue_as_a_human(fake, inst):
+    n = fake.add_existing_issue(REPO, "t")["number"]
+    before = len(fake.requests)
+    fake.clock = lambda: T0 + timedelta(hours=3)
+    fake.close_issue(REPO, n, by="bob", reason="not_planned")
+    assert len(fake.requests) == before  # state helpers do not log requests
+    got = inst.rest.issues.get(OWNER, NAME, n).parsed_data
+    assert (got.state, got.state_reason, got.closed_by.login, got.closed_at) == \
+        ("closed", "not_planned", "bob", T0 + timedelta(hours=3))
+    fake.reopen_issue(REPO, n, by="bob")
+    got = inst.rest.issues.get(OWNER, NAME, n).parsed_data
+    assert (got.state, got.state_reason, got.closed_at) == ("open", "reopened", None)
+    assert [i.number for i in inst.rest.issues.list_for_repo(OWNER, NAME).parsed_data] == [n]
+
+
+def test_slack_webhook_stand_in(fake):
+    r = httpx.post(f"{fake.url}/slack/T000/B000/XXXX", json={"text": "hello"})
+    assert (r.status_code, r.text) == (200, "ok")
+    assert fake.slack_messages == [{"text": "hello"}]
+    assert httpx.post(f"{fake.url}/slack/x", content=b"not json").status_code == 400
+    fake.fail("POST", r"/slack/.*", 500)  # faults apply here too
+    assert httpx.post(f"{fake.url}/slack/x", json={"text": "lost"}).status_code == 500
+    assert fake.slack_messages == [{"text": "hello"}]
+    assert fake.count("POST", r"/slack/.*") == 3

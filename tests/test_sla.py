@@ -53,3 +53,31 @@ def test_naive_time_is_refused():
 def test_unknown_calendar_is_refused():
     with pytest.raises(NotImplementedError):
         holiday_calendar("XX")
+
+
+from datetime import timedelta  # noqa: E402
+
+from tbr.sla import business_days, business_days_between, business_duration, previous_business_day  # noqa: E402
+
+DURATIONS = [
+    # start (UTC)          end (UTC)            zone          holidays  business hours
+    ("2026-11-20 14:00", "2026-11-23 10:00", "UTC", None, 20, "Friday afternoon to Monday morning"),
+    ("2026-11-21 10:00", "2026-11-22 10:00", "UTC", None, 0, "all weekend"),
+    ("2026-11-25 12:00", "2026-11-27 12:00", "UTC", "US", 24, "across Thanksgiving"),
+    ("2026-10-23 22:00", "2026-10-26 01:00", "Europe/Berlin", None, 2, "Friday midnight Berlin, over DST end"),
+    ("2026-11-23 10:00", "2026-11-23 09:00", "UTC", None, 0, "end before start"),
+]
+
+
+@pytest.mark.parametrize("start, end, zone, cal, hours, why", DURATIONS, ids=[d[-1] for d in DURATIONS])
+def test_business_duration(start, end, zone, cal, hours, why):
+    got = business_duration(utc(start), utc(end), ZoneInfo(zone), holiday_calendar(cal))
+    assert got == timedelta(hours=hours)
+
+
+def test_business_day_helpers():
+    us = holiday_calendar("US")
+    assert business_days(timedelta(hours=36)) == 1.5
+    assert business_days_between(date(2026, 11, 24), date(2026, 11, 30), us) == 3  # Wed, Fri, Mon
+    assert previous_business_day(date(2026, 11, 30), us) == date(2026, 11, 27)
+    assert previous_business_day(date(2026, 11, 27), us) == date(2026, 11, 25)  # Thanksgiving skipped

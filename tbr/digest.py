@@ -1,0 +1,155 @@
+"""The weekly overdue digest for security leads: one issue per week, updated when run again.
+
+Order is by urgency: overdue first, then due this week, then last week's completed reviews with the
+SLA hit rate, then coverage (sweeps, deliveries, gaps) so a quiet week can be told from a dead bot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+import httpx
+import structlog
+
+from tbr import sla
+from tbr.engine import Engine
+from tbr.followups import LABEL_COLOR
+from tbr.store import from_iso, iso
+
+log = structlog.get_logger("tbr.digest")
+
+LABEL = "tbr-digest"
+GAP = timedelta(hours=2)
+
+
+@dataclass(frozen=True)
+class Digest:
+    week: date
+    title: str
+    body: str
+    summary: str  # a few lines, for Slack
+
+
+def week_start(now: datetime, tz) -> date:
+    local = now.astimezone(tz).date()
+    return local - timedelta(days=local.weekday())
+
+
+def _link(row: dict) -> str:
+    what = f"{row['repo']}#{row['number']}" if row["kind"] == "pr" else f"{row['repo']}@{row['sha'][:7]}"
+    return f"[{what}]({row['followup_url']})"
+
+
+def gaps(times: list[datetime], start: datetime, end: datetime, longest: timedelta = GAP) -> list[tuple[datetime, datetime]]:
+    """Stretches longer than `longest` in [start, end) with no sign of life (a sweep or a delivery)."""
+    points = [start, *sorted(t for t in times if start <= t < end), end]
+    return [(a, b) for a, b in zip(points, points[1:]) if b - a > longest]
+
+
+def build(engine: Engine, now: datetime) -> Digest:
+    store, tz, holidays = engine.store, engine.tz, engine.holidays
+    week = week_start(now, tz)
+    this_week = datetime.combine(week, time(0), tzinfo=tz)
+    next_week, last_week = this_week + timedelta(days=7), this_week - timedelta(days=7)
+    rows = list(store.db.query("SELECT * FROM changes WHERE status = 'followup' ORDER BY due_at"))
+    open_rows = [r for r in rows if r["followup_state"] == "open"]
+    overdue = [r for r in open_rows if from_iso(r["due_at"]) <= now]
+    due_soon = [r for r in open_rows if now < from_iso(r["due_at"]) <= next_week]
+    gone = [r for r in rows if r["followup_state"] in ("deleted", "transferred")]
+    done = [r for r in rows if r["signed_off_at"] and last_week <= from_iso(r["signed_off_at"]) < this_week]
+    lines = [f"<!-- tbr:digest={week.isoformat()} -->",
+             f"Follow-up reviews as of {now.astimezone(tz):%a %d %b %Y %H:%M} ({tz.key}).", ""]
+
+    lines.append(f"## Overdue ({len(overdue)})")
+    for r in overdue:
+        due_day = (from_iso(r["due_at"]) - timedelta(microseconds=1)).astimezone(tz).date()
+        late = sla.business_days_between(due_day, now.astimezone(tz).date(), holidays)
+        lines.append(f"- {_link(r)}: @{r['actor']}, {late} business days overdue (due {due_day:%a %d %b})")
+    lines.append("" if overdue else "None.\n")
+    if gone:
+        lines.append(f"## Deleted or transferred follow-ups ({len(gone)})")
+        lines += [f"- {_link(r)}: {r['followup_state']}; the review it tracked is unaccounted for" for r in gone]
+        lines.append("")
+
+    lines.append(f"## Due this week ({len(due_soon)})")
+    for r in due_soon:
+        due_day = (from_iso(r["due_at"]) - timedelta(microseconds=1)).astimezone(tz)
+        lines.append(f"- {_link(r)}: @{r['actor']}, due end of {due_day:%a %d %b}")
+    lines.append("" if due_soon else "None.\n")
+
+    within = sum(1 for r in done if r["within_sla"])
+    rate = f"{100 * within / len(done):.0f}%" if done else "n/a"
+    lines.append(f"## Completed last week ({len(done)}; SLA hit rate {rate})")
+    for r in done:
+        taken = sla.business_days(timedelta(seconds=r["business_seconds"] or 0))
+        lines.append(f"- {_link(r)}: reviewed by @{r['signed_off_by']} in {taken} business days"
+                     f" {'(within SLA)' if r['within_sla'] else '(late)'}")
+    lines.append("" if done else "None.\n")
+
+    sweeps = list(store.db.query("SELECT started_at, error FROM sweeps WHERE started_at >= ? AND started_at < ?",
+                                 [iso(last_week), iso(this_week)]))
+    received = [from_iso(r["received_at"]) for r in store.db.query(
+        "SELECT received_at FROM deliveries WHERE received_at >= ? AND received_at < ?", [iso(last_week), iso(this_week)])]
+    holes = gaps([from_iso(s["started_at"]) for s in sweeps] + received, last_week, this_week)
+    failed = sum(1 for s in sweeps if s["error"])
+    lines += [f"## Coverage last week ({last_week:%d %b} to {this_week - timedelta(days=1):%d %b})",
+              f"- Sweeps run: {len(sweeps)}" + (f" ({failed} with errors)" if failed else ""),
+              f"- Webhook deliveries received: {len(received)}",
+              f"- Gaps over two hours with no sweep or delivery: {len(holes)}"]
+    lines += [f"  - {a.astimezone(tz):%a %d %b %H:%M} to {b.astimezone(tz):%a %d %b %H:%M}" for a, b in holes]
+    summary = (f"tbr weekly digest, week of {week}: {len(overdue)} overdue, {len(due_soon)} due this week, "
+               f"{len(done)} completed last week (SLA hit rate {rate}), {len(holes)} coverage gaps.")
+    return Digest(week, f"TBR weekly digest: week of {week.isoformat()}", "\n".join(lines) + "\n", summary)
+
+
+def publish(engine: Engine, now: datetime, dry_run: bool = False) -> Digest:
+    """Create this week's digest issue, or update it; post to Slack once a week."""
+    digest = build(engine, now)
+    repo = engine.settings.tracking_repo
+    if dry_run:
+        return digest
+    if repo is None:
+        log.warning("digest.no_tracking_repo", week=str(digest.week))
+    else:
+        _upsert_issue(engine, repo, digest, now)
+    _post_slack(engine, digest, now)
+    return digest
+
+
+def _upsert_issue(engine: Engine, repo: str, digest: Digest, now: datetime) -> None:
+    store, gw = engine.store, engine.gateway
+    inst = gw.installation_for(repo)
+    week = digest.week.isoformat()
+    row = store.db.execute("SELECT number, url FROM digests WHERE week = ?", [week]).fetchone()
+    if row is None:
+        since = datetime.combine(digest.week, time(0), tzinfo=engine.tz) - timedelta(days=1)
+        found = gw.find_issue(inst, repo, LABEL, f"<!-- tbr:digest={week} -->", since=since)
+        if found is None:
+            gw.ensure_label(inst, repo, LABEL, LABEL_COLOR, "tbr's weekly digest of follow-up reviews")
+            found = gw.create_issue(inst, repo, digest.title, digest.body, [LABEL], [])
+        else:
+            gw.update_issue_body(inst, repo, found.number, digest.body)
+        store.db.execute("INSERT OR REPLACE INTO digests (week, repo, number, url, updated_at) VALUES (?, ?, ?, ?, ?)",
+                         [week, repo, found.number, found.url, iso(now)])
+        log.info("digest.published", week=week, issue=found.url)
+        return
+    gw.update_issue_body(inst, repo, row[0], digest.body)
+    store.db.execute("UPDATE digests SET updated_at = ? WHERE week = ?", [iso(now), week])
+    log.info("digest.updated", week=week, issue=row[1])
+
+
+def _post_slack(engine: Engine, digest: Digest, now: datetime) -> None:
+    url = engine.settings.slack_webhook_url
+    week = digest.week.isoformat()
+    if not url:
+        return
+    posted = engine.store.db.execute("SELECT slack_posted_at FROM digests WHERE week = ?", [week]).fetchone()
+    if posted and posted[0]:
+        return
+    link = engine.store.db.execute("SELECT url FROM digests WHERE week = ?", [week]).fetchone()
+    text = digest.summary + (f" {link[0]}" if link else "")
+    httpx.post(url, json={"text": text}, timeout=10).raise_for_status()
+    engine.store.db.execute(
+        "INSERT INTO digests (week, repo, number, url, updated_at, slack_posted_at) VALUES (?, '', 0, '', ?, ?)"
+        " ON CONFLICT(week) DO UPDATE SET slack_posted_at = excluded.slack_posted_at", [week, iso(now), iso(now)])

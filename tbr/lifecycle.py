@@ -1,0 +1,94 @@
+"""A follow-up after it is filed: sign-off, refusals, reopening, reminders.
+
+Decisions come from the pure modules (signoff, remind); this module records them and queues what
+tbr must say or do on GitHub as actions, keyed so that doing the same thing twice is impossible.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+from tbr import remind, sla, signoff
+from tbr.config import Settings
+from tbr.events import IssueEvent
+from tbr.store import Store, from_iso, iso
+
+
+def followup_of(row: dict) -> signoff.Followup:
+    facts = json.loads(row["facts"])
+    if row["kind"] == "pr":
+        authors = {facts.get("author") or ""}
+        what = f"{row['repo']}#{row['number']}"
+        describe = (f"@{facts.get('author')} authored and @{row['actor']} merged {what}"
+                    if row["actor"] and row["actor"] != facts.get("author") else f"@{facts.get('author')} authored and merged {what}")
+    else:
+        authors = {c.get("author") or "" for c in facts.get("commits", [])}
+        describe = f"@{row['actor']} pushed {row['repo']}@{row['sha'][:7]}"
+    involved = frozenset(x.lower() for x in authors | {row["actor"] or ""} if x)
+    return signoff.Followup(row["key"], row["followup_state"] or "open", involved, describe)
+
+
+def sla_text(business: timedelta, within: bool, due_at: datetime, at: datetime) -> str:
+    taken = f"{sla.business_days(business)} business days after the change shipped"
+    if within:
+        return f"{taken}, within the SLA"
+    return f"{taken}, {(at - due_at).total_seconds() / 86400:.1f} days after it was due"
+
+
+def apply_issue_event(store: Store, settings: Settings, holidays, row: dict, ev: IssueEvent, guid: str,
+                      now: datetime) -> str:
+    """Record what an event on a follow-up means and queue tbr's answer; returns the outcome."""
+    verdict = signoff.judge(followup_of(row), ev, settings.signoff_phrases)
+    key, repo, number = row["key"], row["followup_repo"], row["followup_number"]
+    if verdict.kind == "signed_off":
+        happened, due = from_iso(row["happened_at"]), from_iso(row["due_at"])
+        business = sla.business_duration(happened, verdict.at, settings.tz, holidays)
+        within = verdict.at <= due
+        store.update_change(key, followup_state="signed_off", signed_off_at=iso(verdict.at),
+                            signed_off_by=verdict.reviewer, signoff_how=verdict.how,
+                            business_seconds=int(business.total_seconds()), within_sla=int(within))
+        how = f"[commented]({ev.comment_url})" if verdict.how == "comment" else "closed this follow-up"
+        store.add_action(f"signoff:{key}:{iso(verdict.at)}", "comment", repo, number, now, key,
+                         body=f"Review signed off: @{verdict.reviewer} {how} on {verdict.at:%Y-%m-%d %H:%M} UTC, "
+                              f"{sla_text(business, within, due, verdict.at)}.")
+        if verdict.how == "comment":
+            store.add_action(f"close:{key}:{iso(verdict.at)}", "close", repo, number, now, key)
+        return f"signed off by {verdict.reviewer}"
+    if verdict.kind == "refuse":
+        store.add_action(f"reopen:{key}:{guid}", "reopen", repo, number, now, key)
+        store.add_action(f"refuse:{key}:{guid}", "comment", repo, number, now, key, body=verdict.message)
+        return f"refused: {verdict.message}"
+    if verdict.kind == "reply":
+        store.add_action(f"reply:{key}:{ev.comment_id}", "comment", repo, number, now, key, body=verdict.message)
+        return "phrase by an involved person: replied"
+    if verdict.kind == "reopened":
+        store.update_change(key, followup_state="open", signed_off_at=None, signed_off_by=None, signoff_how=None,
+                            business_seconds=None, within_sla=None)
+        return verdict.message
+    if verdict.kind == "gone":
+        store.update_change(key, followup_state=ev.action)
+        return verdict.message
+    return "nothing to do"
+
+
+def plan_reminders(store: Store, settings: Settings, holidays, now: datetime, dry_run: bool = False) -> list[dict]:
+    """Queue every reminder owed now that was not queued before; return what was (or would be) queued."""
+    queued = []
+    for row in store.open_followups():
+        owed = remind.plan(
+            remind.Open(row["key"], row["followup_url"] or "", row["actor"], from_iso(row["due_at"])), now,
+            settings.tz, holidays, settings.reminder_hour, settings.overdue_reminder_days, settings.mention_escalate)
+        for r in owed:
+            if store.has_action(r.key):
+                continue
+            queued.append({"key": r.key, "kind": r.kind, "issue": row["followup_url"], "text": r.text})
+            if dry_run:
+                continue
+            with store.write():
+                store.add_action(r.key, "comment", row["followup_repo"], row["followup_number"], now, row["key"],
+                                 body=r.text)
+                if r.kind == "overdue":
+                    store.add_action(f"label:{row['key']}:overdue", "add_label", row["followup_repo"],
+                                     row["followup_number"], now, row["key"], label=remind.OVERDUE_LABEL)
+    return queued

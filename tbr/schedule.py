@@ -1,0 +1,99 @@
+"""The periodic work, run by exactly one APScheduler per deployment.
+
+gunicorn starts several worker processes; each tries a non-blocking lock on a file beside the
+database, and only the holder runs the scheduler. The lock dies with its process, and the others
+try again on every pass of their worker thread, so a crashed leader is replaced within seconds.
+The jobs keep no state of their own: due times live in the database, so a job that runs twice, or
+late after a restart, does no harm.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from datetime import datetime, time, timedelta
+
+import structlog
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from tbr import digest, lifecycle, sweep
+from tbr.config import WEEKDAYS
+from tbr.engine import Engine
+
+log = structlog.get_logger("tbr.schedule")
+
+REMIND_EVERY = timedelta(minutes=5)
+DIGEST_CHECK_EVERY = timedelta(minutes=10)
+
+
+def digest_due(engine: Engine, now: datetime) -> bool:
+    """This week's digest time has passed and this week's digest was not published yet."""
+    settings = engine.settings
+    week = digest.week_start(now, engine.tz)
+    at = datetime.combine(week + timedelta(days=WEEKDAYS.index(settings.digest_day)),
+                          time(*settings.digest_time), tzinfo=engine.tz)
+    done = engine.store.db.execute("SELECT 1 FROM digests WHERE week = ? AND number > 0",
+                                   [week.isoformat()]).fetchone()
+    return now >= at and not done
+
+
+class Scheduler:
+    def __init__(self, engine: Engine, wake=lambda: None):
+        self.engine = engine
+        self.wake = wake
+        self.lock_path = f"{engine.settings.db_path}.scheduler.lock"
+        self._fd: int | None = None
+        self._scheduler: BackgroundScheduler | None = None
+
+    @property
+    def leading(self) -> bool:
+        return self._scheduler is not None
+
+    def tick(self) -> None:
+        """Become the deployment's scheduler if nobody is; called on every worker pass."""
+        if self.leading:
+            return
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return
+        self._fd = fd
+        self._start()
+
+    def _start(self) -> None:
+        settings, now = self.engine.settings, self.engine.clock()
+        sched = BackgroundScheduler(timezone=settings.timezone, job_defaults={"coalesce": True, "max_instances": 1})
+        sched.add_job(self.run_sweep, "interval", minutes=settings.sweep_minutes, next_run_time=now, id="sweep")
+        sched.add_job(self.run_remind, "interval", seconds=REMIND_EVERY.total_seconds(), next_run_time=now,
+                      id="remind")
+        sched.add_job(self.run_digest, "interval", seconds=DIGEST_CHECK_EVERY.total_seconds(),
+                      next_run_time=now, id="digest")
+        sched.start()
+        self._scheduler = sched
+        log.info("scheduler.leading", pid=os.getpid(), sweep_minutes=settings.sweep_minutes,
+                 digest=f"{settings.digest_day} {settings.digest_time[0]:02d}:{settings.digest_time[1]:02d}")
+
+    def stop(self) -> None:
+        if self._scheduler:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        if self._fd is not None:
+            os.close(self._fd)  # releases the lock for another worker
+            self._fd = None
+
+    # the jobs: each also a `tbr` command ------------------------------------------------------
+
+    def run_sweep(self) -> None:
+        sweep.sweep(self.engine)
+        self.wake()
+
+    def run_remind(self) -> None:
+        lifecycle.plan_reminders(self.engine.store, self.engine.settings, self.engine.holidays, self.engine.clock())
+        self.wake()
+
+    def run_digest(self) -> None:
+        now = self.engine.clock()
+        if digest_due(self.engine, now):
+            digest.publish(self.engine, now)
