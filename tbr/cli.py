@@ -100,7 +100,8 @@ def remind_cmd(args) -> int:
     runtime = _runtime()
     engine = runtime.engine
     now = _when(args.now) or engine.clock()
-    queued = lifecycle.plan_reminders(runtime.store, runtime.settings, engine.holidays, now, dry_run=args.dry_run)
+    queued = lifecycle.plan_reminders(runtime.store, runtime.settings, engine.holidays, now, engine.clock(),
+                                      dry_run=args.dry_run)
     for item in queued:
         print(f"{'would post' if args.dry_run else 'queued'} {item['kind']} on {item['issue']}: {item['text']}")
     if not args.dry_run:

@@ -245,6 +245,11 @@ class Engine:
         row = self.store.action(key)
         data = json.loads(row["data"])
         repo, number = row["repo"], row["number"]
+        change = self.store.change(row["change_key"]) if row["change_key"] else None
+        if key.startswith("remind:") and change and change["followup_state"] != "open":
+            # Signed off (or gone) since the reminder was planned: saying it now would be a false alarm.
+            self.store.finish_action(key, self.clock())
+            return
         inst = self.gateway.installation_for(repo)
         gw = self.gateway
         if row["kind"] == "comment":

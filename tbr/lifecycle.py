@@ -72,12 +72,15 @@ def apply_issue_event(store: Store, settings: Settings, holidays, row: dict, ev:
     return "nothing to do"
 
 
-def plan_reminders(store: Store, settings: Settings, holidays, now: datetime, dry_run: bool = False) -> list[dict]:
-    """Queue every reminder owed now that was not queued before; return what was (or would be) queued."""
+def plan_reminders(store: Store, settings: Settings, holidays, as_of: datetime, now: datetime | None = None,
+                   dry_run: bool = False) -> list[dict]:
+    """Queue every reminder owed at `as_of` that was not queued before, to be done from `now` on (the real
+    time, which differs when a person asks "as if it were then"); return what was (or would be) queued."""
+    now = now or as_of
     queued = []
     for row in store.open_followups():
         owed = remind.plan(
-            remind.Open(row["key"], row["followup_url"] or "", row["actor"], from_iso(row["due_at"])), now,
+            remind.Open(row["key"], row["followup_url"] or "", row["actor"], from_iso(row["due_at"])), as_of,
             settings.tz, holidays, settings.reminder_hour, settings.overdue_reminder_days, settings.mention_escalate)
         for r in owed:
             if store.has_action(r.key):

@@ -319,8 +319,10 @@ class Store:
         return self.attempts(table, ident)
 
     def counts(self) -> dict:
-        return {
+        counts = {
             f"{table}_{row['status']}": row["n"]
             for table in ("deliveries", "changes", "actions")
             for row in self.db.query(f"SELECT status, count(*) AS n FROM {table} GROUP BY status")
         }
+        sweeps = self.db.execute("SELECT count(*), max(started_at) FROM sweeps").fetchone()
+        return {**counts, "sweeps": sweeps[0], "last_sweep": sweeps[1]}

@@ -13,8 +13,9 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from tbr import events
+from tbr import events, lifecycle
 from tbr.engine import Engine
+from tbr.github import GitHubError
 from tbr.store import iso
 
 log = structlog.get_logger("tbr.sweep")
@@ -57,6 +58,7 @@ def sweep(engine: Engine, since: datetime | None = None) -> SweepResult:
                     problems.append(f"{repo.full_name}: {e}")
                     log.warning("sweep.repo_failed", repo=repo.full_name, error=str(e))
         result.redeliveries = _redeliver(engine, max(result.since, started - FIRST_LOOKBACK))
+        _reconcile_followups(engine)
     except Exception as e:
         problems.append(str(e))
         log.warning("sweep.failed", error=str(e))
@@ -124,3 +126,28 @@ def _redeliver(engine: Engine, since: datetime) -> int:
         requested += 1
         log.info("sweep.redelivery_requested", delivery=d["guid"], event_name=d["event"])
     return requested
+
+
+def _reconcile_followups(engine: Engine) -> None:
+    """A follow-up closed while its webhook was lost would be nagged forever: look at each open one."""
+    store, gw = engine.store, engine.gateway
+    for row in store.open_followups():
+        repo, number = row["followup_repo"], row["followup_number"]
+        try:
+            issue = gw.issue(gw.installation_for(repo), repo, number)
+        except GitHubError as e:
+            if e.status in (404, 410):  # deleted, or moved where tbr cannot see it
+                with store.write():
+                    store.update_change(row["key"], followup_state="deleted")
+                log.warning("sweep.followup_missing", change=row["key"], issue=f"{repo}#{number}")
+            continue
+        if issue["state"] != "closed":
+            continue
+        closer = issue["closed_by"]
+        ev = events.IssueEvent(repo, number, "closed", closer.login if closer else "ghost",
+                               closer.type if closer else "User", issue["closed_at"] or engine.clock(),
+                               issue["state_reason"])
+        with store.write():
+            outcome = lifecycle.apply_issue_event(store, engine.settings, engine.holidays, row, ev,
+                                                  f"sweep-{iso(ev.at)}", engine.clock())
+        log.info("sweep.followup_closed", change=row["key"], issue=f"{repo}#{number}", outcome=outcome)

@@ -44,7 +44,8 @@ def eventually(predicate, timeout: float = 30.0):
 class Gunicorn:
     def __init__(self, env: dict, workers: int = 2):
         self.port = free_port()
-        self.lines: queue.Queue[str] = queue.Queue()
+        self.lines: queue.Queue[str] = queue.Queue()  # for waiting on start-up
+        self.log: list[str] = []  # everything it said
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "app:app"], cwd=ROOT, stderr=subprocess.PIPE, text=True,
             env={**env, "PORT": str(self.port), "WEB_CONCURRENCY": str(workers)})
@@ -56,6 +57,7 @@ class Gunicorn:
 
     def _pump(self):
         for line in self.proc.stderr:
+            self.log.append(line)
             self.lines.put(line)
 
     def post(self, event: str, payload: dict, guid: str | None = None, secret: str = SECRET) -> httpx.Response:
@@ -118,20 +120,25 @@ def test_black_box_run_files_exactly_the_issues_it_should(github, env):
             with sqlite3.connect(env["TBR_DB"]) as conn:
                 print(conn.execute("SELECT key, status, last_error FROM changes").fetchall())
                 print(conn.execute("SELECT guid, status, last_error FROM deliveries").fetchall())
-            print("".join(bot.lines.queue))
+            print("".join(bot.log))
             raise
         titles = sorted(i["title"] for i in github.issues("acme/api", include_seeded=False))
         assert titles == ["TBR acme/api#1 follow-up review", "TBR acme/api@ddddddd follow-up review"]
         assert github.count("POST", r"/repos/acme/api/issues") == 2
+        eventually(lambda: any('"sweep.done"' in line for line in bot.log))
         health = httpx.get(f"http://127.0.0.1:{bot.port}/healthz", timeout=5)
         assert health.status_code == 200 and health.json()["ok"]
     finally:
         bot.stop()
     # The log is JSON lines naming delivery, repo and change.
-    logs = [json.loads(line) for line in list(bot.lines.queue) if line.startswith("{")]
+    logs = [json.loads(line) for line in bot.log if line.startswith("{")]
     judged = [entry for entry in logs if entry.get("event") == "change.judged"]
     assert {e["status"] for e in judged} == {"followup", "approved", "covered"}
     assert all(e["repo"] == "acme/api" and e["change"] for e in judged)
+    # Two workers, one scheduler: it swept at start-up (and the sweep found nothing new).
+    assert sum(e.get("event") == "scheduler.leading" for e in logs) == 1, [e.get("event") for e in logs]
+    sweeps = [e for e in logs if e.get("event") == "sweep.done"]
+    assert sweeps and sweeps[0]["repos"] == 1 and sweeps[0]["errors"] == 0
 
 
 def test_bad_setting_stops_start_up_with_one_line(env):

@@ -198,3 +198,34 @@ def test_remind_dry_run_writes_nothing(env, github, followup):
     planned = lifecycle.plan_reminders(bot.store, bot.settings, bot.engine.holidays, bot.clock(), dry_run=True)
     assert [p["kind"] for p in planned] == ["overdue"]
     assert bot.store.db.execute("SELECT count(*) FROM actions").fetchone()[0] == 0
+
+
+def test_sweep_notices_a_close_whose_webhook_was_lost(env, github, followup):
+    from tbr.sweep import sweep
+
+    _, bot = env
+    bot.clock.advance(86400)
+    github.close_issue(TRACK, followup["followup_number"], by="bob")
+    sweep(bot.engine)
+    change = bot.change(followup["key"])
+    assert (change["followup_state"], change["signed_off_by"]) == ("signed_off", "bob")
+    assert remind(bot, "2026-11-30 09:00") == []
+
+
+def test_sweep_undoes_a_self_close_whose_webhook_was_lost(env, github, followup):
+    from tbr.sweep import sweep
+
+    _, bot = env
+    github.close_issue(TRACK, followup["followup_number"], by="alice")
+    sweep(bot.engine)
+    bot.run()
+    assert github.issues(TRACK)[0]["state"] == "open"
+    assert "Separation of duties" in comments(github, followup["followup_number"])[0]
+
+
+def test_reminder_planned_before_a_sign_off_is_not_posted(env, github, followup):
+    _, bot = env
+    bot.clock.now = datetime(2026, 11, 23, 9, tzinfo=timezone.utc)
+    lifecycle.plan_reminders(bot.store, bot.settings, bot.engine.holidays, bot.clock())
+    close(github, bot, followup["followup_number"], "bob")  # runs the queued work too
+    assert all("due by" not in c for c in comments(github, followup["followup_number"]))

@@ -1,0 +1,125 @@
+"""The weekly digest for a known week, and its schedule."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tbr import digest
+from tbr.schedule import Scheduler, digest_due
+from tbr.store import iso
+from tests import payloads
+from tests.conftest import Bot, with_
+
+REPO, TRACK = "acme/api", "acme/compliance"
+
+
+def utc(s: str) -> datetime:
+    return datetime.fromisoformat(s).replace(tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def week(github, gh_settings, clock):
+    """Four follow-ups around the week of Monday 30 Nov 2026, and a week of coverage with one gap."""
+    repo = github.add_repo(REPO)
+    github.add_repo(TRACK)
+    github.clock = clock
+    bot = Bot(with_(gh_settings, tracking_repo=TRACK, slack_webhook_url=f"{github.url}/slack/T000/B000"), clock)
+
+    def merge(number, at):
+        bot.clock.now = utc(at)
+        github.add_pull(REPO, number, merged_at=bot.clock())
+        bot.deliver("pull_request", payloads.merged_pr(REPO, repo["id"], number, merged_at=bot.clock()))
+        bot.run(after_seconds=300)
+        return bot.change(f"pr:{repo['id']}:{number}")
+
+    overdue = merge(1, "2026-11-20 10:00")      # due end of Tue 24 Nov: overdue
+    due_soon = merge(2, "2026-11-30 10:00")     # due end of Wed 2 Dec: due this week
+    on_time = merge(3, "2026-11-23 10:00")      # due end of Wed 25 Nov
+    late = merge(4, "2026-11-19 10:00")         # due end of Mon 23 Nov
+    for change, by, at in ((on_time, "bob", "2026-11-24 12:00"), (late, "dave", "2026-11-25 12:00")):
+        bot.clock.now = utc(at)
+        github.close_issue(TRACK, change["followup_number"], by=by)
+        bot.deliver("issues", payloads.issue_action(TRACK, change["followup_number"], "closed", sender=by,
+                                                    at=bot.clock()))
+        bot.run()
+    # Hourly sweeps all last week (23-29 Nov), except Thursday 03:00-08:00.
+    t = utc("2026-11-23 00:30")
+    while t < utc("2026-11-30 00:00"):
+        if not utc("2026-11-26 03:00") <= t < utc("2026-11-26 08:00"):
+            bot.store.db.execute("INSERT INTO sweeps (started_at, finished_at, since) VALUES (?, ?, ?)",
+                                 [iso(t), iso(t), iso(t)])
+        t += timedelta(hours=1)
+    bot.clock.now = utc("2026-11-30 09:00")
+    return bot, {"overdue": overdue, "due_soon": due_soon, "on_time": on_time, "late": late}
+
+
+def test_digest_content_for_a_known_week(github, week):
+    bot, c = week
+    d = digest.build(bot.engine, bot.clock())
+    assert d.title == "TBR weekly digest: week of 2026-11-30"
+    body = d.body
+    sections = [line for line in body.splitlines() if line.startswith("## ")]
+    assert sections == ["## Overdue (1)", "## Due this week (1)", "## Completed last week (2; SLA hit rate 50%)",
+                        "## Coverage last week (23 Nov to 29 Nov)"]
+    assert f"acme/api#1]({c['overdue']['followup_url']}): @alice, 4 business days overdue (due Tue 24 Nov)" in body
+    assert "acme/api#2" in body.split("## Due this week")[1].split("##")[0]
+    assert "reviewed by @bob in 1.08 business days (within SLA)" in body
+    assert "reviewed by @dave in 4.08 business days (late)" in body
+    assert "- Sweeps run: 163" in body
+    assert "- Gaps over two hours with no sweep or delivery: 1" in body
+    assert "Thu 26 Nov 02:30 to Thu 26 Nov 08:30" in body
+
+
+def test_publishing_twice_updates_the_same_issue_and_posts_to_slack_once(github, week):
+    bot, _ = week
+    digest.publish(bot.engine, bot.clock())
+    bot.clock.advance(3600)
+    digest.publish(bot.engine, bot.clock())
+    [issue] = [i for i in github.issues(TRACK) if i["title"].startswith("TBR weekly digest")]
+    assert issue["title"] == "TBR weekly digest: week of 2026-11-30" and "tbr-digest" in issue["labels"]
+    assert "as of Mon 30 Nov 2026 10:00" in issue["body"]
+    assert len(github.slack_messages) == 1
+    assert github.slack_messages[0]["text"].startswith("tbr weekly digest, week of 2026-11-30: 1 overdue")
+
+
+def test_digest_lost_answer_is_found_by_marker(github, week):
+    bot, _ = week
+    github.fail("POST", rf"/repos/{TRACK}/issues", 502, after_effect=True)
+    with pytest.raises(Exception):
+        digest.publish(bot.engine, bot.clock())
+    digest.publish(bot.engine, bot.clock())
+    assert len([i for i in github.issues(TRACK) if i["title"].startswith("TBR weekly digest")]) == 1
+
+
+def test_deleted_followup_is_flagged(github, week):
+    bot, c = week
+    bot.deliver("issues", payloads.issue_action(TRACK, c["overdue"]["followup_number"], "deleted", sender="eve",
+                                                at=bot.clock()))
+    bot.run()
+    body = digest.build(bot.engine, bot.clock()).body
+    assert "## Deleted or transferred follow-ups (1)" in body and "deleted; the review it tracked" in body
+
+
+def test_digest_is_due_once_a_week_at_its_time(github, week):
+    bot, _ = week
+    assert not digest_due(bot.engine, utc("2026-11-30 08:59"))
+    assert digest_due(bot.engine, utc("2026-11-30 09:00"))
+    digest.publish(bot.engine, utc("2026-11-30 09:00"))
+    assert not digest_due(bot.engine, utc("2026-12-03 12:00"))
+    assert digest_due(bot.engine, utc("2026-12-07 09:30"))
+
+
+def test_only_one_scheduler_per_deployment(week, monkeypatch):
+    bot, _ = week
+    started = []
+    monkeypatch.setattr(Scheduler, "_start", lambda self: started.append(self))
+    first, second = Scheduler(bot.engine), Scheduler(bot.engine)  # as two gunicorn workers would
+    first.tick()
+    second.tick()
+    assert started == [first]
+    first.stop()  # the leader's process dies: its lock goes with it
+    second.tick()
+    assert started == [first, second]
+    second.stop()
