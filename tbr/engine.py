@@ -111,13 +111,14 @@ class Engine:
             self.store.finish_delivery(guid, "; ".join(outcomes) or "nothing to judge", now)
 
     def _on_issue_event(self, guid: str, ev: events.IssueEvent, bound) -> None:
+        """A close, reopen, comment or deletion on an issue: if it is a follow-up, act on it."""
         now = self.clock()
         with self.store.write():
             row = self.store.followup_for_issue(ev.repo, ev.number)
             if row is None:
                 outcome = "not a tbr follow-up"
             else:
-                outcome = lifecycle.apply_issue_event(self.store, self.settings, self.holidays, row, ev, guid, now)
+                outcome = lifecycle.apply_issue_event(self.store, self.settings, self.holidays, row, ev, now)
                 bound.info("followup.event", change=row["key"], issue=f"{ev.repo}#{ev.number}", action=ev.action,
                            actor=ev.actor, outcome=outcome)
             self.store.finish_delivery(guid, outcome, now)

@@ -36,7 +36,7 @@ def sla_text(business: timedelta, within: bool, due_at: datetime, at: datetime) 
     return f"{taken}, {(at - due_at).total_seconds() / 86400:.1f} days after it was due"
 
 
-def apply_issue_event(store: Store, settings: Settings, holidays, row: dict, ev: IssueEvent, guid: str,
+def apply_issue_event(store: Store, settings: Settings, holidays, row: dict, ev: IssueEvent,
                       now: datetime) -> str:
     """Record what an event on a follow-up means and queue tbr's answer; returns the outcome."""
     verdict = signoff.judge(followup_of(row), ev, settings.signoff_phrases)
@@ -56,8 +56,9 @@ def apply_issue_event(store: Store, settings: Settings, holidays, row: dict, ev:
             store.add_action(f"close:{key}:{iso(verdict.at)}", "close", repo, number, now, key)
         return f"signed off by {verdict.reviewer}"
     if verdict.kind == "refuse":
-        store.add_action(f"reopen:{key}:{guid}", "reopen", repo, number, now, key)
-        store.add_action(f"refuse:{key}:{guid}", "comment", repo, number, now, key, body=verdict.message)
+        # Keyed by the close's time, which the webhook and the sweep both see: one answer per close.
+        store.add_action(f"reopen:{key}:{iso(ev.at)}", "reopen", repo, number, now, key)
+        store.add_action(f"refuse:{key}:{iso(ev.at)}", "comment", repo, number, now, key, body=verdict.message)
         return f"refused: {verdict.message}"
     if verdict.kind == "reply":
         store.add_action(f"reply:{key}:{ev.comment_id}", "comment", repo, number, now, key, body=verdict.message)

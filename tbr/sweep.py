@@ -79,8 +79,10 @@ def _sweep_repo(engine: Engine, inst: int, repo, since: datetime) -> int:
     found = 0
     watched = {repo.default_branch, *gw.protected_branches(inst, repo.full_name)}
     for pr in gw.merged_pulls_since(inst, repo.full_name, since):
-        if pr["base"] not in watched and not gw.branch_protection(inst, repo.full_name, pr["base"]):
-            continue
+        if pr["base"] not in watched:
+            if not gw.branch_protection(inst, repo.full_name, pr["base"]):
+                continue
+            watched.add(pr["base"])  # protected by a ruleset: sweep its commits too
         ref = events.ChangeRef(
             key=events.pr_key(repo.id, pr["number"]), kind="pr", repo=repo.full_name, repo_id=repo.id,
             installation_id=inst, branch=pr["base"], default_branch=repo.default_branch, sha="", actor="",
@@ -148,6 +150,5 @@ def _reconcile_followups(engine: Engine) -> None:
                                closer.type if closer else "User", issue["closed_at"] or engine.clock(),
                                issue["state_reason"])
         with store.write():
-            outcome = lifecycle.apply_issue_event(store, engine.settings, engine.holidays, row, ev,
-                                                  f"sweep-{iso(ev.at)}", engine.clock())
+            outcome = lifecycle.apply_issue_event(store, engine.settings, engine.holidays, row, ev, engine.clock())
         log.info("sweep.followup_closed", change=row["key"], issue=f"{repo}#{number}", outcome=outcome)

@@ -59,7 +59,9 @@ def blueprint(secret: str, store, wake: Callable[[], None], clock: Callable[[], 
             if not isinstance(payload, dict):
                 raise events.MalformedPayload("payload is not a JSON object")
             now = clock()
-            events.extract(event, payload, now)  # the fields the work relies on, checked before storing
+            # The fields the work relies on, checked before storing.
+            events.extract(event, payload, now)
+            events.issue_event(event, payload, now)
         except (ValueError, UnicodeDecodeError) as e:
             log.warning("webhook.malformed", delivery=guid, event_name=event, error=str(e))
             return _answer(400, f"malformed payload: {e}")

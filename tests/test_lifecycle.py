@@ -229,3 +229,16 @@ def test_reminder_planned_before_a_sign_off_is_not_posted(env, github, followup)
     lifecycle.plan_reminders(bot.store, bot.settings, bot.engine.holidays, bot.clock())
     close(github, bot, followup["followup_number"], "bob")  # runs the queued work too
     assert all("due by" not in c for c in comments(github, followup["followup_number"]))
+
+
+def test_late_webhook_after_the_sweep_handled_the_close_adds_nothing(env, github, followup):
+    from tbr.sweep import sweep
+
+    _, bot = env
+    number = followup["followup_number"]
+    github.close_issue(TRACK, number, by="alice")
+    sweep(bot.engine)
+    bot.run()
+    bot.deliver("issues", payloads.issue_action(TRACK, number, "closed", sender="alice", at=bot.clock()))
+    bot.run()
+    assert len(comments(github, number)) == 1

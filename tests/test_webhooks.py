@@ -150,3 +150,12 @@ def test_form_encoded_delivery_is_accepted(client, store, clock):
     headers["Content-Type"] = "application/x-www-form-urlencoded"
     assert client.post("/webhook", data=body, headers=headers).status_code == 202
     assert deliveries(store)[0]["repo"] == "acme/api"
+
+
+def test_issue_event_missing_a_needed_field_is_400(client, store, clock):
+    payload = payloads.issue_action("acme/compliance", 3, "closed", sender="bob", at=clock())
+    del payload["issue"]["number"]
+    body = json.dumps(payload).encode()
+    resp = client.post("/webhook", data=body, headers=payloads.headers("issues", body, SECRET))
+    assert resp.status_code == 400 and "number" in resp.json["message"]
+    assert deliveries(store) == []
