@@ -3,10 +3,10 @@
 import sys
 
 from tbr.config import ConfigError
-from tbr.web import create_app
+from tbr.web import wsgi_app
 
 try:
-    app = create_app()
+    app = wsgi_app()
 except ConfigError as e:
     print(f"tbr: configuration error: {e}", file=sys.stderr)
     sys.exit(1)

@@ -1,7 +1,11 @@
 """gunicorn settings, read automatically by `gunicorn app:app` from this directory."""
 
+import json
 import os
 import sys
+from datetime import datetime, timezone
+
+from gunicorn import glogging
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # Each worker runs its own background thread; leases in SQLite keep them from doing the same work.
@@ -11,12 +15,54 @@ timeout = 30
 graceful_timeout = 20
 
 
+class JsonAccessLogger(glogging.Logger):
+    """gunicorn's logger, but each request is one JSON object on the access log.
+
+    gunicorn's access_log_format does not escape what the client sent, so a quote in a path or a
+    User-Agent would break a JSON template; json.dumps escapes it. The query string is left out:
+    /setup carries a token in it.
+    """
+
+    def access(self, resp, req, environ, request_time):
+        if not self.access_log_enabled:
+            return
+        status = str(resp.status).split(None, 1)[0]
+        # PATH_INFO is the percent-decoded path as latin-1 text (PEP 3333); show it as the UTF-8 it was.
+        path = environ.get("PATH_INFO", "").encode("latin-1", "replace").decode("utf-8", "replace")
+        entry = {
+            "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": "info",
+            "event": "http.request",
+            "remote_addr": environ.get("REMOTE_ADDR"),
+            "method": environ.get("REQUEST_METHOD"),
+            "path": path,
+            "status": int(status) if status.isdigit() else status,
+            "bytes": getattr(resp, "sent", None),
+            "duration_ms": round(request_time.total_seconds() * 1000, 3),
+            "user_agent": environ.get("HTTP_USER_AGENT"),
+        }
+        if environ.get("HTTP_X_GITHUB_DELIVERY"):  # the `delivery` of tbr's own log lines
+            entry["delivery"] = environ["HTTP_X_GITHUB_DELIVERY"]
+        try:
+            self.access_log.info(json.dumps(entry))
+        except Exception:  # a log line must never fail a request
+            self.exception("access log")
+
+
+# One JSON line per request on stdout; tbr's own log lines and gunicorn's go to stderr.
+# (access_log_format is not used: JsonAccessLogger writes the line.)
+logger_class = JsonAccessLogger
+accesslog = "-"
+
+
 def on_starting(server):
     """Check the settings once, in the master, so a bad one is one line and not a boot loop."""
-    from tbr.config import ConfigError, load
+    from tbr.config import ConfigError, MissingCredentials, load
 
     try:
         load()
+    except MissingCredentials:
+        return  # no App yet: the workers serve /setup until it has one
     except ConfigError as e:
         print(f"tbr: configuration error: {e}", file=sys.stderr)
         sys.exit(1)

@@ -6,6 +6,7 @@ with something a person can act on, not with a traceback an hour later.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -25,6 +26,10 @@ ESCALATE_RE = re.compile(r"^@?[A-Za-z0-9-]+(/[A-Za-z0-9._-]+)?$")
 
 class ConfigError(Exception):
     """A setting is missing or malformed; str(e) is one line naming the variable."""
+
+
+class MissingCredentials(ConfigError):
+    """No App credentials at all, in the environment or the credentials file: time for /setup."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,8 @@ class Settings:
     digest_day: str = "mon"
     digest_time: tuple[int, int] = (9, 0)
     slack_webhook_url: str | None = None
+    metrics_token: str | None = None
+    public_url: str | None = None
 
     @property
     def mention_escalate(self) -> str | None:
@@ -160,6 +167,10 @@ def _hour(env) -> int:
     return hour
 
 
+def _public_url(env) -> str | None:
+    return _url(env, "TBR_PUBLIC_URL", "") if _get(env, "TBR_PUBLIC_URL") else None
+
+
 def _slack(env) -> str | None:
     url = _get(env, "TBR_SLACK_WEBHOOK_URL")
     if url and not re.match(r"^https?://", url):
@@ -182,17 +193,67 @@ def _digest_at(env) -> tuple[str, tuple[int, int]]:
     return m.group(1).lower(), (int(m.group(2)), int(m.group(3)))
 
 
+def credentials_path(env=None) -> Path:
+    """Where the /setup flow writes the App's credentials: TBR_CREDENTIALS, or beside the database."""
+    env = os.environ if env is None else env
+    explicit = _get(env, "TBR_CREDENTIALS")
+    if explicit:
+        return Path(explicit)
+    return Path(_get(env, "TBR_DB") or "./tbr.db").resolve().parent / "tbr-credentials.json"
+
+
+def _with_credentials_file(env) -> dict:
+    """The environment, completed from the credentials file for whatever it does not set itself."""
+    names = ("TBR_APP_ID", "TBR_PRIVATE_KEY", "TBR_PRIVATE_KEY_PATH", "TBR_WEBHOOK_SECRET")
+    if any(_get(env, n) for n in names):
+        return dict(env)
+    path = credentials_path(env)
+    if not path.exists():
+        raise MissingCredentials(
+            "TBR_APP_ID, TBR_PRIVATE_KEY (or TBR_PRIVATE_KEY_PATH) and TBR_WEBHOOK_SECRET are not set and there is"
+            f" no {path}: set them, or open /setup to create the GitHub App")
+    try:
+        saved = json.loads(path.read_text())
+        return {**env, "TBR_APP_ID": str(saved["app_id"]), "TBR_PRIVATE_KEY": saved["private_key"],
+                "TBR_WEBHOOK_SECRET": saved["webhook_secret"]}
+    except (OSError, ValueError, KeyError) as e:
+        raise ConfigError(f"TBR_CREDENTIALS: {path} is unreadable or incomplete ({e})") from None
+
+
+@dataclass(frozen=True)
+class SetupSettings:
+    """What the /setup flow needs before any App exists."""
+
+    credentials: Path
+    api_url: str
+    web_url: str
+    token: str | None
+    public_url: str | None
+
+
+def _url(env, name: str, default: str) -> str:
+    url = (_get(env, name) or default).rstrip("/")
+    if not re.match(r"^https?://[^\s/]+", url):
+        raise ConfigError(f"{name} must be an http(s) URL, got {url!r}")
+    return url
+
+
+def load_setup(env=None) -> SetupSettings:
+    env = os.environ if env is None else env
+    return SetupSettings(credentials_path(env), _url(env, "TBR_GITHUB_API_URL", "https://api.github.com"),
+                         _url(env, "TBR_GITHUB_URL", "https://github.com"), _get(env, "TBR_METRICS_TOKEN"),
+                         _public_url(env))
+
+
 def load(env=None) -> Settings:
     """Read and validate every TBR_* variable; raise ConfigError on the first problem."""
-    env = os.environ if env is None else env
+    env = _with_credentials_file(os.environ if env is None else env)
     raw_id = _required(env, "TBR_APP_ID", "the GitHub App's numeric id")
     if not raw_id.isdigit() or int(raw_id) == 0:
         raise ConfigError(f"TBR_APP_ID must be the App's numeric id, got {raw_id!r}")
     private_key = _private_key(env)
     secret = _required(env, "TBR_WEBHOOK_SECRET", "the webhook secret set on the GitHub App")
-    api_url = (_get(env, "TBR_GITHUB_API_URL") or "https://api.github.com").rstrip("/")
-    if not re.match(r"^https?://[^\s/]+", api_url):
-        raise ConfigError(f"TBR_GITHUB_API_URL must be an http(s) URL, got {api_url!r}")
+    api_url = _url(env, "TBR_GITHUB_API_URL", "https://api.github.com")
     tracking = _get(env, "TBR_TRACKING_REPO")
     repos_raw = _list(env, "TBR_REPOS", ())
     log_format = (_get(env, "TBR_LOG_FORMAT") or "json").lower()
@@ -221,4 +282,6 @@ def load(env=None) -> Settings:
         digest_day=digest_day,
         digest_time=digest_time,
         slack_webhook_url=_slack(env),
+        metrics_token=_get(env, "TBR_METRICS_TOKEN"),
+        public_url=_public_url(env),
     )

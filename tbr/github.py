@@ -9,6 +9,7 @@ models into the classifier's plain facts.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -107,9 +108,33 @@ def split(full_name: str) -> tuple[str, str]:
     return owner, name
 
 
+def call(what: str, fn, *args, **kwargs):
+    """Run one githubkit call, turning its exceptions into GitHubUnavailable / GitHubError."""
+    try:
+        return fn(*args, **kwargs)
+    except RateLimitExceeded as e:
+        wait = int(e.retry_after.total_seconds())
+        raise GitHubUnavailable(f"{what}: rate limited for {wait} s", e.retry_after) from e
+    except RequestFailed as e:
+        status = e.response.status_code
+        if status >= 500:
+            raise GitHubUnavailable(f"{what}: GitHub answered {status}") from e
+        try:
+            body = e.response.json()
+        except ValueError:
+            body = e.response.text
+        message = body.get("message", "") if isinstance(body, dict) else str(body)[:200]
+        raise GitHubError(f"{what}: GitHub answered {status} {message}".strip(), status, body) from e
+    except RequestError as e:
+        raise GitHubUnavailable(f"{what}: {type(e.exc).__name__}: {e.exc}") from e
+    except GitHubException as e:
+        raise GitHubUnavailable(f"{what}: {e!r}") from e
+
+
 class Gateway:
     def __init__(self, settings: Settings, *, timeout: float = 15.0, retry: RetryPolicy | None = None,
-                 transport: httpx.BaseTransport | None = None):
+                 transport: httpx.BaseTransport | None = None,
+                 on_response: Callable[[httpx.Response], None] | None = None):
         self.settings = settings
         self.retry = retry or RetryPolicy()
         self.app = GitHub(
@@ -120,6 +145,7 @@ class Gateway:
             http_cache=False,
             user_agent="tbr (https://github.com/tbr-bot/tbr)",
             transport=transport,
+            event_hooks={"response": [on_response]} if on_response else None,
             # githubkit's default token cache is process-wide and keyed by app id alone.
             cache_strategy=MemCacheStrategy(),
         )
@@ -137,42 +163,20 @@ class Gateway:
                     self.app.auth.as_installation(installation_id))
             return client
 
-    def _call(self, what: str, fn, *args, **kwargs):
-        """Run one githubkit call, turning its exceptions into GitHubUnavailable / GitHubError."""
-        try:
-            return fn(*args, **kwargs)
-        except RateLimitExceeded as e:
-            wait = int(e.retry_after.total_seconds())
-            raise GitHubUnavailable(f"{what}: rate limited for {wait} s", e.retry_after) from e
-        except RequestFailed as e:
-            status = e.response.status_code
-            if status >= 500:
-                raise GitHubUnavailable(f"{what}: GitHub answered {status}") from e
-            try:
-                body = e.response.json()
-            except ValueError:
-                body = e.response.text
-            message = body.get("message", "") if isinstance(body, dict) else str(body)[:200]
-            raise GitHubError(f"{what}: GitHub answered {status} {message}".strip(), status, body) from e
-        except RequestError as e:
-            raise GitHubUnavailable(f"{what}: {type(e.exc).__name__}: {e.exc}") from e
-        except GitHubException as e:
-            raise GitHubUnavailable(f"{what}: {e!r}") from e
-
     def _all(self, what: str, client: GitHub, method, **kwargs) -> list:
-        return self._call(what, lambda: list(client.rest.paginate(method, per_page=100, **kwargs)))
+        return call(what, lambda: list(client.rest.paginate(method, per_page=100, **kwargs)))
 
     # app level --------------------------------------------------------------------------------
 
     def app_info(self) -> dict:
-        app = self._call("GET /app", self.app.rest.apps.get_authenticated).parsed_data
+        app = call("GET /app", self.app.rest.apps.get_authenticated).parsed_data
         return {"id": app.id, "slug": getattr(app, "slug", None), "name": app.name}
 
     def installation_for(self, repo: str) -> int:
         """The installation that covers `repo`; remembered, since it only changes on reinstall."""
         key = repo.lower()
         if key not in self._installations:
-            inst = self._call(f"GET /repos/{repo}/installation",
+            inst = call(f"GET /repos/{repo}/installation",
                               self.app.rest.apps.get_repo_installation, *split(repo)).parsed_data
             self._installations[key] = inst.id
         return self._installations[key]
@@ -180,14 +184,14 @@ class Gateway:
     # repositories -----------------------------------------------------------------------------
 
     def repo(self, inst: int, repo: str) -> RepoInfo:
-        r = self._call(f"GET /repos/{repo}", self._inst(inst).rest.repos.get, *split(repo)).parsed_data
+        r = call(f"GET /repos/{repo}", self._inst(inst).rest.repos.get, *split(repo)).parsed_data
         return RepoInfo(r.full_name, r.id, r.default_branch, bool(r.archived), bool(r.has_issues))
 
     def branch_protection(self, inst: int, repo: str, branch: str) -> str | None:
         """How `branch` is protected ("classic", "ruleset"), or None when it is not."""
         client = self._inst(inst)
         try:
-            b = self._call(f"GET /repos/{repo}/branches/{branch}",
+            b = call(f"GET /repos/{repo}/branches/{branch}",
                            client.rest.repos.get_branch, *split(repo), branch).parsed_data
         except GitHubError as e:
             if e.status == 404:
@@ -195,7 +199,7 @@ class Gateway:
             raise
         if b.protected:
             return "classic"
-        rules = self._call(f"GET /repos/{repo}/rules/branches/{branch}",
+        rules = call(f"GET /repos/{repo}/rules/branches/{branch}",
                            client.rest.repos.get_branch_rules, *split(repo), branch).parsed_data
         return "ruleset" if rules else None
 
@@ -206,7 +210,7 @@ class Gateway:
         client = self._inst(inst)
         owner, name = split(repo)
         where = f"{repo}#{number}"
-        pr = self._call(f"GET pull {where}", client.rest.pulls.get, owner, name, number).parsed_data
+        pr = call(f"GET pull {where}", client.rest.pulls.get, owner, name, number).parsed_data
         if not pr.merged_at:
             return None
         reviews = self._all(f"reviews of {where}", client, client.rest.pulls.list_reviews,
@@ -235,7 +239,7 @@ class Gateway:
     def merged_pulls_for_commit(self, inst: int, repo: str, sha: str, branch: str) -> list[int]:
         """Numbers of the merged PRs into `branch` that GitHub associates with commit `sha`."""
         client = self._inst(inst)
-        pulls = self._call(f"GET /repos/{repo}/commits/{sha[:7]}/pulls",
+        pulls = call(f"GET /repos/{repo}/commits/{sha[:7]}/pulls",
                            client.rest.repos.list_pull_requests_associated_with_commit,
                            *split(repo), sha).parsed_data
         return [p.number for p in pulls if p.merged_at and p.base.ref == branch]
@@ -264,14 +268,14 @@ class Gateway:
         data = {"title": title, "body": body, "labels": labels}
         if assignees:
             data["assignees"] = assignees
-        issue = self._call(f"POST /repos/{repo}/issues", client.rest.issues.create,
+        issue = call(f"POST /repos/{repo}/issues", client.rest.issues.create,
                            *split(repo), data=data).parsed_data
         return IssueRef(issue.number, issue.html_url)
 
     def ensure_label(self, inst: int, repo: str, name: str, color: str, description: str) -> None:
         client = self._inst(inst)
         try:
-            self._call(f"POST /repos/{repo}/labels", client.rest.issues.create_label, *split(repo),
+            call(f"POST /repos/{repo}/labels", client.rest.issues.create_label, *split(repo),
                        data={"name": name, "color": color, "description": description})
         except GitHubError as e:
             if e.status != 422:  # 422: it exists already
@@ -280,7 +284,7 @@ class Gateway:
     # follow-up lifecycle ------------------------------------------------------------------------
 
     def issue(self, inst: int, repo: str, number: int) -> dict:
-        i = self._call(f"GET issue {repo}#{number}", self._inst(inst).rest.issues.get, *split(repo), number).parsed_data
+        i = call(f"GET issue {repo}#{number}", self._inst(inst).rest.issues.get, *split(repo), number).parsed_data
         closed_by = i.closed_by if i.closed_by not in (None, UNSET) else None
         return {"state": i.state, "state_reason": i.state_reason if i.state_reason is not UNSET else None,
                 "closed_at": _when(i.closed_at), "closed_by": _actor(closed_by) if closed_by else None,
@@ -294,22 +298,22 @@ class Gateway:
                              owner=owner, repo=name, issue_number=number, since=since)
         if any(marker in (c.body or "") for c in existing):
             return
-        self._call(f"POST comment on {repo}#{number}", client.rest.issues.create_comment, owner, name, number,
+        call(f"POST comment on {repo}#{number}", client.rest.issues.create_comment, owner, name, number,
                    data={"body": f"{marker}\n{body}"})
 
     def set_issue_state(self, inst: int, repo: str, number: int, state: str, reason: str | None = None) -> None:
         data = {"state": state}
         if reason:
             data["state_reason"] = reason
-        self._call(f"PATCH {repo}#{number} {state}", self._inst(inst).rest.issues.update, *split(repo), number,
+        call(f"PATCH {repo}#{number} {state}", self._inst(inst).rest.issues.update, *split(repo), number,
                    data=data)
 
     def add_label(self, inst: int, repo: str, number: int, label: str) -> None:
-        self._call(f"label {repo}#{number}", self._inst(inst).rest.issues.add_labels, *split(repo), number,
+        call(f"label {repo}#{number}", self._inst(inst).rest.issues.add_labels, *split(repo), number,
                    data={"labels": [label]})
 
     def update_issue_body(self, inst: int, repo: str, number: int, body: str) -> None:
-        self._call(f"PATCH {repo}#{number} body", self._inst(inst).rest.issues.update, *split(repo), number,
+        call(f"PATCH {repo}#{number} body", self._inst(inst).rest.issues.update, *split(repo), number,
                    data={"body": body})
 
     # reconciliation -----------------------------------------------------------------------------
@@ -320,7 +324,7 @@ class Gateway:
 
     def installation_repos(self, inst: int) -> list[RepoInfo]:
         client = self._inst(inst)
-        repos = self._call("GET /installation/repositories", lambda: list(client.rest.paginate(
+        repos = call("GET /installation/repositories", lambda: list(client.rest.paginate(
             client.rest.apps.list_repos_accessible_to_installation,
             map_func=lambda r: r.parsed_data.repositories, per_page=100)))
         return [RepoInfo(r.full_name, r.id, r.default_branch, bool(r.archived), bool(r.has_issues)) for r in repos]
@@ -341,7 +345,7 @@ class Gateway:
                                   "author": pr.user.login if pr.user else "ghost", "url": pr.html_url,
                                   "title": pr.title})
 
-        self._call(f"merged pulls of {repo}", walk)
+        call(f"merged pulls of {repo}", walk)
         return found
 
     def protected_branches(self, inst: int, repo: str) -> list[str]:
@@ -371,8 +375,20 @@ class Gateway:
                 out.append({"id": d.id, "guid": d.guid, "ok": 200 <= (d.status_code or 0) < 300,
                             "event": d.event, "delivered_at": _when(d.delivered_at)})
 
-        self._call("GET /app/hook/deliveries", walk)
+        call("GET /app/hook/deliveries", walk)
         return out
 
     def redeliver(self, delivery_id: int) -> None:
-        self._call(f"redeliver {delivery_id}", self.app.rest.apps.redeliver_webhook_delivery, delivery_id)
+        call(f"redeliver {delivery_id}", self.app.rest.apps.redeliver_webhook_delivery, delivery_id)
+
+
+def convert_manifest(api_url: str, code: str, timeout: float = 15.0) -> dict:
+    """Exchange the App-manifest flow's one-time code for the new App's id, key and webhook secret.
+
+    The code is the only credential, so this is the one call made without App auth; it is a POST
+    and is not retried (the code works once).
+    """
+    github = GitHub(base_url=api_url + "/", timeout=timeout, auto_retry=False, http_cache=False)
+    app = call("POST /app-manifests/{code}/conversions", github.rest.apps.create_from_manifest, code).parsed_data
+    return {"app_id": app.id, "slug": app.slug, "name": app.name, "html_url": app.html_url,
+            "private_key": app.pem, "webhook_secret": app.webhook_secret}

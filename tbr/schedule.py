@@ -70,6 +70,7 @@ class Scheduler:
                       id="remind")
         sched.add_job(self.run_digest, "interval", seconds=DIGEST_CHECK_EVERY.total_seconds(),
                       next_run_time=now, id="digest")
+        sched.add_job(self.beat, "interval", seconds=60, next_run_time=now, id="heartbeat")
         sched.start()
         self._scheduler = sched
         log.info("scheduler.leading", pid=os.getpid(), sweep_minutes=settings.sweep_minutes,
@@ -77,13 +78,16 @@ class Scheduler:
 
     def stop(self) -> None:
         if self._scheduler:
-            self._scheduler.shutdown(wait=False)
+            self._scheduler.shutdown(wait=True)  # let a running job finish its transaction
             self._scheduler = None
         if self._fd is not None:
             os.close(self._fd)  # releases the lock for another worker
             self._fd = None
 
     # the jobs: each also a `tbr` command ------------------------------------------------------
+
+    def beat(self) -> None:
+        self.engine.store.beat("scheduler", self.engine.clock())
 
     def run_sweep(self) -> None:
         sweep.sweep(self.engine)

@@ -114,6 +114,18 @@ CREATE TABLE IF NOT EXISTS redeliveries (
     requested_at TEXT NOT NULL
 );
 
+-- Signs of life of the periodic work (the scheduler beats every minute), for /healthz.
+CREATE TABLE IF NOT EXISTS heartbeats (
+    name TEXT PRIMARY KEY,
+    at TEXT NOT NULL
+);
+
+-- Counters that no row of another table records: refused webhooks, GitHub answers, rate limit.
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value REAL NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS digests (
     week TEXT PRIMARY KEY,                        -- the Monday, local date
     repo TEXT NOT NULL,
@@ -317,6 +329,32 @@ class Store:
             f" lease_owner = NULL, lease_until = NULL WHERE {key} = ?",
             [error[:2000], iso(at), ident])
         return self.attempts(table, ident)
+
+    def beat(self, name: str, now: datetime) -> None:
+        self.db.execute("INSERT INTO heartbeats (name, at) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET at = excluded.at",
+                        [name, iso(now)])
+
+    def last_beat(self, name: str) -> datetime | None:
+        row = self.db.execute("SELECT at FROM heartbeats WHERE name = ?", [name]).fetchone()
+        return from_iso(row[0]) if row else None
+
+    def bump(self, name: str, by: float = 1) -> None:
+        self.db.execute("INSERT INTO counters (name, value) VALUES (?, ?)"
+                        " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", [name, by])
+
+    def set_counter(self, name: str, value: float) -> None:
+        self.db.execute("INSERT INTO counters (name, value) VALUES (?, ?)"
+                        " ON CONFLICT(name) DO UPDATE SET value = excluded.value", [name, value])
+
+    def record_github_response(self, response) -> None:
+        """Count GitHub's answers and keep its rate-limit headroom, for /metrics (an httpx hook)."""
+        self.bump(f"github_requests_{response.status_code // 100}xx")
+        remaining = response.headers.get("x-ratelimit-remaining")
+        if remaining is not None and remaining.isdigit():
+            self.set_counter("github_rate_limit_remaining", int(remaining))
+
+    def counters(self) -> dict[str, float]:
+        return {r["name"]: r["value"] for r in self.db.query("SELECT name, value FROM counters")}
 
     def counts(self) -> dict:
         counts = {

@@ -40,20 +40,24 @@ def _decode(body: bytes, content_type: str) -> object:
 def blueprint(secret: str, store, wake: Callable[[], None], clock: Callable[[], datetime]) -> Blueprint:
     bp = Blueprint("webhooks", __name__)
 
+    def refuse(status: int, message: str):
+        store.bump(f"webhook_refused_{status}")  # a count for /metrics; the request itself is not kept
+        return _answer(status, message)
+
     @bp.post("/webhook")
     def receive():
         if (request.content_length or 0) > MAX_BYTES:
-            return _answer(413, "payload larger than 25 MB")
+            return refuse(413, "payload larger than 25 MB")
         body = request.get_data(cache=False)
         if len(body) > MAX_BYTES:
-            return _answer(413, "payload larger than 25 MB")
+            return refuse(413, "payload larger than 25 MB")
         if not _signature_ok(secret, body, request.headers.get("X-Hub-Signature-256")):
             log.warning("webhook.refused", reason="bad or missing X-Hub-Signature-256", remote=request.remote_addr)
-            return _answer(401, "signature missing or wrong: set the App's webhook secret to TBR_WEBHOOK_SECRET")
+            return refuse(401, "signature missing or wrong: set the App's webhook secret to TBR_WEBHOOK_SECRET")
         guid = request.headers.get("X-GitHub-Delivery", "").strip()
         event = request.headers.get("X-GitHub-Event", "").strip()
         if not guid or not event:
-            return _answer(400, "X-GitHub-Delivery and X-GitHub-Event headers are required")
+            return refuse(400, "X-GitHub-Delivery and X-GitHub-Event headers are required")
         try:
             payload = _decode(body, request.content_type or "")
             if not isinstance(payload, dict):
@@ -64,7 +68,7 @@ def blueprint(secret: str, store, wake: Callable[[], None], clock: Callable[[], 
             events.issue_event(event, payload, now)
         except (ValueError, UnicodeDecodeError) as e:
             log.warning("webhook.malformed", delivery=guid, event_name=event, error=str(e))
-            return _answer(400, f"malformed payload: {e}")
+            return refuse(400, f"malformed payload: {e}")
         repo = (payload.get("repository") or {}).get("full_name")
         stored = store.add_delivery(guid, event, payload.get("action"), repo, json.dumps(payload), now)
         bound = log.bind(delivery=guid, event_name=event, action=payload.get("action"), repo=repo)
@@ -77,7 +81,7 @@ def blueprint(secret: str, store, wake: Callable[[], None], clock: Callable[[], 
 
     @bp.errorhandler(413)
     def too_large(_e):
-        return _answer(413, "payload larger than 25 MB")
+        return refuse(413, "payload larger than 25 MB")
 
     return bp
 

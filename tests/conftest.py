@@ -44,6 +44,17 @@ def settings(tmp_path, private_key) -> Settings:
                     log_format="console")
 
 
+@pytest.fixture
+def client(app):
+    """A Flask test client for the module's own `app` fixture."""
+    return app.test_client()
+
+
+@pytest.fixture
+def store(app):
+    return app.extensions["tbr"].store
+
+
 def with_(settings: Settings, **changes) -> Settings:
     return dataclasses.replace(settings, **changes)
 

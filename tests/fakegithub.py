@@ -179,11 +179,17 @@ _ROUTES = Map([
     Rule("/repos/<owner>/<repo>/issues/<int:number>/labels/<path:name>", methods=["DELETE"],
          endpoint="remove_label"),
     Rule("/slack/<path:hook>", methods=["POST"], endpoint="slack"),
+    # The App-manifest flow: GitHub's web pages (a person confirms), then the API exchange.
+    Rule("/settings/apps/new", methods=["POST"], endpoint="manifest_form"),
+    Rule("/organizations/<org>/settings/apps/new", methods=["POST"], endpoint="manifest_form"),
+    Rule("/app-manifests/<code>/conversions", methods=["POST"], endpoint="manifest_conversion"),
 ], strict_slashes=False, merge_slashes=False)
 
 _APP_ENDPOINTS = {"get_app", "create_token", "get_installation", "list_installations",
                   "list_deliveries", "redeliver"}
-_PUBLIC_ENDPOINTS = {"slack"}  # the Slack webhook stand-in takes no GitHub auth
+# The Slack stand-in takes no GitHub auth; nor do the manifest pages (a browser session) and the
+# manifest exchange (the one-time code is the credential).
+_PUBLIC_ENDPOINTS = {"slack", "manifest_form", "manifest_conversion"}
 _STATE_REASONS = {"completed", "not_planned", "duplicate", "reopened"}
 _PERMISSIONS = {"issues": "write", "pull_requests": "read", "contents": "read",
                 "metadata": "read", "administration": "read"}
@@ -214,6 +220,8 @@ class FakeGitHub:
         self._deliveries: list[dict] = []
         self.redelivery_requests: list[int] = []  # delivery ids, in request order
         self.slack_messages: list = []  # JSON bodies POSTed to /slack/...
+        self.manifests: list[dict] = []  # manifests posted to the "new App" page, with the org if any
+        self._manifest_codes: dict[str, dict] = {}
         self._ids = itertools.count(1000)
         self._server = None
         self._thread = None
@@ -1223,6 +1231,27 @@ class FakeGitHub:
         template = _first("issue_label_removed")
         return self._json(200, [self._label(r, r["labels"][n.lower()], template)
                                 for n in issue["labels"]])
+
+    def _h_manifest_form(self, request, org=None):
+        """GitHub's "Create GitHub App" page, with the person clicking Create at once: redirect back
+        to the manifest's redirect_url with a one-time code, as GitHub does."""
+        manifest = json.loads(request.form["manifest"])
+        code = f"code{next(self._ids)}"
+        self.manifests.append({"manifest": manifest, "org": org})
+        self._manifest_codes[code] = manifest
+        query = urlencode({"code": code, "state": request.args.get("state", request.form.get("state", ""))})
+        return Response(status=302, headers={"Location": f"{manifest['redirect_url']}?{query}"})
+
+    def _h_manifest_conversion(self, request, code):
+        manifest = self._manifest_codes.pop(code, None)
+        if manifest is None:
+            raise _ApiError(404, "Not Found")
+        out = _subst(_template("manifest_conversion"), self._pairs())
+        out.update(id=self.app_id, slug=self.app_slug, name=manifest.get("name", self.app_slug),
+                   pem=self.private_key, webhook_secret="whsec-from-fake", client_id=f"Iv1.fake{self.app_id}",
+                   html_url=f"{self.url}/apps/{self.app_slug}", permissions=manifest.get("default_permissions", {}),
+                   events=manifest.get("default_events", []))
+        return self._json(201, out)
 
     def _h_slack(self, request, hook):
         data = request.get_json(force=True, silent=True)

@@ -9,12 +9,10 @@ from __future__ import annotations
 import json
 import os
 import queue
-import socket
 import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,27 +20,16 @@ import httpx
 import pytest
 
 from tests import payloads
+from tests.processes import eventually, free_port
 from tests.conftest import SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def eventually(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)  # polling another process's state: there is no event to wait on
 
 
 class Gunicorn:
-    def __init__(self, env: dict, workers: int = 2):
+    def __init__(self, env: dict, workers: int = 2, ready: str = '"tbr.started"'):
         self.port = free_port()
         self.lines: queue.Queue[str] = queue.Queue()  # for waiting on start-up
         self.log: list[str] = []  # everything it said
@@ -53,7 +40,7 @@ class Gunicorn:
         started = 0
         while started < workers:
             line = self.lines.get(timeout=30)
-            started += '"tbr.started"' in line
+            started += ready in line
 
     def _pump(self):
         for line in self.proc.stderr:
@@ -148,3 +135,15 @@ def test_bad_setting_stops_start_up_with_one_line(env):
     assert proc.returncode != 0
     assert "tbr: configuration error: TBR_TIMEZONE must be an IANA time zone" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_without_credentials_gunicorn_serves_the_setup_page(env):
+    env = {k: v for k, v in env.items() if k not in ("TBR_APP_ID", "TBR_PRIVATE_KEY_PATH", "TBR_WEBHOOK_SECRET")}
+    bot = Gunicorn(env, ready='"tbr.setup_mode"')
+    try:
+        page = httpx.get(f"http://127.0.0.1:{bot.port}/setup", timeout=5)
+        assert page.status_code == 200 and "Create the GitHub App" in page.text
+        health = httpx.get(f"http://127.0.0.1:{bot.port}/healthz", timeout=5)
+        assert health.status_code == 503 and health.json()["problems"] == ["no App credentials: open /setup"]
+    finally:
+        bot.stop()

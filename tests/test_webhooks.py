@@ -20,16 +20,6 @@ def app(settings, clock):
     return create_app(settings, clock=clock, start_worker=False)
 
 
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-@pytest.fixture
-def store(app):
-    return app.extensions["tbr"].store
-
-
 def pr_body(clock, **kw) -> bytes:
     return json.dumps(payloads.merged_pr("acme/api", 42, 7, merged_at=clock(), **kw)).encode()
 

@@ -1,0 +1,74 @@
+"""/metrics in Prometheus' text format, read from the database at scrape time.
+
+gunicorn runs several processes and a scrape reaches one of them; counting in the database rather
+than in process memory makes every scrape tell the whole deployment's story.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from tbr.store import Store, from_iso, iso
+
+
+class Collector:
+    def __init__(self, store: Store, clock: Callable[[], datetime]):
+        self.store = store
+        self.clock = clock
+
+    def collect(self):
+        db, now = self.store.db, self.clock()
+        deliveries = CounterMetricFamily("tbr_deliveries", "Webhook deliveries stored, by event and status",
+                                         labels=["event", "status"])
+        for r in db.query("SELECT event, status, count(*) AS n FROM deliveries GROUP BY event, status"):
+            deliveries.add_metric([r["event"], r["status"]], r["n"])
+        counters = self.store.counters()
+        refused = CounterMetricFamily("tbr_webhooks_refused", "Webhook requests refused, by HTTP status",
+                                      labels=["status"])
+        for name, value in counters.items():
+            if name.startswith("webhook_refused_"):
+                refused.add_metric([name.removeprefix("webhook_refused_")], value)
+        decisions = CounterMetricFamily("tbr_decisions", "Changes judged, by status and rule",
+                                        labels=["status", "rule"])
+        for r in db.query("SELECT status, json_extract(decision, '$.rule') AS rule, count(*) AS n FROM changes"
+                          " WHERE decision IS NOT NULL GROUP BY status, rule"):
+            decisions.add_metric([r["status"], r["rule"] or ""], r["n"])
+        followups = GaugeMetricFamily("tbr_followups", "Follow-up issues by state", labels=["state"])
+        for r in db.query("SELECT followup_state AS s, count(*) AS n FROM changes WHERE status = 'followup'"
+                          " GROUP BY followup_state"):
+            followups.add_metric([r["s"] or "open"], r["n"])
+        overdue = GaugeMetricFamily("tbr_followups_overdue", "Open follow-ups past their due date")
+        overdue.add_metric([], db.execute("SELECT count(*) FROM changes WHERE status = 'followup' AND"
+                                          " followup_state = 'open' AND due_at <= ?", [iso(now)]).fetchone()[0])
+        pending = GaugeMetricFamily("tbr_pending_work", "Work waiting in the database", labels=["kind"])
+        for table in ("deliveries", "changes", "actions"):
+            pending.add_metric([table], db.execute(f"SELECT count(*) FROM {table} WHERE status = 'pending'").fetchone()[0])
+        sweeps = CounterMetricFamily("tbr_sweeps", "Reconciliation sweeps run, by result", labels=["result"])
+        for r in db.query("SELECT error IS NULL AS ok, count(*) AS n FROM sweeps WHERE finished_at IS NOT NULL"
+                          " GROUP BY ok"):
+            sweeps.add_metric(["ok" if r["ok"] else "error"], r["n"])
+        last = db.execute("SELECT finished_at, repos_checked FROM sweeps WHERE finished_at IS NOT NULL"
+                          " ORDER BY finished_at DESC LIMIT 1").fetchone()
+        # The name Tailscale's bot used, so alerts written for it keep working.
+        repos = GaugeMetricFamily("tbrbot_repos_checked", "Repositories checked by the last sweep")
+        repos.add_metric([], last[1] if last else 0)
+        since = GaugeMetricFamily("tbr_seconds_since_last_sweep", "Seconds since the last sweep finished")
+        since.add_metric([], (now - from_iso(last[0])).total_seconds() if last else float("inf"))
+        github = CounterMetricFamily("tbr_github_requests", "GitHub API answers, by status class", labels=["status"])
+        for name, value in counters.items():
+            if name.startswith("github_requests_"):
+                github.add_metric([name.removeprefix("github_requests_")], value)
+        rate = GaugeMetricFamily("tbr_github_rate_limit_remaining", "Requests left in GitHub's rate-limit window")
+        if "github_rate_limit_remaining" in counters:
+            rate.add_metric([], counters["github_rate_limit_remaining"])
+        yield from (deliveries, refused, decisions, followups, overdue, pending, sweeps, repos, since, github, rate)
+
+
+def render(store: Store, clock: Callable[[], datetime]) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Collector(store, clock))
+    return generate_latest(registry)
