@@ -68,13 +68,13 @@ def body(change: Change, decision: Decision, due: datetime, tz: ZoneInfo) -> str
         people = f"@{facts['author']}" + (f" or @{change.actor}" if change.actor and change.actor != facts["author"] else "")
     else:
         rows = [
-            ("Pushed by", f"@{change.actor}"),
+            ("Pushed by", f"@{change.actor}" if change.actor else "unknown (found by the reconciliation sweep)"),
             ("Pushed at", _when(change.happened_at)),
             ("Force push", "yes" if facts.get("forced") else "no"),
         ]
         if facts.get("compare"):
             rows.append(("Compare", facts["compare"]))
-        people = f"@{change.actor}"
+        people = f"@{change.actor}" if change.actor else "whoever pushed it"
     rows = [("Repository", f"{change.repo}, branch `{change.branch}`"), *rows, ("Review due", due_text)]
     lines = [
         marker(change.key),

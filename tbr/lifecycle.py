@@ -24,7 +24,8 @@ def followup_of(row: dict) -> signoff.Followup:
                     if row["actor"] and row["actor"] != facts.get("author") else f"@{facts.get('author')} authored and merged {what}")
     else:
         authors = {c.get("author") or "" for c in facts.get("commits", [])}
-        describe = f"@{row['actor']} pushed {row['repo']}@{row['sha'][:7]}"
+        pusher = f"@{row['actor']}" if row["actor"] else "someone"
+        describe = f"{pusher} pushed {row['repo']}@{row['sha'][:7]}"
     involved = frozenset(x.lower() for x in authors | {row["actor"] or ""} if x)
     return signoff.Followup(row["key"], row["followup_state"] or "open", involved, describe)
 

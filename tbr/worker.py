@@ -48,6 +48,9 @@ class Worker:
             self._wake.clear()
             try:
                 self.tick()
+            except Exception:  # e.g. the lock file cannot be opened: the work below must still be done
+                log.exception("worker.scheduler_tick_failed")
+            try:
                 handled = self.engine.run_due()
             except Exception:  # the database itself failed; keep the thread, try again shortly
                 log.exception("worker.pass_failed")
