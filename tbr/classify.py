@@ -41,6 +41,7 @@ class Review:
     submitted_at: datetime | None
     url: str
     body: str = ""
+    commit_id: str | None = None  # the head commit the reviewer saw
 
     def __post_init__(self):
         object.__setattr__(self, "state", self.state.upper())
@@ -66,6 +67,7 @@ class PullFacts:
     merged_at: datetime
     reviews: tuple[Review, ...] = ()
     comments: tuple[Comment, ...] = ()
+    head_sha: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class PushFacts:
 class Policy:
     approval_phrases: tuple[str, ...] = ("LGTM", "🚢", ":shipit:")
     exempt_authors: tuple[str, ...] = ("dependabot[bot]",)
+    require_fresh_approval: bool = False  # an approval of an older head commit does not count
 
     def is_exempt(self, actor: Actor) -> bool:
         return actor.login.lower() in {a.lower() for a in self.exempt_authors}
@@ -135,7 +138,7 @@ def _fmt(at: datetime | None) -> str:
     return at.strftime("%Y-%m-%d %H:%M UTC") if at else "unknown time"
 
 
-def _review_approvals(facts: PullFacts, cutoff: datetime, notes: list[str]) -> list[Approval]:
+def _review_approvals(facts: PullFacts, policy: Policy, cutoff: datetime, notes: list[str]) -> list[Approval]:
     latest: dict[str, Review] = {}
     for review in sorted(facts.reviews, key=lambda r: r.submitted_at or cutoff):
         who = review.reviewer
@@ -156,6 +159,10 @@ def _review_approvals(facts: PullFacts, cutoff: datetime, notes: list[str]) -> l
     for review in latest.values():
         who = review.reviewer.login
         if review.state == "APPROVED":
+            if policy.require_fresh_approval and facts.head_sha and review.commit_id != facts.head_sha:
+                notes.append(f"{who} approved an older commit ({(review.commit_id or '?')[:7]}), and fresh approval"
+                             " is required")
+                continue
             approvals.append(Approval("review", who, review.submitted_at, review.url, f"{who} approved the pull request"))
         elif review.state == "DISMISSED":
             notes.append(f"{who}'s review was dismissed")
@@ -186,7 +193,7 @@ def _phrase_approvals(facts: PullFacts, policy: Policy, cutoff: datetime, notes:
 def judge_pull(facts: PullFacts, policy: Policy, cutoff: datetime) -> Decision:
     """Judge a merged pull request with everything known at `cutoff` (merge time plus grace)."""
     notes: list[str] = []
-    found = _review_approvals(facts, cutoff, notes) + _phrase_approvals(facts, policy, cutoff, notes)
+    found = _review_approvals(facts, policy, cutoff, notes) + _phrase_approvals(facts, policy, cutoff, notes)
     merger = facts.merged_by
     if merger and not merger.is_bot and not merger.same(facts.author):
         found.append(Approval("merged-by-other", merger.login, facts.merged_at, facts.url,

@@ -100,8 +100,7 @@ def remind_cmd(args) -> int:
     runtime = _runtime()
     engine = runtime.engine
     now = _when(args.now) or engine.clock()
-    queued = lifecycle.plan_reminders(runtime.store, runtime.settings, engine.holidays, now, engine.clock(),
-                                      dry_run=args.dry_run)
+    queued = lifecycle.plan_reminders(runtime.store, runtime.settings, now, engine.clock(), dry_run=args.dry_run)
     for item in queued:
         print(f"{'would post' if args.dry_run else 'queued'} {item['kind']} on {item['issue']}: {item['text']}")
     if not args.dry_run:
@@ -121,6 +120,24 @@ def digest_cmd(args) -> int:
         print(f"# {result.title}\n\n{result.body}")
     else:
         print(result.summary)
+    return 0
+
+
+def config_show(args) -> int:
+    """The effective configuration of a repository, and where each value came from."""
+    from tbr.configstore import describe
+    from tbr.repoconfig import PATH
+
+    runtime = _runtime()
+    engine = runtime.engine
+    if not config.REPO_RE.match(args.repo):
+        raise SystemExit(f"tbr: not owner/name: {args.repo!r}")
+    inst = engine.gateway.installation_for(args.repo)
+    for source in (f"{args.repo.split('/')[0]}/.github", args.repo):
+        engine.configs.refresh(inst, source)
+        for problem in engine.configs.problems(source):
+            print(f"invalid {source}:{PATH}: {problem} (its last valid version stays in force)")
+    print(describe(engine.config(inst, args.repo)))
     return 0
 
 
@@ -145,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("check-config", help="validate settings and GitHub access, start nothing").set_defaults(fn=check_config)
     sub.add_parser("process", help="do all due work once, then exit").set_defaults(fn=process)
     sub.add_parser("status", help="what is pending, judged and filed").set_defaults(fn=status)
+    p = sub.add_parser("config", help="per-repository configuration")
+    show = p.add_subparsers(dest="action", required=True).add_parser(
+        "show", help="the effective configuration of owner/repo and where each value came from")
+    show.add_argument("repo")
+    show.set_defaults(fn=config_show)
     p = sub.add_parser("sweep", help="find changes the webhooks missed, since the last sweep or --since")
     p.add_argument("--since", help="ISO 8601 date or time (default: the last sweep, less an hour)")
     p.set_defaults(fn=sweep_cmd)

@@ -59,10 +59,6 @@ class Settings:
     public_url: str | None = None
 
     @property
-    def mention_escalate(self) -> str | None:
-        return f"@{self.escalate.lstrip('@')}" if self.escalate else None
-
-    @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 

@@ -19,6 +19,9 @@ import structlog
 from tbr import events, lifecycle, sla
 from tbr.classify import Actor, Decision, Policy, PushFacts, judge_pull, judge_push
 from tbr.config import Settings
+from tbr.configstore import RepoConfigs, touches_config
+from tbr.repoconfig import PATH as CONFIG_PATH
+from tbr.repoconfig import RepoConfig
 from tbr.followups import Change, Filer, marker
 from tbr.github import Gateway, GitHubError, GitHubUnavailable
 from tbr.store import Store, from_iso, iso
@@ -37,6 +40,10 @@ def backoff(attempts: int) -> timedelta:
     return min(timedelta(seconds=30 * 2 ** attempts), MAX_BACKOFF)
 
 
+def policy_of(cfg: RepoConfig) -> Policy:
+    return Policy(cfg.approval_phrases, cfg.exempt_authors, cfg.require_fresh_approval)
+
+
 class Engine:
     def __init__(self, settings: Settings, store: Store, gateway: Gateway,
                  clock: Callable[[], datetime] = utcnow):
@@ -45,10 +52,10 @@ class Engine:
         self.gateway = gateway
         self.clock = clock
         self.filer = Filer(gateway)
-        self.policy = Policy(settings.approval_phrases, settings.exempt_authors)
+        self.configs = RepoConfigs(settings, store, gateway, clock)
+        # The deployment's own clock, for what is not one repository's: the digest, its schedule.
         self.tz = settings.tz
         self.holidays = sla.holiday_calendar(settings.holidays)
-        self.grace = timedelta(seconds=settings.grace_seconds)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     # the loop body ----------------------------------------------------------------------------
@@ -94,6 +101,9 @@ class Engine:
         if issue_event:
             self._on_issue_event(guid, issue_event, bound)
             return
+        if row["event"] == "push" and refs and refs[0].branch == refs[0].default_branch \
+                and touches_config(payload["commits"]):
+            self._reload_config(refs[0])
         watched, outcomes = [], []
         for ref in refs:
             reason = self._unwatched_reason(ref)
@@ -107,7 +117,7 @@ class Engine:
                 added = self.store.add_change(self.change_row(ref, source=guid, now=now), self._shas(ref))
                 outcomes.append(f"{'recorded' if added else 'already known'}: {ref.key}")
                 bound.info("change.recorded" if added else "change.duplicate", change=ref.key,
-                           repo=ref.repo, judge_at=iso(max(ref.happened_at + self.grace, now)))
+                           repo=ref.repo, judge_at=self.store.change(ref.key)["next_attempt_at"])
             self.store.finish_delivery(guid, "; ".join(outcomes) or "nothing to judge", now)
 
     def _on_issue_event(self, guid: str, ev: events.IssueEvent, bound) -> None:
@@ -118,7 +128,7 @@ class Engine:
             if row is None:
                 outcome = "not a tbr follow-up"
             else:
-                outcome = lifecycle.apply_issue_event(self.store, self.settings, self.holidays, row, ev, now)
+                outcome = lifecycle.apply_issue_event(self.store, self.settings, row, ev, now)
                 bound.info("followup.event", change=row["key"], issue=f"{ev.repo}#{ev.number}", action=ev.action,
                            actor=ev.actor, outcome=outcome)
             self.store.finish_delivery(guid, outcome, now)
@@ -130,11 +140,33 @@ class Engine:
     def _unwatched_reason(self, ref: events.ChangeRef) -> str | None:
         if not self.settings.watches_repo(ref.repo):
             return f"{ref.repo} is not in TBR_REPOS"
+        inst = self._installation(ref.installation_id, ref.repo)
+        cfg = self.config(inst, ref.repo)
+        if cfg.branches is not None:
+            return None if cfg.watches_branch(ref.branch, ref.default_branch, False) else \
+                f"{ref.repo}:{ref.branch} matches none of the configured branches {list(cfg.branches)}"
         if ref.branch == ref.default_branch:
             return None
-        protection = self.gateway.branch_protection(self._installation(ref.installation_id, ref.repo),
-                                                    ref.repo, ref.branch)
+        protection = self.gateway.branch_protection(inst, ref.repo, ref.branch)
         return None if protection else f"{ref.repo}:{ref.branch} is neither the default branch nor protected"
+
+    def config(self, inst: int, repo: str) -> RepoConfig:
+        return self.configs.get(inst, repo)
+
+    def _reload_config(self, push: events.ChangeRef) -> None:
+        """A push to a default branch changed .github/tbr.yml: load it, and say on the commit if it is wrong."""
+        inst = self._installation(push.installation_id, push.repo)
+        problems = self.configs.refresh(inst, push.repo)
+        if "config" not in self.config(inst, push.repo).checks:
+            return
+        if problems:
+            summary = "\n".join(f"- `{p}`" for p in problems)
+            self.gateway.create_check_run(inst, push.repo, push.sha, "tbr/config", "failure",
+                                          f"{CONFIG_PATH} is invalid: the previous configuration stays in force",
+                                          summary)
+        else:
+            self.gateway.create_check_run(inst, push.repo, push.sha, "tbr/config", "success",
+                                          f"{CONFIG_PATH} is valid", "tbr uses it from now on.")
 
     def change_row(self, ref: events.ChangeRef, source: str, now: datetime) -> dict:
         return {
@@ -142,8 +174,11 @@ class Engine:
             "installation_id": ref.installation_id, "branch": ref.branch, "number": ref.number,
             "sha": ref.sha, "actor": ref.actor, "happened_at": iso(ref.happened_at),
             "facts": json.dumps(ref.facts), "source": source, "first_seen_at": iso(now),
-            "next_attempt_at": iso(ref.happened_at + self.grace),
+            "next_attempt_at": iso(ref.happened_at + self._grace(ref.installation_id, ref.repo)),
         }
+
+    def _grace(self, installation_id: int | None, repo: str) -> timedelta:
+        return timedelta(seconds=self.config(self._installation(installation_id, repo), repo).grace_seconds)
 
     def _installation(self, installation_id: int | None, repo: str) -> int:
         # Repository webhooks (not the App's) carry no installation: ask GitHub which one covers it.
@@ -171,13 +206,19 @@ class Engine:
             if not self.store.holds("changes", key, self.owner, self.clock()):
                 bound.warning("change.lease_lost")  # another worker took it over; let it finish
                 return
-            due = sla.due_at(change.happened_at, self.tz, self.holidays)
-            tracking = self.settings.tracking_repo or row["repo"]
+            cfg = self.config(inst, row["repo"])
+            # The SLA's terms are fixed when the follow-up is filed; a later configuration change
+            # does not move a promise already made.
+            terms = {"timezone": cfg.timezone, "holidays": cfg.holidays, "days": cfg.sla_business_days,
+                     "escalate": cfg.escalate}
+            tz, holidays = lifecycle.clock_of(terms)
+            due = sla.due_at(change.happened_at, tz, holidays, cfg.sla_business_days)
+            tracking = cfg.tracking_repo or row["repo"]
             tracking_inst = inst if tracking.lower() == row["repo"].lower() else self.gateway.installation_for(tracking)
-            issue = self.filer.file(tracking_inst, tracking, change, decision, due, self.tz,
-                                    from_iso(row["first_seen_at"]))
+            issue = self.filer.file(tracking_inst, tracking, change, decision, due, tz,
+                                    from_iso(row["first_seen_at"]), cfg.sla_business_days)
             values.update(followup_repo=tracking, followup_number=issue.number, followup_url=issue.url,
-                          due_at=iso(due), followup_state="open")
+                          due_at=iso(due), followup_state="open", terms=terms)
         self.store.update_change(key, **values)
         bound.info("change.judged", status=status, rule=decision.rule, summary=decision.summary,
                    approver=decision.approval.approver if decision.approval else None,
@@ -187,12 +228,13 @@ class Engine:
         facts = self.gateway.pull_facts(inst, row["repo"], row["number"])
         if facts is None:
             return "covered", Decision(True, "not-merged", None, "GitHub says this pull request was not merged"), change
-        cutoff = facts.merged_at + self.grace
+        cfg = self.config(inst, row["repo"])
+        cutoff = facts.merged_at + timedelta(seconds=cfg.grace_seconds)
         if self.clock() < cutoff:
             # Found early (through its push): judge at the end of its own grace period.
             self.store.retry_later("changes", row["key"], "waiting for the grace period", cutoff)
             return None
-        decision = judge_pull(facts, self.policy, cutoff)
+        decision = judge_pull(facts, policy_of(cfg), cutoff)
         facts_dict = {**change.facts, "title": facts.title, "url": facts.url, "author": facts.author.login}
         merged_by = facts.merged_by.login if facts.merged_by else ""
         change = Change(change.key, change.kind, change.repo, change.branch, change.number, change.sha,
@@ -220,7 +262,7 @@ class Engine:
                                        f"This push delivered merged pull request {listed}, judged on its own"), change
         facts = PushFacts(row["repo"], row["branch"], Actor(row["actor"]), change.happened_at,
                           bool(change.facts.get("forced")), tuple(uncovered), change.facts.get("compare", ""))
-        decision = judge_push(facts, self.policy)
+        decision = judge_push(facts, policy_of(self.config(inst, row["repo"])))
         change = Change(change.key, change.kind, change.repo, change.branch, change.number, change.sha,
                         change.actor, change.happened_at, {**change.facts, "commits": uncovered})
         return ("approved" if decision.approved else "followup"), decision, change

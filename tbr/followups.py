@@ -54,7 +54,7 @@ def _when(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def body(change: Change, decision: Decision, due: datetime, tz: ZoneInfo) -> str:
+def body(change: Change, decision: Decision, due: datetime, tz: ZoneInfo, days: int = 2) -> str:
     due_local = (due - timedelta(microseconds=1)).astimezone(tz)
     due_text = f"**{due_local:%a %d %b %Y}**, end of day ({tz.key}; {_when(due)})"
     facts = change.facts
@@ -80,7 +80,7 @@ def body(change: Change, decision: Decision, due: datetime, tz: ZoneInfo) -> str
         marker(change.key),
         f"This change reached `{change.branch}` of **{change.repo}** without an approver. "
         "Our change-management policy allows that in an emergency, on the promise of a review "
-        "within two business days. This issue tracks that review.",
+        f"within {days} business day{'s' if days != 1 else ''}. This issue tracks that review.",
         "",
         "| | |",
         "|---|---|",
@@ -107,7 +107,7 @@ class Filer:
         self._labelled: set[str] = set()
 
     def file(self, inst: int, tracking_repo: str, change: Change, decision: Decision, due: datetime,
-             tz: ZoneInfo, first_seen: datetime) -> IssueRef:
+             tz: ZoneInfo, first_seen: datetime, days: int = 2) -> IssueRef:
         gw = self.gateway
         found = gw.find_issue(inst, tracking_repo, LABEL, marker(change.key), since=first_seen - timedelta(days=1))
         if found:
@@ -116,7 +116,7 @@ class Filer:
         if tracking_repo.lower() not in self._labelled:
             gw.ensure_label(inst, tracking_repo, LABEL, LABEL_COLOR, LABEL_DESCRIPTION)
             self._labelled.add(tracking_repo.lower())
-        text = body(change, decision, due, tz)
+        text = body(change, decision, due, tz, days)
         assignees = [change.actor] if change.actor else []
         try:
             return gw.create_issue(inst, tracking_repo, title(change), text, [LABEL], assignees)

@@ -8,6 +8,7 @@ models into the classifier's plain facts.
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -231,9 +232,11 @@ class Gateway:
             author=_actor(pr.user),
             merged_by=_actor(pr.merged_by) if pr.merged_by not in (None, UNSET) else None,
             merged_at=_when(pr.merged_at),
-            reviews=tuple(Review(_actor(r.user), r.state, _when(r.submitted_at), r.html_url, r.body or "")
+            reviews=tuple(Review(_actor(r.user), r.state, _when(r.submitted_at), r.html_url, r.body or "",
+                                 r.commit_id if r.commit_id is not UNSET else None)
                           for r in reviews),
             comments=tuple(comments),
+            head_sha=pr.head.sha,
         )
 
     def merged_pulls_for_commit(self, inst: int, repo: str, sha: str, branch: str) -> list[int]:
@@ -380,6 +383,31 @@ class Gateway:
 
     def redeliver(self, delivery_id: int) -> None:
         call(f"redeliver {delivery_id}", self.app.rest.apps.redeliver_webhook_delivery, delivery_id)
+
+    # configuration and check runs ---------------------------------------------------------------
+
+    def file_text(self, inst: int, repo: str, path: str) -> tuple[str, str] | None:
+        """A file's text and blob sha on the default branch, or None when there is no such file."""
+        client = self._inst(inst)
+        try:
+            f = call(f"GET {repo}:{path}", client.rest.repos.get_content, *split(repo), path).parsed_data
+        except GitHubError as e:
+            if e.status == 404:
+                return None
+            raise
+        if getattr(f, "type", None) != "file" or getattr(f, "content", None) in (None, UNSET):
+            return None
+        return base64.b64decode(f.content).decode("utf-8", "replace"), f.sha
+
+    def create_check_run(self, inst: int, repo: str, head_sha: str, name: str, conclusion: str, title: str,
+                         summary: str, details_url: str | None = None) -> int:
+        data = {"name": name, "head_sha": head_sha, "status": "completed", "conclusion": conclusion,
+                "output": {"title": title[:255], "summary": summary[:65000]}}
+        if details_url:
+            data["details_url"] = details_url
+        run = call(f"POST check run {name} on {repo}@{head_sha[:7]}", self._inst(inst).rest.checks.create,
+                   *split(repo), data=data).parsed_data
+        return run.id
 
 
 def convert_manifest(api_url: str, code: str, timeout: float = 15.0) -> dict:

@@ -7,12 +7,26 @@ tbr must say or do on GitHub as actions, keyed so that doing the same thing twic
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from collections.abc import Container
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from tbr import remind, sla, signoff
 from tbr.config import Settings
 from tbr.events import IssueEvent
 from tbr.store import Store, from_iso, iso
+
+
+def clock_of(terms: dict) -> tuple[ZoneInfo, Container[date]]:
+    """The SLA clock a follow-up was filed under."""
+    return ZoneInfo(terms["timezone"]), sla.holiday_calendar(terms["holidays"])
+
+
+def terms_of(row: dict, settings: Settings) -> dict:
+    """A follow-up's SLA terms; rows filed before terms were recorded get the deployment's."""
+    if row.get("terms"):
+        return json.loads(row["terms"])
+    return {"timezone": settings.timezone, "holidays": settings.holidays, "days": 2, "escalate": settings.escalate}
 
 
 def followup_of(row: dict) -> signoff.Followup:
@@ -37,14 +51,13 @@ def sla_text(business: timedelta, within: bool, due_at: datetime, at: datetime) 
     return f"{taken}, {(at - due_at).total_seconds() / 86400:.1f} days after it was due"
 
 
-def apply_issue_event(store: Store, settings: Settings, holidays, row: dict, ev: IssueEvent,
-                      now: datetime) -> str:
+def apply_issue_event(store: Store, settings: Settings, row: dict, ev: IssueEvent, now: datetime) -> str:
     """Record what an event on a follow-up means and queue tbr's answer; returns the outcome."""
     verdict = signoff.judge(followup_of(row), ev, settings.signoff_phrases)
     key, repo, number = row["key"], row["followup_repo"], row["followup_number"]
     if verdict.kind == "signed_off":
         happened, due = from_iso(row["happened_at"]), from_iso(row["due_at"])
-        business = sla.business_duration(happened, verdict.at, settings.tz, holidays)
+        business = sla.business_duration(happened, verdict.at, *clock_of(terms_of(row, settings)))
         within = verdict.at <= due
         store.update_change(key, followup_state="signed_off", signed_off_at=iso(verdict.at),
                             signed_off_by=verdict.reviewer, signoff_how=verdict.how,
@@ -74,16 +87,18 @@ def apply_issue_event(store: Store, settings: Settings, holidays, row: dict, ev:
     return "nothing to do"
 
 
-def plan_reminders(store: Store, settings: Settings, holidays, as_of: datetime, now: datetime | None = None,
+def plan_reminders(store: Store, settings: Settings, as_of: datetime, now: datetime | None = None,
                    dry_run: bool = False) -> list[dict]:
     """Queue every reminder owed at `as_of` that was not queued before, to be done from `now` on (the real
     time, which differs when a person asks "as if it were then"); return what was (or would be) queued."""
     now = now or as_of
     queued = []
     for row in store.open_followups():
+        terms = terms_of(row, settings)
+        escalate = f"@{terms['escalate'].lstrip('@')}" if terms.get("escalate") else None
         owed = remind.plan(
             remind.Open(row["key"], row["followup_url"] or "", row["actor"], from_iso(row["due_at"])), as_of,
-            settings.tz, holidays, settings.reminder_hour, settings.overdue_reminder_days, settings.mention_escalate)
+            *clock_of(terms), settings.reminder_hour, settings.overdue_reminder_days, escalate)
         for r in owed:
             if store.has_action(r.key):
                 continue

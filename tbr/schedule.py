@@ -94,7 +94,7 @@ class Scheduler:
         self.wake()
 
     def run_remind(self) -> None:
-        lifecycle.plan_reminders(self.engine.store, self.engine.settings, self.engine.holidays, self.engine.clock())
+        lifecycle.plan_reminders(self.engine.store, self.engine.settings, self.engine.clock())
         self.wake()
 
     def run_digest(self) -> None:

@@ -7,6 +7,7 @@ granularity keeps the promise easy to state and to check ("by end of day Tuesday
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Container
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -16,6 +17,7 @@ import holidays as holidays_lib
 NO_HOLIDAYS: frozenset[date] = frozenset()
 
 
+@functools.lru_cache(maxsize=64)  # read-only calendars, shared by every repository that names one
 def holiday_calendar(code: str | None, year: int | None = None) -> Container[date]:
     """`US`, `DE-BY` (country-subdivision) or None; raises NotImplementedError for unknown codes."""
     if not code:

@@ -126,6 +126,16 @@ CREATE TABLE IF NOT EXISTS counters (
     value REAL NOT NULL
 );
 
+-- Each repository's .github/tbr.yml as last fetched: `data` is the last valid one (NULL: no file),
+-- `problems` what is wrong with the current one, if anything.
+CREATE TABLE IF NOT EXISTS config_files (
+    repo TEXT PRIMARY KEY COLLATE NOCASE,
+    data TEXT,
+    sha TEXT,
+    problems TEXT,
+    fetched_at TEXT NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS digests (
     week TEXT PRIMARY KEY,                        -- the Monday, local date
     repo TEXT NOT NULL,
@@ -144,6 +154,7 @@ CHANGE_COLUMNS = {
     "signoff_how": str,         # closed | comment
     "business_seconds": int,
     "within_sla": int,
+    "terms": str,               # the SLA's terms when filed: timezone, holidays, days, escalate
 }
 
 

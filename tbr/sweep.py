@@ -150,5 +150,5 @@ def _reconcile_followups(engine: Engine) -> None:
                                closer.type if closer else "User", issue["closed_at"] or engine.clock(),
                                issue["state_reason"])
         with store.write():
-            outcome = lifecycle.apply_issue_event(store, engine.settings, engine.holidays, row, ev, engine.clock())
+            outcome = lifecycle.apply_issue_event(store, engine.settings, row, ev, engine.clock())
         log.info("sweep.followup_closed", change=row["key"], issue=f"{repo}#{number}", outcome=outcome)

@@ -17,7 +17,8 @@ Paths in `fail`/`count` are matched with re.fullmatch against the request
 path (no query string), methods case-insensitively (None = any method).
 Branches are known only if they are the default branch, listed in
 protected/ruleset_branches (non-glob names), used by a pull, or added with
-add_branch/add_commit; any other branch is a 404 like on GitHub (no auto-creation).
+add_branch/add_commit/set_protection/set_ruleset (non-glob patterns); any other
+branch is a 404 like on GitHub (no auto-creation).
 Issue timestamps in state (fake.issues()) are aware datetimes; in JSON they
 are rendered as GitHub does, "YYYY-MM-DDTHH:MM:SSZ".
 
@@ -30,12 +31,31 @@ deliveries are listed from add_hook_delivery; a redelivery request is only
 recorded in fake.redelivery_requests (add the new attempt yourself if the test
 needs it).  POST /slack/<anything> stands in for a Slack incoming webhook:
 no auth, the JSON body is appended to fake.slack_messages, the answer is "ok".
+
+Check runs belong to this fake's App; any head_sha is accepted (GitHub checks
+the commit exists), a conclusion completes the run and completed_at/started_at
+default to fake.clock(), and a PATCHed output is merged over the previous one.
+The list for a ref resolves branch names to their head (a ref that is neither a
+branch nor a 40-hex sha is 422); filter=latest (the default) keeps the newest
+run per name.  fake.check_runs() keeps every POST/PATCH body in `history`.  File
+contents are kept per ref (a branch name or a sha, with no inheritance between
+refs); a sha that is a branch head reads that branch's files.  Only files are
+served (no directories, symlinks or raw downloads).  Classic branch protection
+exists for the branches in add_repo(protected=...) (GitHub's defaults: one
+approval, no force pushes, no deletions) or set via set_protection; GET
+.../protection is 404 "Branch not protected" otherwise.  Rulesets from
+add_repo(ruleset_branches=...) and set_ruleset() are served by GET
+/rules/branches/{branch}; they do not make a branch "protected".  A pull's
+commits are those added with add_pull_commit; the newest becomes the pull's
+head.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import fnmatch
+import hashlib
 import itertools
 import json
 import pathlib
@@ -114,6 +134,11 @@ def _sha() -> str:
     return secrets.token_hex(20)
 
 
+def _blob_sha(data: bytes) -> str:
+    """Git's blob id, as the contents API reports it."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
 def _subst(obj, pairs):
     """Recursively replace substrings in every string of a JSON value."""
     if isinstance(obj, str):
@@ -150,6 +175,18 @@ _ROUTES = Map([
     Rule("/repos/<owner>/<repo>/branches/<path:branch>", methods=["GET"], endpoint="get_branch"),
     Rule("/repos/<owner>/<repo>/rules/branches/<path:branch>", methods=["GET"],
          endpoint="get_branch_rules"),
+    Rule("/repos/<owner>/<repo>/branches/<path:branch>/protection", methods=["GET"],
+         endpoint="get_branch_protection"),
+    Rule("/repos/<owner>/<repo>/check-runs", methods=["POST"], endpoint="create_check_run"),
+    Rule("/repos/<owner>/<repo>/check-runs/<int:check_run_id>", methods=["GET"],
+         endpoint="get_check_run"),
+    Rule("/repos/<owner>/<repo>/check-runs/<int:check_run_id>", methods=["PATCH"],
+         endpoint="update_check_run"),
+    Rule("/repos/<owner>/<repo>/commits/<path:ref>/check-runs", methods=["GET"],
+         endpoint="list_check_runs_for_ref"),
+    Rule("/repos/<owner>/<repo>/contents/<path:path>", methods=["GET"], endpoint="get_content"),
+    Rule("/repos/<owner>/<repo>/pulls/<int:number>/commits", methods=["GET"],
+         endpoint="list_pull_commits"),
     Rule("/repos/<owner>/<repo>/pulls/<int:number>", methods=["GET"], endpoint="get_pull"),
     Rule("/repos/<owner>/<repo>/pulls/<int:number>/reviews", methods=["GET"],
          endpoint="list_reviews"),
@@ -192,7 +229,22 @@ _APP_ENDPOINTS = {"get_app", "create_token", "get_installation", "list_installat
 _PUBLIC_ENDPOINTS = {"slack", "manifest_form", "manifest_conversion"}
 _STATE_REASONS = {"completed", "not_planned", "duplicate", "reopened"}
 _PERMISSIONS = {"issues": "write", "pull_requests": "read", "contents": "read",
-                "metadata": "read", "administration": "read"}
+                "metadata": "read", "administration": "read", "checks": "write"}
+# What apps may send (GitHub Actions alone may set waiting/requested/pending, GitHub alone stale).
+_CHECK_STATUSES = {"queued", "in_progress", "completed"}
+_CHECK_CONCLUSIONS = {"action_required", "cancelled", "failure", "neutral", "success",
+                      "skipped", "timed_out"}
+# GitHub's defaults for a branch protected in the UI with "Require a pull request".
+_DEFAULT_PROTECTION = {"require_pr": True, "approvals": 1, "allow_force_pushes": False,
+                       "allow_deletions": False, "enforce_admins": False,
+                       "dismiss_stale_reviews": False, "require_code_owner_reviews": False,
+                       "require_last_push_approval": False, "linear_history": False}
+# No published example shows a pull_request rule; these are the parameters
+# githubkit's model requires.
+_PULL_REQUEST_RULE = {"required_approving_review_count": 1, "dismiss_stale_reviews_on_push": False,
+                      "require_code_owner_review": False, "require_last_push_approval": False,
+                      "required_review_thread_resolution": False,
+                      "allowed_merge_methods": ["merge", "squash", "rebase"]}
 
 
 class FakeGitHub:
@@ -288,6 +340,11 @@ class FakeGitHub:
                 "branches": {}, "pulls": {}, "issues": {}, "labels": {},
                 "commits": {},  # sha -> [pull numbers]
                 "history": {},  # sha -> commit added with add_commit
+                "protection": {b: dict(_DEFAULT_PROTECTION) for b in protected},
+                "rulesets": [],  # set_ruleset: {"id", "pattern", "rules"}
+                "check_runs": {},  # id -> run
+                "check_suites": {},  # head sha -> suite id
+                "files": {},  # ref -> {path: bytes}
             }
             self._repos[full_name] = repo
             self._installed_at.setdefault(installation_id, self.clock())
@@ -324,6 +381,7 @@ class FakeGitHub:
                 "body": body, "state": state or ("closed" if merged else "open"),
                 "created_at": _dt(created_at) or now - timedelta(hours=1),
                 "reviews": [], "review_comments": [], "issue_comments": [],
+                "pull_commits": [],
             }
             pr["updated_at"] = _dt(updated_at) or pr["merged_at"] or pr["created_at"]
             r["pulls"][number] = pr
@@ -457,6 +515,103 @@ class FakeGitHub:
                 "repository_id": repository_id, "throttled_at": _dt(throttled_at)}
             self._deliveries.append(delivery)
             return delivery
+
+    def add_pull_commit(self, repo: str, number: int, sha: str | None = None,
+                        message: str = "Update", author: str | None = "alice",
+                        committed_at=None, pushed_by: str | None = None) -> str:
+        """Append a commit to pull #number's commit list (GET .../pulls/{n}/commits).  It
+        becomes the pull's head (head_sha, head branch tip) and maps back to the pull for
+        /commits/{sha}/pulls.  The message may carry `Co-authored-by:` trailers;
+        author=None renders null author/committer users; pushed_by is only recorded."""
+        with self._lock:
+            r = self._repo(repo)
+            pr = self._pull(repo, number)
+            sha = sha or _sha()
+            parent = (pr["pull_commits"][-1]["sha"] if pr["pull_commits"]
+                      else r["branches"].get(pr["base"]))
+            pr["pull_commits"].append({
+                "sha": sha, "message": message, "author": author,
+                "committed_at": _dt(committed_at) or self.clock(),
+                "parents": [parent] if parent else [], "tree": _sha(), "pushed_by": pushed_by})
+            pr["head_sha"] = sha
+            r["branches"][pr["head"]] = sha
+            self.associate(repo, sha, number)
+            return sha
+
+    def check_runs(self, repo: str, head_sha: str | None = None,
+                   name: str | None = None) -> list[dict]:
+        """Snapshot of the repo's check runs, oldest first: id, name, head_sha, status,
+        conclusion, output ({title, summary, text}), details_url, external_id, started_at,
+        completed_at (aware datetimes) and history (each POST/PATCH body as sent)."""
+        with self._lock:
+            runs = sorted(self._repo(repo)["check_runs"].values(), key=lambda c: c["id"])
+            return [copy.deepcopy(c) for c in runs
+                    if (head_sha is None or c["head_sha"] == head_sha)
+                    and (name is None or c["name"] == name)]
+
+    def put_file(self, repo: str, path: str, text: str | bytes, ref: str | None = None) -> str:
+        """Create or replace a file on `ref` (a branch name or a sha; None = the default
+        branch).  Returns the blob sha GitHub would report."""
+        data = text.encode() if isinstance(text, str) else bytes(text)
+        with self._lock:
+            r = self._repo(repo)
+            r["files"].setdefault(ref or r["default_branch"], {})[path.strip("/")] = data
+            return _blob_sha(data)
+
+    def delete_file(self, repo: str, path: str, ref: str | None = None) -> None:
+        with self._lock:
+            r = self._repo(repo)
+            r["files"].get(ref or r["default_branch"], {}).pop(path.strip("/"), None)
+
+    def set_protection(self, repo: str, branch: str, *, require_pr: bool = True,
+                       approvals: int = 1, allow_force_pushes: bool = False,
+                       allow_deletions: bool = False, enforce_admins: bool = False,
+                       dismiss_stale_reviews: bool = False,
+                       require_code_owner_reviews: bool = False,
+                       require_last_push_approval: bool = False,
+                       linear_history: bool = False) -> None:
+        """Classic branch protection for `branch` (created if unknown), replacing any
+        previous settings; the branch reports protected: true."""
+        with self._lock:
+            r = self._repo(repo)
+            r["branches"].setdefault(branch, _sha())
+            r["protected"].add(branch)
+            r["protection"][branch] = {
+                "require_pr": require_pr, "approvals": approvals,
+                "allow_force_pushes": allow_force_pushes, "allow_deletions": allow_deletions,
+                "enforce_admins": enforce_admins, "dismiss_stale_reviews": dismiss_stale_reviews,
+                "require_code_owner_reviews": require_code_owner_reviews,
+                "require_last_push_approval": require_last_push_approval,
+                "linear_history": linear_history}
+
+    def remove_protection(self, repo: str, branch: str) -> None:
+        with self._lock:
+            r = self._repo(repo)
+            r["protected"].discard(branch)
+            r["protection"].pop(branch, None)
+
+    def set_ruleset(self, repo: str, branch_pattern: str, rules=None) -> int:
+        """A repository ruleset targeting branch_pattern (fnmatch, or ~DEFAULT_BRANCH / ~ALL),
+        replacing any earlier one for the same pattern.  rules are dicts such as
+        {"type": "pull_request", "parameters": {...}} (missing pull_request parameters get
+        GitHub's defaults), {"type": "non_fast_forward"}, {"type": "deletion"}, or bare type
+        names; None = one pull_request rule.  An empty list leaves no rules.  Returns its id."""
+        rules = [{"type": "pull_request"}] if rules is None else rules
+        rules = [{"type": x} if isinstance(x, str) else copy.deepcopy(dict(x)) for x in rules]
+        with self._lock:
+            r = self._repo(repo)
+            old = next((rs for rs in r["rulesets"] if rs["pattern"] == branch_pattern), None)
+            ruleset = {"id": old["id"] if old else next(self._ids), "pattern": branch_pattern,
+                       "rules": rules}
+            r["rulesets"] = [rs for rs in r["rulesets"] if rs is not old] + [ruleset]
+            if not any(c in branch_pattern for c in "*?[~"):
+                r["branches"].setdefault(branch_pattern, _sha())
+            return ruleset["id"]
+
+    def remove_ruleset(self, repo: str, branch_pattern: str) -> None:
+        with self._lock:
+            r = self._repo(repo)
+            r["rulesets"] = [rs for rs in r["rulesets"] if rs["pattern"] != branch_pattern]
 
     def count(self, method: str | None, path_regex: str) -> int:
         with self._lock:
@@ -752,6 +907,80 @@ class FakeGitHub:
                              tree={"sha": c["tree"], "url": f"{api}/git/trees/{c['tree']}"})
         return out
 
+    def _app_obj(self) -> dict:
+        out = _subst(_template("app"), self._pairs())
+        out.update(id=self.app_id, slug=self.app_slug, name=self.app_slug,
+                   node_id=f"A_fake{self.app_id}", client_id=f"Iv1.fake{self.app_id}",
+                   owner=self._user("tbr-owner", "Organization"),
+                   html_url=f"{self.url}/apps/{self.app_slug}",
+                   permissions=dict(_PERMISSIONS), events=["pull_request"])
+        return out
+
+    def _pull_minimal(self, r, pr) -> dict:
+        api = f"{self.url}/repos/{r['full_name']}"
+        repo = {"id": r["id"], "url": api, "name": r["name"]}
+        return {"url": f"{api}/pulls/{pr['number']}", "id": pr["id"], "number": pr["number"],
+                "head": {"ref": pr["head"], "sha": pr["head_sha"], "repo": dict(repo)},
+                "base": {"ref": pr["base"], "sha": r["branches"].get(pr["base"], ""),
+                         "repo": dict(repo)}}
+
+    def _check_run_obj(self, r, run, template: dict) -> dict:
+        rid, api = run["id"], f"{self.url}/repos/{r['full_name']}"
+        out = _subst(template, self._pairs(r))
+        # As on GitHub: the open pulls whose head is the run's commit.
+        pulls = [pr for _, pr in sorted(r["pulls"].items())
+                 if pr["state"] == "open" and pr["head_sha"] == run["head_sha"]]
+        out.update(id=rid, node_id=f"CR_fake{rid}", name=run["name"], head_sha=run["head_sha"],
+                   external_id=run["external_id"], details_url=run["details_url"],
+                   url=f"{api}/check-runs/{rid}", html_url=f"{self.url}/{r['full_name']}/runs/{rid}",
+                   status=run["status"], conclusion=run["conclusion"],
+                   started_at=_iso(run["started_at"]), completed_at=_iso(run["completed_at"]),
+                   output={**run["output"], "annotations_count": 0,
+                           "annotations_url": f"{api}/check-runs/{rid}/annotations"},
+                   check_suite={"id": r["check_suites"][run["head_sha"]]}, app=self._app_obj(),
+                   pull_requests=[self._pull_minimal(r, pr) for pr in pulls])
+        return out
+
+    def _content_obj(self, r, ref: str, path: str, data: bytes) -> dict:
+        api, web = f"{self.url}/repos/{r['full_name']}", f"{self.url}/{r['full_name']}"
+        sha, encoded = _blob_sha(data), base64.b64encode(data).decode()
+        url = f"{api}/contents/{quote(path)}?ref={quote(ref, safe='')}"
+        html, git = f"{web}/blob/{quote(ref)}/{quote(path)}", f"{api}/git/blobs/{sha}"
+        out = _subst(_template("content_file"), self._pairs(r))
+        out.update(type="file", encoding="base64", size=len(data), name=path.rsplit("/", 1)[-1],
+                   path=path, sha=sha, url=url, git_url=git, html_url=html,
+                   download_url=f"{web}/raw/{quote(ref)}/{quote(path)}",  # not served
+                   # GitHub wraps the base64 at 60 characters, each line ending in a newline.
+                   content="".join(encoded[i:i + 60] + "\n" for i in range(0, len(encoded), 60)),
+                   _links={"self": url, "git": git, "html": html})
+        return out
+
+    def _protection_obj(self, r, branch: str, p: dict) -> dict:
+        url = f"{self.url}/repos/{r['full_name']}/branches/{quote(branch)}/protection"
+        out = _subst(_template("branch_protection"), self._pairs(r))
+        # GitHub leaves out the parts that are not configured (status checks, push
+        # restrictions, dismissal restrictions, pull request reviews).
+        for absent in ("required_status_checks", "restrictions"):
+            out.pop(absent, None)
+        reviews = out.pop("required_pull_request_reviews")
+        if p["require_pr"]:
+            reviews.pop("dismissal_restrictions", None)
+            reviews.update(url=f"{url}/required_pull_request_reviews",
+                           dismiss_stale_reviews=p["dismiss_stale_reviews"],
+                           require_code_owner_reviews=p["require_code_owner_reviews"],
+                           required_approving_review_count=p["approvals"],
+                           require_last_push_approval=p["require_last_push_approval"])
+            out["required_pull_request_reviews"] = reviews
+        out.update(url=url,
+                   enforce_admins={"url": f"{url}/enforce_admins", "enabled": p["enforce_admins"]},
+                   required_signatures={"url": f"{url}/required_signatures", "enabled": False},
+                   required_linear_history={"enabled": p["linear_history"]},
+                   allow_force_pushes={"enabled": p["allow_force_pushes"]},
+                   allow_deletions={"enabled": p["allow_deletions"]},
+                   required_conversation_resolution={"enabled": False},
+                   lock_branch={"enabled": False}, allow_fork_syncing={"enabled": False})
+        return out
+
     # ------------------------------------------------------------ HTTP plumbing
     def _wsgi(self, environ, start_response):
         request = Request(environ)
@@ -898,13 +1127,7 @@ class FakeGitHub:
 
     # ------------------------------------------------------------ handlers
     def _h_get_app(self, request):
-        out = _subst(_template("app"), self._pairs())
-        out.update(id=self.app_id, slug=self.app_slug, name=self.app_slug,
-                   node_id=f"A_fake{self.app_id}", client_id=f"Iv1.fake{self.app_id}",
-                   owner=self._user("tbr-owner", "Organization"),
-                   html_url=f"{self.url}/apps/{self.app_slug}",
-                   permissions=dict(_PERMISSIONS), events=["pull_request"])
-        return self._json(200, out)
+        return self._json(200, self._app_obj())
 
     def _h_get_installation(self, request, owner, repo):
         r = self._r(owner, repo)
@@ -944,22 +1167,182 @@ class FakeGitHub:
 
     def _h_get_branch_rules(self, request, owner, repo, branch):
         r = self._r(owner, repo)
-        rules = []
+        rulesets = []  # (ruleset id, rules)
         if any(fnmatch.fnmatchcase(branch, pat) for pat in r["ruleset_branches"]):
-            rule = _first("branch_rules")
-            # No published example shows a pull_request rule; these are the
-            # parameters githubkit's model requires, overridable per repo.
-            rule.update(type="pull_request", ruleset_source_type="Repository",
-                        ruleset_source=r["full_name"], ruleset_id=1,
-                        parameters={"required_approving_review_count": 1,
-                                    "dismiss_stale_reviews_on_push": False,
-                                    "require_code_owner_review": False,
-                                    "require_last_push_approval": False,
-                                    "required_review_thread_resolution": False,
-                                    "allowed_merge_methods": ["merge", "squash", "rebase"],
-                                    **r["ruleset_parameters"]})
-            rules.append(rule)
+            rulesets.append((1, [{"type": "pull_request", "parameters": r["ruleset_parameters"]}]))
+        rulesets += [(rs["id"], rs["rules"]) for rs in r["rulesets"]
+                     if self._ruleset_targets(r, rs["pattern"], branch)]
+        rules = []
+        for ruleset_id, items in rulesets:
+            for item in items:
+                rule = _first("branch_rules")
+                rule.update(type=item["type"], ruleset_source_type="Repository",
+                            ruleset_source=r["full_name"], ruleset_id=ruleset_id)
+                if item["type"] == "pull_request":
+                    rule["parameters"] = {**_PULL_REQUEST_RULE, **item.get("parameters", {})}
+                elif "parameters" in item:
+                    rule["parameters"] = copy.deepcopy(item["parameters"])
+                else:
+                    del rule["parameters"]
+                rules.append(rule)
         return self._paginate(request, rules)
+
+    @staticmethod
+    def _ruleset_targets(r, pattern: str, branch: str) -> bool:
+        if pattern == "~ALL":
+            return True
+        if pattern == "~DEFAULT_BRANCH":
+            return branch == r["default_branch"]
+        return fnmatch.fnmatchcase(branch, pattern.removeprefix("refs/heads/"))
+
+    def _h_get_branch_protection(self, request, owner, repo, branch):
+        r = self._r(owner, repo)
+        docs = "https://docs.github.com/rest/branches/branch-protection#get-branch-protection"
+        if branch not in r["branches"]:
+            raise _ApiError(404, "Branch not found", docs=docs)
+        if branch not in r["protected"]:
+            raise _ApiError(404, "Branch not protected", docs=docs)
+        p = {**_DEFAULT_PROTECTION, **r["protection"].get(branch, {})}
+        return self._json(200, self._protection_obj(r, branch, p))
+
+    def _apply_check_run(self, run: dict, data: dict, docs: str, creating: bool) -> None:
+        """Validate a POST/PATCH body completely, then apply it to `run`."""
+        def invalid(field, code="invalid"):
+            return _ApiError(422, "Validation Failed",
+                             [{"resource": "CheckRun", "field": field, "code": code}], docs)
+
+        for field in ("name", "head_sha") if creating else ("name",):
+            if (creating or field in data) and (not isinstance(data.get(field), str)
+                                                or not data[field]):
+                raise invalid(field, "missing_field" if data.get(field) is None else "invalid")
+        status, conclusion = data.get("status"), data.get("conclusion")
+        if status is not None and status not in _CHECK_STATUSES:
+            raise invalid("status")
+        if conclusion is not None and conclusion not in _CHECK_CONCLUSIONS:
+            raise invalid("conclusion")
+        times = {}
+        for field in ("started_at", "completed_at"):
+            if data.get(field) is not None:
+                try:
+                    times[field] = _dt(data[field])
+                except (TypeError, ValueError):
+                    raise invalid(field) from None
+        output = data.get("output")
+        if output is not None:
+            if not isinstance(output, dict):
+                raise invalid("output")
+            for field in ("title", "summary") if creating else ("summary",):
+                if not isinstance(output.get(field), str):
+                    raise invalid(f"output.{field}", "missing_field")
+        # "Providing conclusion will automatically set the status to completed"; a completed
+        # status or a completed_at needs a conclusion.
+        new_status = "completed" if conclusion is not None else status or run["status"]
+        completes = conclusion is not None or status == "completed"
+        new_conclusion = conclusion or (run["conclusion"] if new_status == "completed" else None)
+        if (new_status == "completed" or "completed_at" in times) and new_conclusion is None:
+            raise invalid("conclusion", "missing_field")
+        # Validated: apply everything at once.
+        now = self.clock()
+        run["history"].append(copy.deepcopy(data))
+        for field in ("name", "details_url", "external_id"):
+            if field in data:
+                run[field] = data[field]
+        run.update(status=new_status, conclusion=new_conclusion,
+                   started_at=times.get("started_at") or run["started_at"] or now)
+        if new_status != "completed":
+            run["completed_at"] = None
+        elif completes or "completed_at" in times or run["completed_at"] is None:
+            run["completed_at"] = times.get("completed_at") or now
+        if output is not None:
+            run["output"].update({k: output[k] for k in ("title", "summary", "text") if k in output})
+
+    def _h_create_check_run(self, request, owner, repo):
+        r = self._r(owner, repo)
+        self._writable(r)
+        data = request.get_json(silent=True)
+        data = data if isinstance(data, dict) else {}
+        run = {"id": None, "name": None, "head_sha": data.get("head_sha"), "status": "queued",
+               "conclusion": None, "output": {"title": None, "summary": None, "text": None},
+               "details_url": None, "external_id": "", "started_at": None,
+               "completed_at": None, "history": []}
+        self._apply_check_run(run, data, "https://docs.github.com/rest/checks/runs#create-a-check-run",
+                              creating=True)
+        run["id"] = next(self._ids)
+        r["check_suites"].setdefault(run["head_sha"], next(self._ids))
+        r["check_runs"][run["id"]] = run
+        return self._json(201, self._check_run_obj(r, run, _template("check_run_created")))
+
+    def _check_run_or_404(self, r, check_run_id) -> dict:
+        if check_run_id not in r["check_runs"]:
+            raise _ApiError(404, "Not Found",
+                            docs="https://docs.github.com/rest/checks/runs#get-a-check-run")
+        return r["check_runs"][check_run_id]
+
+    def _h_get_check_run(self, request, owner, repo, check_run_id):
+        r = self._r(owner, repo)
+        run = self._check_run_or_404(r, check_run_id)
+        return self._json(200, self._check_run_obj(r, run, _template("check_run")))
+
+    def _h_update_check_run(self, request, owner, repo, check_run_id):
+        r = self._r(owner, repo)
+        run = self._check_run_or_404(r, check_run_id)
+        self._writable(r)
+        data = request.get_json(silent=True)
+        self._apply_check_run(run, data if isinstance(data, dict) else {},
+                              "https://docs.github.com/rest/checks/runs#update-a-check-run",
+                              creating=False)
+        return self._json(200, self._check_run_obj(r, run, _template("check_run_updated")))
+
+    def _h_list_check_runs_for_ref(self, request, owner, repo, ref):
+        r = self._r(owner, repo)
+        docs = "https://docs.github.com/rest/checks/runs#list-check-runs-for-a-git-reference"
+        branch = ref.removeprefix("refs/heads/")
+        if branch in r["branches"]:
+            sha = r["branches"][branch]
+        elif re.fullmatch(r"[0-9a-fA-F]{40}", ref):
+            sha = ref.lower()
+        else:
+            raise _ApiError(422, f"No commit found for SHA: {ref}", docs=docs)
+        args = request.args
+        if args.get("status") not in (None, *_CHECK_STATUSES) \
+                or args.get("filter") not in (None, "latest", "all"):
+            raise _ApiError(422, "Invalid request.", docs=docs)
+        runs = sorted((c for c in r["check_runs"].values()
+                       if c["head_sha"] == sha
+                       and args.get("check_name") in (None, c["name"])
+                       and args.get("status") in (None, c["status"])
+                       and args.get("app_id") in (None, str(self.app_id))),
+                      key=lambda c: c["id"], reverse=True)  # newest first
+        if args.get("filter", "latest") == "latest":
+            seen: set[str] = set()
+            runs = [c for c in runs if not (c["name"] in seen or seen.add(c["name"]))]
+        template = _template("check_runs")["check_runs"][0]
+        return self._paginate(request, [self._check_run_obj(r, c, template) for c in runs],
+                              wrap=lambda page: {"total_count": len(runs), "check_runs": page})
+
+    def _h_get_content(self, request, owner, repo, path):
+        r = self._r(owner, repo)
+        ref = (request.args.get("ref") or r["default_branch"]).removeprefix("refs/heads/")
+        if ref not in r["files"] and ref not in r["branches"]:
+            # A sha: a branch head reads that branch's files.
+            heads = [b for b, head in r["branches"].items() if head == ref]
+            if heads:
+                ref = next((b for b in heads if b in r["files"]), heads[0])
+            elif not re.fullmatch(r"[0-9a-fA-F]{40}", ref):
+                raise _ApiError(404, f"No commit found for the ref {ref}")
+        path = path.strip("/")
+        data = r["files"].get(ref, {}).get(path)
+        if data is None:
+            raise _ApiError(404, "Not Found",
+                            docs="https://docs.github.com/rest/repos/contents#get-repository-content")
+        return self._json(200, self._content_obj(r, ref, path, data))
+
+    def _h_list_pull_commits(self, request, owner, repo, number):
+        r = self._r(owner, repo)
+        pr = self._pr_or_404(r, number)
+        template = _first("pull_commits")
+        return self._paginate(request, [self._commit_obj(r, c, template)
+                                        for c in pr["pull_commits"]])
 
     def _h_get_pull(self, request, owner, repo, number):
         r = self._r(owner, repo)

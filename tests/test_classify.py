@@ -122,3 +122,15 @@ def test_direct_push_has_no_approver():
 def test_exempt_pusher():
     facts = PushFacts("acme/api", "main", Actor("dependabot[bot]"), MERGED, False, ())
     assert judge_push(facts, Policy()).rule == "exempt-author"
+
+
+def test_fresh_approval_required():
+    fresh = Policy(require_fresh_approval=True)
+    stale = PullFacts("acme/api", 7, URL, "t", ALICE, ALICE, MERGED,
+                      (Review(BOB, "APPROVED", t(-10), URL, "", commit_id="a" * 40),), (), head_sha="b" * 40)
+    decision = judge_pull(stale, fresh, CUTOFF)
+    assert not decision.approved and "bob approved an older commit (aaaaaaa)" in decision.notes[0]
+    assert judge_pull(stale, Policy(), CUTOFF).approved  # off by default
+    current = PullFacts("acme/api", 7, URL, "t", ALICE, ALICE, MERGED,
+                        (Review(BOB, "APPROVED", t(-10), URL, "", commit_id="b" * 40),), (), head_sha="b" * 40)
+    assert judge_pull(current, fresh, CUTOFF).approved

@@ -1,5 +1,6 @@
 """githubkit 0.16.1 must accept every response of the fake through its typed methods."""
 
+import base64
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
@@ -538,3 +539,206 @@ def test_slack_webhook_stand_in(fake):
     assert httpx.post(f"{fake.url}/slack/x", json={"text": "lost"}).status_code == 500
     assert fake.slack_messages == [{"text": "hello"}]
     assert fake.count("POST", r"/slack/.*") == 3
+
+
+# ------------------------------------------------------------ checks, contents, protection
+
+def test_check_run_create_update_get_and_history(fake, inst):
+    sha = "c" * 40
+    fake.add_pull(REPO, 8, merged=False, head_sha=sha)
+    resp = inst.rest.checks.create(OWNER, NAME, name="review", head_sha=sha, status="in_progress",
+                                   external_id="pr-8", details_url="https://tbr.example/8",
+                                   output={"title": "Waiting", "summary": "No approval yet"})
+    assert resp.status_code == 201
+    run = resp.parsed_data
+    assert (run.name, run.head_sha, run.status, run.conclusion) == ("review", sha, "in_progress", None)
+    assert (run.started_at, run.completed_at, run.external_id) == (T0, None, "pr-8")
+    assert (run.app.id, run.app.slug) == (fake.app_id, "tbr-fake")
+    assert run.html_url == f"{fake.url}/{REPO}/runs/{run.id}"
+    assert (run.output.title, run.output.summary, run.output.text) == \
+        ("Waiting", "No approval yet", None)
+    assert [(p.number, p.head.sha) for p in run.pull_requests] == [(8, sha)]
+
+    fake.clock = lambda: T0 + timedelta(minutes=5)
+    upd = inst.rest.checks.update(OWNER, NAME, run.id, conclusion="success",
+                                  output={"summary": "Approved by bob", "text": "details"}).parsed_data
+    assert (upd.id, upd.status, upd.conclusion) == (run.id, "completed", "success")
+    assert (upd.started_at, upd.completed_at) == (T0, T0 + timedelta(minutes=5))
+    assert (upd.output.title, upd.output.summary, upd.output.text) == \
+        ("Waiting", "Approved by bob", "details")  # a PATCHed output is merged
+    got = inst.rest.checks.get(OWNER, NAME, run.id).parsed_data
+    assert (got.conclusion, got.details_url, got.check_suite.id) == \
+        ("success", "https://tbr.example/8", run.check_suite.id)
+
+    [state] = fake.check_runs(REPO)
+    assert (state["id"], state["name"], state["head_sha"], state["status"], state["conclusion"]) == \
+        (run.id, "review", sha, "completed", "success")
+    assert state["output"] == {"title": "Waiting", "summary": "Approved by bob", "text": "details"}
+    assert state["completed_at"] == T0 + timedelta(minutes=5) and state["external_id"] == "pr-8"
+    assert [h.get("status") or h.get("conclusion") for h in state["history"]] == \
+        ["in_progress", "success"]
+    assert state["history"][1] == {"conclusion": "success",
+                                   "output": {"summary": "Approved by bob", "text": "details"}}
+    assert fake.check_runs(REPO, head_sha="d" * 40) == [] and fake.check_runs(REPO, name="x") == []
+
+    with pytest.raises(RequestFailed) as exc:
+        inst.rest.checks.get(OWNER, NAME, 999_999)
+    assert exc.value.response.status_code == 404
+
+
+def test_check_run_validation(fake, gh, inst):
+    sha = "c" * 40
+    done = inst.rest.checks.create(OWNER, NAME, name="config", head_sha=sha, status="completed",
+                                   conclusion="failure",
+                                   output={"title": "Bad", "summary": "tbr.yml"}).parsed_data
+    assert (done.status, done.completed_at, done.started_at) == ("completed", T0, T0)
+    # githubkit validates request bodies itself, so invalid ones go around it.
+    token = gh.rest.apps.create_installation_access_token(1).parsed_data.token
+    for method, path, body in (
+            ("POST", "", {"name": "x", "head_sha": sha, "status": "completed"}),  # no conclusion
+            ("POST", "", {"name": "x", "head_sha": sha, "conclusion": "stale"}),  # GitHub only
+            ("POST", "", {"name": "x", "head_sha": sha, "output": {"summary": "no title"}}),
+            ("POST", "", {"head_sha": sha}),
+            ("PATCH", f"/{done.id}", {"status": "in_progress", "completed_at": "2024-05-01T12:00:00Z"}),
+            ("PATCH", f"/{done.id}", {"output": {"title": "no summary"}})):
+        r = httpx.request(method, f"{fake.url}/repos/{REPO}/check-runs{path}", json=body,
+                          headers={"Authorization": f"token {token}"})
+        assert r.status_code == 422, body
+        assert r.json()["message"] == "Validation Failed"
+    [state] = fake.check_runs(REPO)
+    assert (state["status"], state["conclusion"], len(state["history"])) == \
+        ("completed", "failure", 1)
+    fake.fail("PATCH", r"/repos/acme/widgets/check-runs/\d+", 502, after_effect=True)
+    with pytest.raises(RequestFailed):
+        inst.rest.checks.update(OWNER, NAME, done.id, conclusion="success")
+    assert fake.check_runs(REPO)[0]["conclusion"] == "success"  # applied, answer lost
+
+
+def test_list_check_runs_for_ref(fake, inst):
+    sha = fake.add_branch(REPO, "feature", sha="e" * 40)
+    for name, conclusion in (("review", "failure"), ("config", "success"), ("review", "success")):
+        inst.rest.checks.create(OWNER, NAME, name=name, head_sha=sha, conclusion=conclusion)
+    inst.rest.checks.create(OWNER, NAME, name="review", head_sha="f" * 40, status="queued")
+
+    latest = inst.rest.checks.list_for_ref(OWNER, NAME, sha).parsed_data
+    assert latest.total_count == 2
+    assert [(c.name, c.conclusion) for c in latest.check_runs] == \
+        [("review", "success"), ("config", "success")]  # newest first, newest per name
+    every = inst.rest.checks.list_for_ref(OWNER, NAME, "feature", filter_="all",
+                                          check_name="review").parsed_data
+    assert [c.conclusion for c in every.check_runs] == ["success", "failure"]
+    assert inst.rest.checks.list_for_ref(OWNER, NAME, sha, status="queued").parsed_data \
+        .total_count == 0
+    paged = list(inst.rest.paginate(inst.rest.checks.list_for_ref, owner=OWNER, repo=NAME,
+                                    ref=sha, filter_="all", per_page=2,
+                                    map_func=lambda r: r.parsed_data.check_runs))
+    assert len(paged) == 3
+    assert fake.count("GET", rf"/repos/acme/widgets/commits/{sha}/check-runs") == 4
+    with pytest.raises(RequestFailed) as exc:
+        inst.rest.checks.list_for_ref(OWNER, NAME, "no-such-branch")
+    assert exc.value.response.status_code == 422
+
+
+def test_get_file_contents(fake, inst):
+    text = "branches: [main]\n" + "approval_phrases: [\"LGTM\", \"approved\"]\n" * 5 + "caf\u00e9\n"
+    blob = fake.put_file(REPO, ".github/tbr.yml", text)
+    fake.put_file(REPO, ".github/tbr.yml", "branches: [dev]\n", ref="dev")
+    f = inst.rest.repos.get_content(OWNER, NAME, ".github/tbr.yml").parsed_data
+    assert (f.type, f.encoding, f.name, f.path, f.sha) == ("file", "base64", "tbr.yml",
+                                                           ".github/tbr.yml", blob)
+    assert f.size == len(text.encode()) and f.content.endswith("\n")
+    *full, last = f.content.splitlines()  # GitHub's wrapping: 60 characters a line
+    assert full and {len(line) for line in full} == {60} and 0 < len(last) <= 60
+    assert base64.b64decode(f.content).decode() == text
+    assert f.html_url == f"{fake.url}/{REPO}/blob/main/.github/tbr.yml"
+    assert f.links.self_ == f.url and f.links.git == f.git_url
+    dev = inst.rest.repos.get_content(OWNER, NAME, ".github/tbr.yml", ref="dev").parsed_data
+    assert base64.b64decode(dev.content) == b"branches: [dev]\n"
+    head = inst.rest.repos.get_branch(OWNER, NAME, "main").parsed_data.commit.sha
+    by_sha = inst.rest.repos.get_content(OWNER, NAME, ".github/tbr.yml", ref=head).parsed_data
+    assert by_sha.sha == blob  # a branch head's sha reads the branch's files
+
+    fake.delete_file(REPO, ".github/tbr.yml")
+    for path, ref in ((".github/tbr.yml", None), ("missing.txt", None), ("x", "no-such-ref")):
+        with pytest.raises(RequestFailed) as exc:
+            inst.rest.repos.get_content(OWNER, NAME, path, **({"ref": ref} if ref else {}))
+        assert exc.value.response.status_code == 404
+    assert exc.value.response.json()["message"] == "No commit found for the ref no-such-ref"
+
+
+def test_branch_protection(fake, inst):
+    main = inst.rest.repos.get_branch_protection(OWNER, NAME, "main").parsed_data  # add_repo default
+    reviews = main.required_pull_request_reviews
+    assert (reviews.required_approving_review_count, reviews.dismiss_stale_reviews,
+            reviews.require_code_owner_reviews, reviews.require_last_push_approval) == \
+        (1, False, False, False)
+    assert (main.allow_force_pushes.enabled, main.allow_deletions.enabled,
+            main.enforce_admins.enabled, main.required_linear_history.enabled) == \
+        (False, False, False, False)
+    assert main.url == f"{fake.url}/repos/{REPO}/branches/main/protection"
+
+    fake.set_protection(REPO, "release", require_pr=False, allow_force_pushes=True,
+                        enforce_admins=True)
+    rel = inst.rest.repos.get_branch_protection(OWNER, NAME, "release").parsed_data
+    assert not rel.required_pull_request_reviews  # absent, as on GitHub
+    assert (rel.allow_force_pushes.enabled, rel.enforce_admins.enabled) == (True, True)
+    assert inst.rest.repos.get_branch(OWNER, NAME, "release").parsed_data.protected is True
+
+    fake.remove_protection(REPO, "main")
+    fake.add_branch(REPO, "dev")
+    for branch, message in (("main", "Branch not protected"), ("dev", "Branch not protected"),
+                            ("nope", "Branch not found")):
+        with pytest.raises(RequestFailed) as exc:
+            inst.rest.repos.get_branch_protection(OWNER, NAME, branch)
+        assert exc.value.response.status_code == 404
+        assert exc.value.response.json()["message"] == message
+    assert inst.rest.repos.get_branch(OWNER, NAME, "main").parsed_data.protected is False
+
+
+def test_pull_commits(fake, inst):
+    fake.add_pull(REPO, 9, merged=False)
+    base = inst.rest.repos.get_branch(OWNER, NAME, "main").parsed_data.commit.sha
+    first = fake.add_pull_commit(REPO, 9, message="Add feature", committed_at=T0)
+    msg = "Fix\n\nCo-authored-by: Bob <bob@example.com>"
+    shas = [first] + [fake.add_pull_commit(REPO, 9, message=msg if i == 0 else f"c{i}",
+                                           author="carol", pushed_by="carol",
+                                           committed_at=T0 + timedelta(minutes=i + 1))
+                      for i in range(3)]
+    got = inst.rest.pulls.list_commits(OWNER, NAME, 9).parsed_data
+    assert [c.sha for c in got] == shas  # oldest first
+    assert (got[0].commit.message, got[0].author.login, got[0].commit.author.date) == \
+        ("Add feature", "alice", T0)
+    assert got[1].commit.message == msg and got[1].commit.committer.name == "carol"
+    assert [p.sha for p in got[0].parents] == [base] and [p.sha for p in got[1].parents] == [first]
+    assert got[1].html_url == f"{fake.url}/{REPO}/commit/{shas[1]}"
+    assert inst.rest.pulls.get(OWNER, NAME, 9).parsed_data.head.sha == shas[-1]
+    paged = list(inst.rest.paginate(inst.rest.pulls.list_commits, owner=OWNER, repo=NAME,
+                                    pull_number=9, per_page=3))
+    assert [c.sha for c in paged] == shas
+    fake.add_pull_commit(REPO, 9, author=None)
+    assert inst.rest.pulls.list_commits(OWNER, NAME, 9, page=2, per_page=4).parsed_data[0] \
+        .author is None
+    with pytest.raises(RequestFailed) as exc:
+        inst.rest.pulls.list_commits(OWNER, NAME, 99)
+    assert exc.value.response.status_code == 404
+
+
+def test_rulesets(fake, inst):
+    fake.set_ruleset(REPO, "main", rules=[
+        {"type": "pull_request", "parameters": {"required_approving_review_count": 2}},
+        {"type": "non_fast_forward"}, "deletion"])
+    rules = inst.rest.repos.get_branch_rules(OWNER, NAME, "main").parsed_data
+    assert [r.type for r in rules] == ["pull_request", "non_fast_forward", "deletion"]
+    assert rules[0].parameters.required_approving_review_count == 2
+    assert rules[0].parameters.dismiss_stale_reviews_on_push is False  # defaults filled in
+    assert {r.ruleset_source for r in rules} == {REPO}
+
+    fake.add_branch(REPO, "release/2.0")
+    ruleset_id = fake.set_ruleset(REPO, "release/*", rules=["deletion"])
+    rel = inst.rest.repos.get_branch_rules(OWNER, NAME, "release/2.0").parsed_data
+    assert [(r.type, r.ruleset_id) for r in rel] == [("pull_request", 1), ("deletion", ruleset_id)]
+    assert fake.set_ruleset(REPO, "release/*", rules=[]) == ruleset_id  # replaces the ruleset
+    assert [r.type for r in inst.rest.repos.get_branch_rules(
+        OWNER, NAME, "release/2.0").parsed_data] == ["pull_request"]  # add_repo's ruleset_branches
+    fake.remove_ruleset(REPO, "main")
+    assert inst.rest.repos.get_branch_rules(OWNER, NAME, "main").parsed_data == []

@@ -144,7 +144,7 @@ def test_events_on_other_issues_are_ignored(env, github, followup):
 
 def remind(bot, at: str):
     bot.clock.now = datetime.fromisoformat(at).replace(tzinfo=timezone.utc)
-    queued = lifecycle.plan_reminders(bot.store, bot.settings, bot.engine.holidays, bot.clock())
+    queued = lifecycle.plan_reminders(bot.store, bot.settings, bot.clock())
     bot.run()
     return queued
 
@@ -195,7 +195,7 @@ def test_signed_off_followups_get_no_reminders(env, github, followup):
 def test_remind_dry_run_writes_nothing(env, github, followup):
     _, bot = env
     bot.clock.now = datetime(2026, 11, 25, 9, tzinfo=timezone.utc)
-    planned = lifecycle.plan_reminders(bot.store, bot.settings, bot.engine.holidays, bot.clock(), dry_run=True)
+    planned = lifecycle.plan_reminders(bot.store, bot.settings, bot.clock(), dry_run=True)
     assert [p["kind"] for p in planned] == ["overdue"]
     assert bot.store.db.execute("SELECT count(*) FROM actions").fetchone()[0] == 0
 
@@ -226,7 +226,7 @@ def test_sweep_undoes_a_self_close_whose_webhook_was_lost(env, github, followup)
 def test_reminder_planned_before_a_sign_off_is_not_posted(env, github, followup):
     _, bot = env
     bot.clock.now = datetime(2026, 11, 23, 9, tzinfo=timezone.utc)
-    lifecycle.plan_reminders(bot.store, bot.settings, bot.engine.holidays, bot.clock())
+    lifecycle.plan_reminders(bot.store, bot.settings, bot.clock())
     close(github, bot, followup["followup_number"], "bob")  # runs the queued work too
     assert all("due by" not in c for c in comments(github, followup["followup_number"]))
 
