@@ -351,10 +351,11 @@ class Gateway:
         call(f"merged pulls of {repo}", walk)
         return found
 
-    def protected_branches(self, inst: int, repo: str) -> list[str]:
+    def branch_names(self, inst: int, repo: str, protected_only: bool) -> list[str]:
         client = self._inst(inst)
-        branches = self._all(f"protected branches of {repo}", client, client.rest.repos.list_branches,
-                             owner=split(repo)[0], repo=split(repo)[1], protected=True)
+        kwargs = {"protected": True} if protected_only else {}
+        branches = self._all(f"branches of {repo}", client, client.rest.repos.list_branches,
+                             owner=split(repo)[0], repo=split(repo)[1], **kwargs)
         return [b.name for b in branches]
 
     def commits_since(self, inst: int, repo: str, branch: str, since: datetime) -> list[dict]:

@@ -104,3 +104,12 @@ def test_failed_deliveries_are_redelivered_once(github, repo, bot):
     assert github.redelivery_requests == [lost["id"]]
     assert sweep(bot.engine).redeliveries == 0
     assert github.redelivery_requests == [lost["id"]]
+
+
+def test_sweep_follows_configured_branches(github, repo, bot):
+    github.put_file(REPO, ".github/tbr.yml", "branches: ['deploy/*']\n")
+    github.add_commit(REPO, "main", message="not production here", committed_at=bot.clock())
+    sha = github.add_commit(REPO, "deploy/eu", message="hotfix", committed_at=bot.clock() - timedelta(minutes=10))
+    sweep(bot.engine)
+    bot.run()
+    assert titles(github) == [f"TBR acme/api@{sha[:7]} follow-up review"]
