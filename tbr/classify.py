@@ -68,6 +68,7 @@ class PullFacts:
     reviews: tuple[Review, ...] = ()
     comments: tuple[Comment, ...] = ()
     head_sha: str | None = None
+    base: str | None = None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 
 import structlog
 
-from tbr import events, lifecycle, sla
+from tbr import checks, events, lifecycle, sla
 from tbr.classify import Actor, Decision, Policy, PushFacts, judge_pull, judge_push
 from tbr.config import Settings
 from tbr.configstore import RepoConfigs, touches_config
@@ -53,6 +53,7 @@ class Engine:
         self.clock = clock
         self.filer = Filer(gateway)
         self.configs = RepoConfigs(settings, store, gateway, clock)
+        self.check_runs = checks.CheckRuns(store, gateway)
         # The deployment's own clock, for what is not one repository's: the digest, its schedule.
         self.tz = settings.tz
         self.holidays = sla.holiday_calendar(settings.holidays)
@@ -101,6 +102,10 @@ class Engine:
         if issue_event:
             self._on_issue_event(guid, issue_event, bound)
             return
+        activity = events.pull_activity(row["event"], payload)
+        if activity:
+            self._on_pull_activity(guid, activity)
+            return
         if row["event"] == "push" and refs and refs[0].branch == refs[0].default_branch \
                 and touches_config(payload["commits"]):
             self._reload_config(refs[0])
@@ -133,6 +138,31 @@ class Engine:
                            actor=ev.actor, outcome=outcome)
             self.store.finish_delivery(guid, outcome, now)
 
+    def _on_pull_activity(self, guid: str, act: events.PullActivity) -> None:
+        """An open PR changed: queue a fresh look at its review status (done as an action, so a
+        failing check-run API never holds up the delivery)."""
+        now = self.clock()
+        with self.store.write():
+            outcome = "repository not watched"
+            if self.settings.watches_repo(act.repo):
+                self.store.add_action(f"review:{act.repo_id}:{act.number}:{guid}", "review_pull", act.repo,
+                                      act.number, now, None, installation_id=act.installation_id,
+                                      default_branch=act.default_branch)
+                outcome = f"review status of {act.repo}#{act.number} queued"
+            self.store.finish_delivery(guid, outcome, now)
+
+    def _review_pull(self, repo: str, number: int, data: dict) -> None:
+        inst = self._installation(data["installation_id"], repo)
+        cfg = self.config(inst, repo)
+        if checks.REVIEW.removeprefix("tbr/") not in cfg.checks:
+            return
+        facts = self.gateway.pull_facts(inst, repo, number, merged=False)
+        if facts is None or self._branch_unwatched(inst, repo, cfg, facts.base, data["default_branch"]):
+            return  # closed since, or not headed for production
+        decision = judge_pull(facts, policy_of(cfg), self.clock())
+        self.check_runs.publish(inst, repo, facts.head_sha, checks.REVIEW, checks.open_pull_status(decision),
+                                self.clock(), facts.url)
+
     @staticmethod
     def _shas(ref: events.ChangeRef) -> list[str]:
         return [c["sha"] for c in ref.facts["commits"]] if ref.kind == "push" else [ref.sha]
@@ -141,14 +171,18 @@ class Engine:
         if not self.settings.watches_repo(ref.repo):
             return f"{ref.repo} is not in TBR_REPOS"
         inst = self._installation(ref.installation_id, ref.repo)
-        cfg = self.config(inst, ref.repo)
+        return self._branch_unwatched(inst, ref.repo, self.config(inst, ref.repo), ref.branch, ref.default_branch)
+
+    def _branch_unwatched(self, inst: int, repo: str, cfg: RepoConfig, branch: str,
+                          default_branch: str | None) -> str | None:
+        """Why `branch` is not production, or None when it is."""
         if cfg.branches is not None:
-            return None if cfg.watches_branch(ref.branch, ref.default_branch, False) else \
-                f"{ref.repo}:{ref.branch} matches none of the configured branches {list(cfg.branches)}"
-        if ref.branch == ref.default_branch:
+            return None if cfg.watches_branch(branch, default_branch, False) else \
+                f"{repo}:{branch} matches none of the configured branches {list(cfg.branches)}"
+        if branch == default_branch:
             return None
-        protection = self.gateway.branch_protection(inst, ref.repo, ref.branch)
-        return None if protection else f"{ref.repo}:{ref.branch} is neither the default branch nor protected"
+        protection = self.gateway.branch_protection(inst, repo, branch)
+        return None if protection else f"{repo}:{branch} is neither the default branch nor protected"
 
     def config(self, inst: int, repo: str) -> RepoConfig:
         return self.configs.get(inst, repo)
@@ -210,7 +244,7 @@ class Engine:
             # The SLA's terms are fixed when the follow-up is filed; a later configuration change
             # does not move a promise already made.
             terms = {"timezone": cfg.timezone, "holidays": cfg.holidays, "days": cfg.sla_business_days,
-                     "escalate": cfg.escalate}
+                     "escalate": cfg.escalate, "checks": list(cfg.checks)}
             tz, holidays = lifecycle.clock_of(terms)
             due = sla.due_at(change.happened_at, tz, holidays, cfg.sla_business_days)
             tracking = cfg.tracking_repo or row["repo"]
@@ -219,10 +253,26 @@ class Engine:
                                     from_iso(row["first_seen_at"]), cfg.sla_business_days)
             values.update(followup_repo=tracking, followup_number=issue.number, followup_url=issue.url,
                           due_at=iso(due), followup_state="open", terms=terms)
-        self.store.update_change(key, **values)
+        with self.store.write():
+            self.store.update_change(key, **values)
+            self._queue_commit_check(row, status, decision, values)
         bound.info("change.judged", status=status, rule=decision.rule, summary=decision.summary,
                    approver=decision.approval.approver if decision.approval else None,
                    followup=values.get("followup_url"), due=values.get("due_at"))
+
+    def _queue_commit_check(self, row: dict, status: str, decision: Decision, values: dict) -> None:
+        """`tbr/review` on the commit that reached production: how it was approved, or its follow-up."""
+        if not row["sha"] or status not in ("approved", "followup"):
+            return
+        if "review" not in self.config(self._installation(row["installation_id"], row["repo"]), row["repo"]).checks:
+            return
+        if status == "approved":
+            status_ = checks.merged_status(decision)
+            url = decision.approval.url
+        else:
+            status_ = checks.followup_status("open", values["followup_url"], from_iso(values["due_at"]))
+            url = values["followup_url"]
+        lifecycle.queue_check(self.store, row, "filed", status_, url, self.clock())
 
     def _judge_pull(self, row: dict, change: Change, inst: int):
         facts = self.gateway.pull_facts(inst, row["repo"], row["number"])
@@ -293,8 +343,8 @@ class Engine:
             # Signed off (or gone) since the reminder was planned: saying it now would be a false alarm.
             self.store.finish_action(key, self.clock())
             return
-        inst = self.gateway.installation_for(repo)
         gw = self.gateway
+        inst = gw.installation_for(repo) if row["kind"] not in ("review_pull", "check") else None
         if row["kind"] == "comment":
             gw.comment_once(inst, repo, number, data["body"], marker(key),
                             since=from_iso(row["created_at"]) - timedelta(days=1))
@@ -304,6 +354,13 @@ class Engine:
             gw.set_issue_state(inst, repo, number, "closed", "completed")
         elif row["kind"] == "reopen":
             gw.set_issue_state(inst, repo, number, "open")
+        elif row["kind"] == "review_pull":
+            self._review_pull(repo, number, data)
+        elif row["kind"] == "check":
+            check_inst = self._installation(data["installation_id"], repo)
+            self.check_runs.publish(check_inst, repo, data["sha"], data["name"],
+                                    (data["conclusion"], data["title"], data["summary"]), self.clock(),
+                                    data.get("details_url"))
         else:
             raise ValueError(f"unknown action kind {row['kind']!r}")
         self.store.finish_action(key, self.clock())

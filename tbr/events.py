@@ -107,6 +107,37 @@ def issue_event(event: str, payload: dict, received_at: datetime) -> IssueEvent 
                       state_reason=issue.get("state_reason"))
 
 
+@dataclass(frozen=True)
+class PullActivity:
+    """Something happened on an open pull request that may change its review status."""
+
+    repo: str
+    repo_id: int
+    installation_id: int | None
+    number: int
+    default_branch: str | None
+
+
+PR_ACTIONS = ("opened", "synchronize", "reopened", "ready_for_review", "edited")
+
+
+def pull_activity(event: str, payload: dict) -> PullActivity | None:
+    if not isinstance(payload, dict):
+        return None
+    action = payload.get("action")
+    if event == "pull_request" and action in PR_ACTIONS:
+        number = _dig(payload, "pull_request.number")
+    elif event in ("pull_request_review", "pull_request_review_comment"):
+        number = _dig(payload, "pull_request.number")
+    elif event == "issue_comment" and action == "created" and (payload.get("issue") or {}).get("pull_request"):
+        number = _dig(payload, "issue.number")
+    else:
+        return None
+    repo = _dig(payload, "repository")
+    return PullActivity(_dig(repo, "full_name"), _dig(repo, "id"), _installation(payload), number,
+                        repo.get("default_branch"))
+
+
 def extract(event: str, payload: dict, received_at: datetime) -> list[ChangeRef]:
     """The changes a delivery reports: a merged PR, a push to a branch, or nothing."""
     if not isinstance(payload, dict):

@@ -206,13 +206,14 @@ class Gateway:
 
     # pull requests ----------------------------------------------------------------------------
 
-    def pull_facts(self, inst: int, repo: str, number: int) -> PullFacts | None:
-        """Everything the classifier needs about a PR, every page of it; None if it is not merged."""
+    def pull_facts(self, inst: int, repo: str, number: int, merged: bool = True) -> PullFacts | None:
+        """Everything the classifier needs about a PR, every page of it. None when `merged` is asked
+        for and it is not merged, or when an open PR is asked for and it is not open."""
         client = self._inst(inst)
         owner, name = split(repo)
         where = f"{repo}#{number}"
         pr = call(f"GET pull {where}", client.rest.pulls.get, owner, name, number).parsed_data
-        if not pr.merged_at:
+        if (not pr.merged_at) if merged else (pr.state != "open"):
             return None
         reviews = self._all(f"reviews of {where}", client, client.rest.pulls.list_reviews,
                             owner=owner, repo=name, pull_number=number)
@@ -231,12 +232,13 @@ class Gateway:
             title=pr.title,
             author=_actor(pr.user),
             merged_by=_actor(pr.merged_by) if pr.merged_by not in (None, UNSET) else None,
-            merged_at=_when(pr.merged_at),
+            merged_at=_when(pr.merged_at) if pr.merged_at else datetime.now(timezone.utc),
             reviews=tuple(Review(_actor(r.user), r.state, _when(r.submitted_at), r.html_url, r.body or "",
                                  r.commit_id if r.commit_id is not UNSET else None)
                           for r in reviews),
             comments=tuple(comments),
             head_sha=pr.head.sha,
+            base=pr.base.ref,
         )
 
     def merged_pulls_for_commit(self, inst: int, repo: str, sha: str, branch: str) -> list[int]:
@@ -409,6 +411,15 @@ class Gateway:
         run = call(f"POST check run {name} on {repo}@{head_sha[:7]}", self._inst(inst).rest.checks.create,
                    *split(repo), data=data).parsed_data
         return run.id
+
+    def update_check_run(self, inst: int, repo: str, run_id: int, conclusion: str, title: str, summary: str,
+                         details_url: str | None = None) -> None:
+        data = {"status": "completed", "conclusion": conclusion,
+                "output": {"title": title[:255], "summary": summary[:65000]}}
+        if details_url:
+            data["details_url"] = details_url
+        call(f"PATCH check run {run_id} on {repo}", self._inst(inst).rest.checks.update, *split(repo), run_id,
+             data=data)
 
 
 def convert_manifest(api_url: str, code: str, timeout: float = 15.0) -> dict:

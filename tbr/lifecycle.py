@@ -11,7 +11,7 @@ from collections.abc import Container
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from tbr import remind, sla, signoff
+from tbr import checks, remind, sla, signoff
 from tbr.config import Settings
 from tbr.events import IssueEvent
 from tbr.store import Store, from_iso, iso
@@ -27,6 +27,19 @@ def terms_of(row: dict, settings: Settings) -> dict:
     if row.get("terms"):
         return json.loads(row["terms"])
     return {"timezone": settings.timezone, "holidays": settings.holidays, "days": 2, "escalate": settings.escalate}
+
+
+def queue_check(store: Store, row: dict, stage: str, status: tuple[str, str, str], details_url: str,
+                now: datetime) -> None:
+    """Queue a `tbr/review` check run on the change's commit (one per stage of its life)."""
+    conclusion, title, summary = status
+    store.add_action(f"check:{row['key']}:{stage}", "check", row["repo"], 0, now, row["key"],
+                     installation_id=row["installation_id"], sha=row["sha"], name=checks.REVIEW,
+                     conclusion=conclusion, title=title, summary=summary, details_url=details_url)
+
+
+def _review_check_on(row: dict, settings: Settings) -> bool:
+    return bool(row["sha"]) and "review" in terms_of(row, settings).get("checks", ["review"])
 
 
 def followup_of(row: dict) -> signoff.Followup:
@@ -68,6 +81,10 @@ def apply_issue_event(store: Store, settings: Settings, row: dict, ev: IssueEven
                               f"{sla_text(business, within, due, verdict.at)}.")
         if verdict.how == "comment":
             store.add_action(f"close:{key}:{iso(verdict.at)}", "close", repo, number, now, key)
+        if _review_check_on(row, settings):
+            queue_check(store, row, f"signed-off:{iso(verdict.at)}",
+                        checks.followup_status("signed_off", row["followup_url"], due, verdict.reviewer, verdict.at),
+                        row["followup_url"], now)
         return f"signed off by {verdict.reviewer}"
     if verdict.kind == "refuse":
         # Keyed by the close's time, which the webhook and the sweep both see: one answer per close.
@@ -111,4 +128,7 @@ def plan_reminders(store: Store, settings: Settings, as_of: datetime, now: datet
                 if r.kind == "overdue":
                     store.add_action(f"label:{row['key']}:overdue", "add_label", row["followup_repo"],
                                      row["followup_number"], now, row["key"], label=remind.OVERDUE_LABEL)
+                    if _review_check_on(row, settings):
+                        queue_check(store, row, "overdue", checks.followup_status(
+                            "overdue", row["followup_url"], from_iso(row["due_at"])), row["followup_url"], now)
     return queued

@@ -136,6 +136,16 @@ CREATE TABLE IF NOT EXISTS config_files (
     fetched_at TEXT NOT NULL
 );
 
+-- The check runs tbr published, so a new status updates the run instead of adding another.
+CREATE TABLE IF NOT EXISTS check_runs (
+    repo TEXT NOT NULL,
+    head_sha TEXT NOT NULL,
+    name TEXT NOT NULL,
+    run_id INTEGER NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (repo, head_sha, name)
+);
+
 CREATE TABLE IF NOT EXISTS digests (
     week TEXT PRIMARY KEY,                        -- the Monday, local date
     repo TEXT NOT NULL,

@@ -134,3 +134,27 @@ def issue_comment(full_name: str, number: int, *, commenter: str, body: str, at:
     payload["sender"] = _user(commenter)
     payload["installation"] = {"id": 1, "node_id": "x"}
     return payload
+
+
+def pull_event(full_name: str, repo_id: int, number: int, *, action: str = "opened", base: str = "main",
+               author: str = "alice", head_sha: str | None = None, default_branch: str = "main") -> dict:
+    """pull_request.<action> for an open PR."""
+    payload = example("pull_request.opened.1")
+    _repository(payload, full_name, repo_id, default_branch)
+    pr = payload["pull_request"]
+    pr.update(number=number, user=_user(author), html_url=f"https://github.com/{full_name}/pull/{number}")
+    pr["base"]["ref"] = base
+    if head_sha:
+        pr["head"]["sha"] = head_sha
+    payload.update(action=action, number=number, sender=_user(author), installation={"id": 1, "node_id": "x"})
+    return payload
+
+
+def review_event(full_name: str, repo_id: int, number: int, *, reviewer: str, state: str, at: datetime) -> dict:
+    """pull_request_review.submitted (webhook review states are lowercase)."""
+    payload = example("pull_request_review.submitted.1")
+    _repository(payload, full_name, repo_id, payload["repository"].get("default_branch", "main"))
+    payload["pull_request"]["number"] = number
+    payload["review"].update(state=state.lower(), user=_user(reviewer), submitted_at=_iso(at))
+    payload.update(sender=_user(reviewer), installation={"id": 1, "node_id": "x"})
+    return payload

@@ -180,10 +180,10 @@ def test_lost_answer_to_a_reminder_comment_is_not_posted_twice(env, github, foll
     _, bot = env
     github.fail("POST", rf"/repos/{TRACK}/issues/\d+/comments", 502, after_effect=True)
     remind(bot, "2026-11-23 09:00")
-    assert bot.store.db.execute("SELECT status FROM actions").fetchone()[0] == "pending"
+    assert bot.store.db.execute("SELECT status FROM actions WHERE key LIKE 'remind:%'").fetchone()[0] == "pending"
     bot.run(after_seconds=120)
     assert len(comments(github, followup["followup_number"])) == 1
-    assert bot.store.db.execute("SELECT status FROM actions").fetchone()[0] == "done"
+    assert bot.store.db.execute("SELECT status FROM actions WHERE key LIKE 'remind:%'").fetchone()[0] == "done"
 
 
 def test_signed_off_followups_get_no_reminders(env, github, followup):
@@ -197,7 +197,7 @@ def test_remind_dry_run_writes_nothing(env, github, followup):
     bot.clock.now = datetime(2026, 11, 25, 9, tzinfo=timezone.utc)
     planned = lifecycle.plan_reminders(bot.store, bot.settings, bot.clock(), dry_run=True)
     assert [p["kind"] for p in planned] == ["overdue"]
-    assert bot.store.db.execute("SELECT count(*) FROM actions").fetchone()[0] == 0
+    assert bot.store.db.execute("SELECT count(*) FROM actions WHERE key LIKE 'remind:%'").fetchone()[0] == 0
 
 
 def test_sweep_notices_a_close_whose_webhook_was_lost(env, github, followup):

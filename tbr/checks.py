@@ -1,0 +1,68 @@
+"""Controls as GitHub check runs, where engineers look: on pull requests and on commits.
+
+`tbr/review` on an open PR's head says whether it has an approver (success, naming them) or not
+(neutral: merging now opens a follow-up review); it never blocks a merge. On the commit that
+reached production it says how the change was approved, or links its follow-up: action_required
+while the review is owed, success once signed off, failure when overdue. Commit history then
+shows, commit by commit, what was reviewed and when.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from tbr.classify import Decision
+from tbr.github import Gateway
+from tbr.store import Store, iso
+
+REVIEW = "tbr/review"
+
+
+def open_pull_status(decision: Decision) -> tuple[str, str, str]:
+    """(conclusion, title, summary) for an open PR. Pure."""
+    notes = "".join(f"\n- {n}" for n in decision.notes)
+    if decision.approved:
+        a = decision.approval
+        return "success", f"Approved by @{a.approver} ({a.rule})", f"{decision.summary}\n\n[evidence]({a.url}){notes}"
+    return ("neutral", "No approval yet: merging now opens a follow-up review",
+            "Nobody other than the author has approved this pull request yet (a review, an `LGTM` comment, "
+            "or someone else merging it counts). Merging it now is allowed, and opens a follow-up review "
+            f"due within the SLA.{notes}")
+
+
+def merged_status(decision: Decision) -> tuple[str, str, str]:
+    """For the commit of an approved change. Pure."""
+    a = decision.approval
+    return "success", f"Approved by @{a.approver} ({a.rule})", decision.summary
+
+
+def followup_status(state: str, url: str, due_at: datetime, reviewer: str | None = None,
+                    at: datetime | None = None) -> tuple[str, str, str]:
+    """For the commit of an unapproved change: owed, signed off or overdue. Pure."""
+    due = f"{due_at - timedelta(microseconds=1):%Y-%m-%d %H:%M} UTC"
+    if state == "signed_off":
+        return "success", f"Reviewed after the fact by @{reviewer} on {at:%Y-%m-%d}", f"Follow-up: {url}"
+    if state == "overdue":
+        return "failure", f"Follow-up review overdue (was due {due})", f"Follow-up: {url}"
+    return "action_required", f"Follow-up review due {due}", (
+        f"This change reached production without an approver. Its follow-up review is tracked in {url}.")
+
+
+class CheckRuns:
+    """Publishes a check run, or updates the one tbr already published for that commit and name."""
+
+    def __init__(self, store: Store, gateway: Gateway):
+        self.store = store
+        self.gateway = gateway
+
+    def publish(self, inst: int, repo: str, head_sha: str, name: str, status: tuple[str, str, str],
+                now: datetime, details_url: str | None = None) -> None:
+        conclusion, title, summary = status
+        row = self.store.db.execute("SELECT run_id FROM check_runs WHERE repo = ? AND head_sha = ? AND name = ?",
+                                    [repo, head_sha, name]).fetchone()
+        if row:
+            self.gateway.update_check_run(inst, repo, row[0], conclusion, title, summary, details_url)
+        else:
+            run_id = self.gateway.create_check_run(inst, repo, head_sha, name, conclusion, title, summary, details_url)
+            self.store.db.execute("INSERT OR REPLACE INTO check_runs (repo, head_sha, name, run_id, updated_at)"
+                                  " VALUES (?, ?, ?, ?, ?)", [repo, head_sha, name, run_id, iso(now)])
