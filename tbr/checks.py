@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from tbr.classify import Decision
+import re
+
+from tbr.classify import Approval, Decision, PullFacts
 from tbr.github import Gateway
 from tbr.store import Store, iso
 
 REVIEW = "tbr/review"
+SEPARATION = "tbr/separation-of-duties"
+REFERENCE = "tbr/change-reference"
 
 
 def open_pull_status(decision: Decision) -> tuple[str, str, str]:
@@ -46,6 +50,30 @@ def followup_status(state: str, url: str, due_at: datetime, reviewer: str | None
         return "failure", f"Follow-up review overdue (was due {due})", f"Follow-up: {url}"
     return "action_required", f"Follow-up review due {due}", (
         f"This change reached production without an approver. Its follow-up review is tracked in {url}.")
+
+
+def separation_status(approvals: list[Approval], conflicted: dict[str, list[str]]) -> tuple[str, str, str]:
+    """Fails when every approval comes from someone who wrote code in the PR. Pure."""
+    if not approvals:
+        return "neutral", "No approvals yet", "Separation of duties is checked once someone approves."
+    independent = sorted({a.approver for a in approvals if a.approver not in conflicted})
+    lines = "\n".join(f"- @{who}: {', '.join(why)}" for who, why in sorted(conflicted.items()))
+    if independent:
+        return ("success", f"Independent approval by {', '.join('@' + w for w in independent)}",
+                f"At least one approver wrote none of this pull request's code.\n{lines}".strip())
+    return ("failure", "Every approval comes from someone who wrote code in this pull request",
+            f"An approval counts only from someone who neither authored nor co-authored its commits, "
+            f"nor pushed commits after approving:\n{lines}")
+
+
+def reference_status(facts: PullFacts, pattern: str) -> tuple[str, str, str]:
+    """Wants a ticket matching `pattern` in the PR's title, body or branch. Pure."""
+    for where, text in (("title", facts.title), ("body", facts.body), ("branch", facts.head_ref)):
+        m = re.search(pattern, text or "")
+        if m:
+            return "success", f"References {m.group(0)} (in the {where})", f"Pattern: `{pattern}`"
+    return ("failure", "No change reference",
+            f"Reference a ticket matching `{pattern}` in the pull request's title, body or branch name.")
 
 
 class CheckRuns:

@@ -57,6 +57,30 @@ class Comment:
 
 
 @dataclass(frozen=True)
+class CommitFact:
+    """A commit of the PR: who wrote it (author and Co-authored-by trailers) and who committed it when."""
+
+    sha: str
+    author: str | None
+    committer: str | None
+    committed_at: datetime | None
+    coauthors: tuple[str, ...] = ()  # logins (from noreply addresses) or names, as the trailers say
+
+
+COAUTHOR_RE = re.compile(r"^co-authored-by:\s*(.+?)\s*<([^>]*)>\s*$", re.IGNORECASE | re.MULTILINE)
+
+
+def coauthors(message: str) -> tuple[str, ...]:
+    """Who a commit message's Co-authored-by trailers name: the login of a GitHub noreply address,
+    else the name given (compared with logins case-insensitively)."""
+    found = []
+    for name, email in COAUTHOR_RE.findall(message or ""):
+        m = re.match(r"^(?:\d+\+)?([A-Za-z0-9-]+)@users\.noreply\.github\.com$", email.strip())
+        found.append(m.group(1) if m else name.strip())
+    return tuple(found)
+
+
+@dataclass(frozen=True)
 class PullFacts:
     repo: str
     number: int
@@ -69,6 +93,9 @@ class PullFacts:
     comments: tuple[Comment, ...] = ()
     head_sha: str | None = None
     base: str | None = None
+    commits: tuple[CommitFact, ...] = ()
+    body: str = ""
+    head_ref: str = ""
 
 
 @dataclass(frozen=True)
@@ -87,6 +114,7 @@ class Policy:
     approval_phrases: tuple[str, ...] = ("LGTM", "🚢", ":shipit:")
     exempt_authors: tuple[str, ...] = ("dependabot[bot]",)
     require_fresh_approval: bool = False  # an approval of an older head commit does not count
+    independent_approvals: bool = False  # separation of duties: no approval by a (co-)author of the PR
 
     def is_exempt(self, actor: Actor) -> bool:
         return actor.login.lower() in {a.lower() for a in self.exempt_authors}
@@ -191,14 +219,52 @@ def _phrase_approvals(facts: PullFacts, policy: Policy, cutoff: datetime, notes:
     return approvals
 
 
-def judge_pull(facts: PullFacts, policy: Policy, cutoff: datetime) -> Decision:
-    """Judge a merged pull request with everything known at `cutoff` (merge time plus grace)."""
-    notes: list[str] = []
+def conflicts(facts: PullFacts, login: str, at: datetime | None) -> list[str]:
+    """Why `login`, approving at `at`, is not independent of the PR's code; [] when they are."""
+    who = login.lower()
+    found = []
+    for c in facts.commits:
+        if (c.author or "").lower() == who:
+            found.append(f"authored {c.sha[:7]}")
+        elif who in (x.lower() for x in c.coauthors):
+            found.append(f"co-authored {c.sha[:7]}")
+        elif (c.committer or "").lower() == who and at and c.committed_at and c.committed_at > at:
+            found.append(f"committed {c.sha[:7]} after approving")
+    return found
+
+
+def separation(facts: PullFacts, policy: Policy, cutoff: datetime) -> tuple[list[Approval], dict[str, list[str]]]:
+    """The approvals found, and for each approver who is not independent, why not."""
+    plain = Policy(policy.approval_phrases, policy.exempt_authors, policy.require_fresh_approval)
+    approvals = _approvals(facts, plain, cutoff, [])
+    return approvals, {a.approver: conflicts(facts, a.approver, a.at) for a in approvals
+                       if a.rule != "exempt-author" and conflicts(facts, a.approver, a.at)}
+
+
+def _approvals(facts: PullFacts, policy: Policy, cutoff: datetime, notes: list[str]) -> list[Approval]:
     found = _review_approvals(facts, policy, cutoff, notes) + _phrase_approvals(facts, policy, cutoff, notes)
     merger = facts.merged_by
     if merger and not merger.is_bot and not merger.same(facts.author):
         found.append(Approval("merged-by-other", merger.login, facts.merged_at, facts.url,
                               f"{merger.login} merged {facts.author.login}'s pull request"))
+    if policy.independent_approvals:
+        independent = []
+        for a in found:
+            why = conflicts(facts, a.approver, a.at)
+            if why:
+                notes.append(f"{a.approver}'s approval does not count under separation of duties: {a.approver} "
+                             + ", ".join(why))
+            else:
+                independent.append(a)
+        found = independent
+    return found
+
+
+def judge_pull(facts: PullFacts, policy: Policy, cutoff: datetime) -> Decision:
+    """Judge a merged pull request with everything known at `cutoff` (merge time plus grace)."""
+    notes: list[str] = []
+    found = _approvals(facts, policy, cutoff, notes)
+    merger = facts.merged_by
     if policy.is_exempt(facts.author):
         found.append(Approval("exempt-author", facts.author.login, facts.merged_at, facts.url,
                               f"{facts.author.login} is an exempt author; merging its pull request is the approval"))

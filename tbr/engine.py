@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 import structlog
 
 from tbr import checks, events, lifecycle, sla
-from tbr.classify import Actor, Decision, Policy, PushFacts, judge_pull, judge_push
+from tbr.classify import Actor, Decision, Policy, PushFacts, judge_pull, judge_push, separation
 from tbr.config import Settings
 from tbr.configstore import RepoConfigs, touches_config
 from tbr.repoconfig import PATH as CONFIG_PATH
@@ -41,7 +41,8 @@ def backoff(attempts: int) -> timedelta:
 
 
 def policy_of(cfg: RepoConfig) -> Policy:
-    return Policy(cfg.approval_phrases, cfg.exempt_authors, cfg.require_fresh_approval)
+    return Policy(cfg.approval_phrases, cfg.exempt_authors, cfg.require_fresh_approval,
+                  independent_approvals="separation-of-duties" in cfg.checks)
 
 
 class Engine:
@@ -154,14 +155,19 @@ class Engine:
     def _review_pull(self, repo: str, number: int, data: dict) -> None:
         inst = self._installation(data["installation_id"], repo)
         cfg = self.config(inst, repo)
-        if checks.REVIEW.removeprefix("tbr/") not in cfg.checks:
+        if not {"review", "separation-of-duties", "change-reference"} & set(cfg.checks):
             return
         facts = self.gateway.pull_facts(inst, repo, number, merged=False)
         if facts is None or self._branch_unwatched(inst, repo, cfg, facts.base, data["default_branch"]):
             return  # closed since, or not headed for production
-        decision = judge_pull(facts, policy_of(cfg), self.clock())
-        self.check_runs.publish(inst, repo, facts.head_sha, checks.REVIEW, checks.open_pull_status(decision),
-                                self.clock(), facts.url)
+        now, policy = self.clock(), policy_of(cfg)
+        statuses = {checks.REVIEW: checks.open_pull_status(judge_pull(facts, policy, now))}
+        if "separation-of-duties" in cfg.checks:
+            statuses[checks.SEPARATION] = checks.separation_status(*separation(facts, policy, now))
+        if "change-reference" in cfg.checks and cfg.ticket_pattern:
+            statuses[checks.REFERENCE] = checks.reference_status(facts, cfg.ticket_pattern)
+        for name, status in statuses.items():
+            self.check_runs.publish(inst, repo, facts.head_sha, name, status, now, facts.url)
 
     @staticmethod
     def _shas(ref: events.ChangeRef) -> list[str]:

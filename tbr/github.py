@@ -22,7 +22,7 @@ from githubkit.exception import GitHubException, RateLimitExceeded, RequestError
 from githubkit.retry import RetryOption
 from githubkit.utils import UNSET
 
-from tbr.classify import Actor, Comment, PullFacts, Review
+from tbr.classify import Actor, Comment, CommitFact, PullFacts, Review, coauthors
 from tbr.config import Settings
 
 log = structlog.get_logger("tbr.github")
@@ -102,6 +102,10 @@ def _actor(user) -> Actor:
     if user in (None, UNSET):
         return Actor("ghost")  # a deleted account: GitHub shows it as @ghost
     return Actor(user.login, getattr(user, "type", "User") or "User")
+
+
+def _login(user) -> str | None:
+    return getattr(user, "login", None) if user not in (None, UNSET) else None
 
 
 def split(full_name: str) -> tuple[str, str]:
@@ -221,6 +225,8 @@ class Gateway:
                                    owner=owner, repo=name, issue_number=number)
         review_comments = self._all(f"review comments of {where}", client, client.rest.pulls.list_review_comments,
                                     owner=owner, repo=name, pull_number=number)
+        commits = self._all(f"commits of {where}", client, client.rest.pulls.list_commits,
+                            owner=owner, repo=name, pull_number=number)
         comments = [Comment(_actor(c.user), c.body or "", _when(c.created_at), c.html_url, "comment")
                     for c in issue_comments]
         comments += [Comment(_actor(c.user), c.body or "", _when(c.created_at), c.html_url, "review comment")
@@ -239,6 +245,11 @@ class Gateway:
             comments=tuple(comments),
             head_sha=pr.head.sha,
             base=pr.base.ref,
+            commits=tuple(CommitFact(c.sha, _login(c.author), _login(c.committer),
+                                     _when(c.commit.committer.date) if c.commit.committer else None,
+                                     coauthors(c.commit.message)) for c in commits),
+            body=pr.body or "",
+            head_ref=pr.head.ref,
         )
 
     def merged_pulls_for_commit(self, inst: int, repo: str, sha: str, branch: str) -> list[int]:

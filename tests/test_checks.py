@@ -122,3 +122,70 @@ def test_a_failing_check_api_does_not_hold_up_the_follow_up(github, repo, tracke
     bot.run(after_seconds=300)
     assert len(github.issues(TRACK)) == 1
     assert bot.change(f"pr:{repo['id']}:7")["status"] == "followup"
+
+
+
+def open_pr_with_commits(github, bot, repo, commits):
+    """An open PR #5 by alice whose commits are [(author, message)]; returns its head sha."""
+    github.add_pull(REPO, 5, merged=False, author="alice")
+    head = None
+    for author, message in commits:
+        head = github.add_pull_commit(REPO, 5, author=author, message=message, committed_at=bot.clock())
+    return head
+
+
+def review_pr(bot, repo, head):
+    bot.deliver("pull_request", payloads.pull_event(REPO, repo["id"], 5, head_sha=head, action="synchronize"))
+    bot.run()
+
+
+def test_approval_by_a_co_author_fails_separation_of_duties(github, repo, bot):
+    head = open_pr_with_commits(github, bot, repo, [
+        ("alice", "Fix it"), ("alice", "Pair on it\n\nCo-authored-by: Bob B <4242+bob@users.noreply.github.com>")])
+    github.add_review(REPO, 5, "bob", "APPROVED", submitted_at=bot.clock())
+    review_pr(bot, repo, head)
+    [sod] = github.check_runs(REPO, head_sha=head, name="tbr/separation-of-duties")
+    assert sod["conclusion"] == "failure"
+    assert sod["output"]["title"] == "Every approval comes from someone who wrote code in this pull request"
+    assert f"@bob: co-authored {head[:7]}" in sod["output"]["summary"]
+    [review] = github.check_runs(REPO, head_sha=head, name="tbr/review")
+    assert review["conclusion"] == "neutral"
+    assert "does not count under separation of duties: bob co-authored" in review["output"]["summary"]
+
+
+def test_approver_who_commits_after_approving_is_not_independent(github, repo, bot, clock):
+    github.add_pull(REPO, 5, merged=False, author="alice")
+    github.add_review(REPO, 5, "bob", "APPROVED", submitted_at=clock())
+    clock.advance(60)
+    head = github.add_pull_commit(REPO, 5, author="bob", message="tweak", committed_at=clock())
+    review_pr(bot, repo, head)
+    [sod] = github.check_runs(REPO, head_sha=head, name="tbr/separation-of-duties")
+    assert sod["conclusion"] == "failure" and f"@bob: authored {head[:7]}" in sod["output"]["summary"]
+
+
+def test_independent_approval_passes_separation_of_duties(github, repo, bot):
+    head = open_pr_with_commits(github, bot, repo, [("alice", "Fix it")])
+    github.add_review(REPO, 5, "carol", "APPROVED", submitted_at=bot.clock())
+    review_pr(bot, repo, head)
+    [sod] = github.check_runs(REPO, head_sha=head, name="tbr/separation-of-duties")
+    assert (sod["conclusion"], sod["output"]["title"]) == ("success", "Independent approval by @carol")
+
+
+@pytest.mark.parametrize("title, head_ref, conclusion", [
+    ("OPS-123: fix the outage", "fix", "success"),
+    ("fix the outage", "ops-77-hotfix", "failure"),   # the pattern is case-sensitive as written
+    ("fix the outage", "OPS-77-hotfix", "success"),
+    ("fix the outage", "fix", "failure"),
+])
+def test_change_reference(github, repo, bot, title, head_ref, conclusion):
+    github.put_file(REPO, ".github/tbr.yml", "ticket_pattern: 'OPS-[0-9]+'\n")
+    pr = github.add_pull(REPO, 5, merged=False, title=title, head=head_ref)
+    review_pr(bot, repo, pr["head_sha"])
+    [ref] = github.check_runs(REPO, head_sha=pr["head_sha"], name="tbr/change-reference")
+    assert ref["conclusion"] == conclusion
+
+
+def test_no_change_reference_check_without_a_pattern(github, repo, bot):
+    pr = github.add_pull(REPO, 5, merged=False)
+    review_pr(bot, repo, pr["head_sha"])
+    assert github.check_runs(REPO, head_sha=pr["head_sha"], name="tbr/change-reference") == []

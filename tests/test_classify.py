@@ -134,3 +134,26 @@ def test_fresh_approval_required():
     current = PullFacts("acme/api", 7, URL, "t", ALICE, ALICE, MERGED,
                         (Review(BOB, "APPROVED", t(-10), URL, "", commit_id="b" * 40),), (), head_sha="b" * 40)
     assert judge_pull(current, fresh, CUTOFF).approved
+
+
+@pytest.mark.parametrize("message, names", [
+    ("x\n\nCo-authored-by: Bob B <4242+bob@users.noreply.github.com>", ("bob",)),
+    ("x\n\nCo-authored-by: carol <carol@users.noreply.github.com>", ("carol",)),
+    ("x\n\nco-authored-by: Dave Doe <dave@example.com>\nCo-Authored-By: eve <e@x.org>", ("Dave Doe", "eve")),
+    ("mentions Co-authored-by: in the middle of a line", ()),
+    ("", ()),
+])
+def test_coauthor_trailers(message, names):
+    from tbr.classify import coauthors
+
+    assert coauthors(message) == names
+
+
+def test_independent_approvals_policy():
+    from tbr.classify import CommitFact
+
+    commits = (CommitFact("c" * 40, "alice", "alice", t(-60), ("bob",)),)
+    facts = PullFacts("acme/api", 7, URL, "t", ALICE, ALICE, MERGED, (review(BOB, "APPROVED"),), (), commits=commits)
+    assert judge_pull(facts, Policy(), CUTOFF).approved  # off: co-authorship is not checked
+    decision = judge_pull(facts, Policy(independent_approvals=True), CUTOFF)
+    assert not decision.approved and "bob co-authored ccccccc" in decision.notes[-1]
