@@ -58,9 +58,11 @@ accesslog = "-"
 def on_starting(server):
     """Check the settings once, in the master, so a bad one is one line and not a boot loop."""
     from tbr.config import ConfigError, MissingCredentials, load
+    from tbr.store import Store
 
     try:
-        load()
+        # Create and migrate the database here, once, before the workers start together.
+        Store(load().db_path).close()
     except MissingCredentials:
         return  # no App yet: the workers serve /setup until it has one
     except ConfigError as e:

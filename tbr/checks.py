@@ -20,6 +20,7 @@ from tbr.store import Store, iso
 REVIEW = "tbr/review"
 SEPARATION = "tbr/separation-of-duties"
 REFERENCE = "tbr/change-reference"
+CONTROLS = "tbr/controls"
 
 
 def open_pull_status(decision: Decision) -> tuple[str, str, str]:

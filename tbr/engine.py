@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 
 import structlog
 
-from tbr import checks, events, lifecycle, sla
+from tbr import checks, controls, events, lifecycle, sla
 from tbr.classify import Actor, Decision, Policy, PushFacts, judge_pull, judge_push, separation
 from tbr.config import Settings
 from tbr.configstore import RepoConfigs, touches_config
@@ -107,6 +107,13 @@ class Engine:
         if activity:
             self._on_pull_activity(guid, activity)
             return
+        trigger = events.controls_trigger(row["event"], payload, received)
+        if trigger:
+            with self.store.write():
+                queued = self.queue_controls(trigger.repos, trigger.installation_id, guid, trigger.actor,
+                                             trigger.what, trigger.at)
+                self.store.finish_delivery(guid, f"controls of {queued} repositories queued", self.clock())
+            return
         if row["event"] == "push" and refs and refs[0].branch == refs[0].default_branch \
                 and touches_config(payload["commits"]):
             self._reload_config(refs[0])
@@ -151,6 +158,54 @@ class Engine:
                                       default_branch=act.default_branch)
                 outcome = f"review status of {act.repo}#{act.number} queued"
             self.store.finish_delivery(guid, outcome, now)
+
+    def queue_controls(self, repos, installation_id: int | None, trigger: str, actor: str, what: str,
+                       at: datetime) -> int:
+        """Queue a look at each repository's branch controls (call within a write transaction)."""
+        queued = 0
+        for repo in repos:
+            if self.settings.watches_repo(repo):
+                queued += self.store.add_action(f"controls:{repo}:{trigger}", "controls", repo, 0, self.clock(),
+                                                None, installation_id=installation_id, trigger=trigger,
+                                                actor=actor, what=what, at=iso(at))
+        return queued
+
+    def _check_controls(self, repo: str, data: dict) -> None:
+        """`tbr/controls` on the default branch's head; a weakening since the last look opens an issue."""
+        inst = self._installation(data["installation_id"], repo)
+        cfg = self.config(inst, repo)
+        branch = self.gateway.repo(inst, repo).default_branch
+        head, classic, rules = self.gateway.branch_controls(inst, repo, branch)
+        p = controls.protection(branch, classic, rules)
+        now = self.clock()
+        if "controls" in cfg.checks:
+            self.check_runs.publish(inst, repo, head, checks.CONTROLS, controls.check_status(p), now)
+        before = self.store.db.execute("SELECT state FROM control_states WHERE repo = ? AND branch = ?",
+                                       [repo, branch]).fetchone()
+        lost = controls.weakened(json.loads(before[0]) if before else None, p.state())
+        if lost:
+            self._report_weakening(inst, repo, branch, cfg, p, lost, data)
+        self.store.db.execute(
+            "INSERT INTO control_states (repo, branch, state, checked_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(repo, branch) DO UPDATE SET state = excluded.state, checked_at = excluded.checked_at",
+            [repo, branch, json.dumps(p.state()), iso(now)])
+
+    def _report_weakening(self, inst: int, repo: str, branch: str, cfg: RepoConfig, p, lost: list[str],
+                          data: dict) -> None:
+        tracking = cfg.tracking_repo or repo
+        tracking_inst = inst if tracking.lower() == repo.lower() else self.gateway.installation_for(tracking)
+        mark = marker(f"controls:{repo}:{branch}:{data['trigger']}")
+        if self.gateway.find_issue(tracking_inst, tracking, "tbr", mark, since=self.clock() - timedelta(days=1)):
+            return
+        who = (f"@{data['actor']} ({data['what']}, {data['at'][:16].replace('T', ' ')} UTC)"
+               if data.get("actor") else "not known (found by the daily check)")
+        body = (f"{mark}\nProduction branch `{branch}` of **{repo}** lost controls:\n"
+                + "".join(f"- {label}\n" for label in lost)
+                + f"\nChanged by: {who}\n\n{controls.check_status(p)[2]}\n"
+                "Restore the protection, or record here why it was changed and who approved it.\n")
+        issue = self.gateway.create_issue(tracking_inst, tracking, f"TBR controls weakened: {repo}:{branch}", body,
+                                          ["tbr"], [])
+        log.warning("controls.weakened", repo=repo, branch=branch, lost=lost, issue=issue.url, actor=data.get("actor"))
 
     def _review_pull(self, repo: str, number: int, data: dict) -> None:
         inst = self._installation(data["installation_id"], repo)
@@ -350,7 +405,7 @@ class Engine:
             self.store.finish_action(key, self.clock())
             return
         gw = self.gateway
-        inst = gw.installation_for(repo) if row["kind"] not in ("review_pull", "check") else None
+        inst = gw.installation_for(repo) if row["kind"] in ("comment", "add_label", "close", "reopen") else None
         if row["kind"] == "comment":
             gw.comment_once(inst, repo, number, data["body"], marker(key),
                             since=from_iso(row["created_at"]) - timedelta(days=1))
@@ -360,6 +415,8 @@ class Engine:
             gw.set_issue_state(inst, repo, number, "closed", "completed")
         elif row["kind"] == "reopen":
             gw.set_issue_state(inst, repo, number, "open")
+        elif row["kind"] == "controls":
+            self._check_controls(repo, data)
         elif row["kind"] == "review_pull":
             self._review_pull(repo, number, data)
         elif row["kind"] == "check":

@@ -138,6 +138,45 @@ def pull_activity(event: str, payload: dict) -> PullActivity | None:
                         repo.get("default_branch"))
 
 
+@dataclass(frozen=True)
+class ControlsTrigger:
+    """Branch protection may have changed (or a repository arrived): look at its controls again."""
+
+    repos: tuple[str, ...]
+    installation_id: int | None
+    actor: str
+    what: str
+    at: datetime
+
+
+def controls_trigger(event: str, payload: dict, received_at: datetime) -> ControlsTrigger | None:
+    if not isinstance(payload, dict):
+        return None
+    action = payload.get("action")
+    if event in ("branch_protection_rule", "repository_ruleset"):
+        rule = payload.get("rule") or payload.get("repository_ruleset") or {}
+        repos = (_dig(payload, "repository.full_name"),)
+        what = f"{event.replace('_', ' ')} {rule.get('name', '')!r} {action}".replace(" ''", "")
+    elif event == "installation" and action in ("created", "new_permissions_accepted"):
+        repos = tuple(r["full_name"] for r in payload.get("repositories") or [] if "full_name" in r)
+        what = f"installation {action}"
+    elif event == "installation_repositories" and action == "added":
+        repos = tuple(r["full_name"] for r in payload.get("repositories_added") or [] if "full_name" in r)
+        what = "repositories added to the installation"
+    else:
+        return None
+    return ControlsTrigger(repos, _installation(payload), (payload.get("sender") or {}).get("login", ""), what,
+                           received_at)
+
+
+def check(event: str, payload: dict, received_at: datetime) -> None:
+    """Raise MalformedPayload when a delivery lacks a field any of the readers below relies on."""
+    extract(event, payload, received_at)
+    issue_event(event, payload, received_at)
+    pull_activity(event, payload)
+    controls_trigger(event, payload, received_at)
+
+
 def extract(event: str, payload: dict, received_at: datetime) -> list[ChangeRef]:
     """The changes a delivery reports: a merged PR, a push to a branch, or nothing."""
     if not isinstance(payload, dict):

@@ -104,6 +104,10 @@ def _actor(user) -> Actor:
     return Actor(user.login, getattr(user, "type", "User") or "User")
 
 
+def _enabled(setting) -> bool:
+    return bool(setting not in (None, UNSET) and getattr(setting, "enabled", False))
+
+
 def _login(user) -> str | None:
     return getattr(user, "login", None) if user not in (None, UNSET) else None
 
@@ -412,6 +416,26 @@ class Gateway:
         if getattr(f, "type", None) != "file" or getattr(f, "content", None) in (None, UNSET):
             return None
         return base64.b64decode(f.content).decode("utf-8", "replace"), f.sha
+
+    def branch_controls(self, inst: int, repo: str, branch: str) -> tuple[str, dict | None, set[str]]:
+        """The branch's head sha, its classic protection (None when it has none) and its ruleset rule types."""
+        client = self._inst(inst)
+        owner, name = split(repo)
+        head = call(f"GET /repos/{repo}/branches/{branch}", client.rest.repos.get_branch, owner, name,
+                    branch).parsed_data.commit.sha
+        try:
+            p = call(f"GET protection of {repo}:{branch}", client.rest.repos.get_branch_protection, owner, name,
+                     branch).parsed_data
+            classic = {"required_pull_request_reviews": p.required_pull_request_reviews not in (None, UNSET),
+                       "allow_force_pushes": _enabled(p.allow_force_pushes),
+                       "allow_deletions": _enabled(p.allow_deletions)}
+        except GitHubError as e:
+            if e.status != 404:
+                raise
+            classic = None
+        rules = call(f"GET /repos/{repo}/rules/branches/{branch}", client.rest.repos.get_branch_rules, owner, name,
+                     branch).parsed_data
+        return head, classic, {r.type for r in rules}
 
     def create_check_run(self, inst: int, repo: str, head_sha: str, name: str, conclusion: str, title: str,
                          summary: str, details_url: str | None = None) -> int:

@@ -37,6 +37,16 @@ def digest_due(engine: Engine, now: datetime) -> bool:
     return now >= at and not done
 
 
+def queue_daily_controls(engine: Engine) -> int:
+    today = engine.clock().astimezone(engine.tz).date().isoformat()
+    queued = 0
+    for inst in engine.gateway.installations():
+        repos = [r.full_name for r in engine.gateway.installation_repos(inst) if not r.archived]
+        with engine.store.write():
+            queued += engine.queue_controls(repos, inst, f"daily:{today}", "", "daily check", engine.clock())
+    return queued
+
+
 class Scheduler:
     def __init__(self, engine: Engine, wake=lambda: None):
         self.engine = engine
@@ -71,6 +81,7 @@ class Scheduler:
         sched.add_job(self.run_digest, "interval", seconds=DIGEST_CHECK_EVERY.total_seconds(),
                       next_run_time=now, id="digest")
         sched.add_job(self.beat, "interval", seconds=60, next_run_time=now, id="heartbeat")
+        sched.add_job(self.run_controls, "interval", hours=24, next_run_time=now, id="controls")
         sched.start()
         self._scheduler = sched
         log.info("scheduler.leading", pid=os.getpid(), sweep_minutes=settings.sweep_minutes,
@@ -95,6 +106,11 @@ class Scheduler:
 
     def run_remind(self) -> None:
         lifecycle.plan_reminders(self.engine.store, self.engine.settings, self.engine.clock())
+        self.wake()
+
+    def run_controls(self) -> None:
+        """Daily: every watched repository's branch controls, whether or not an event said they changed."""
+        queue_daily_controls(self.engine)
         self.wake()
 
     def run_digest(self) -> None:

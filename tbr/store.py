@@ -146,6 +146,15 @@ CREATE TABLE IF NOT EXISTS check_runs (
     PRIMARY KEY (repo, head_sha, name)
 );
 
+-- The branch controls last seen per production branch, so a weakening can be told from a first look.
+CREATE TABLE IF NOT EXISTS control_states (
+    repo TEXT NOT NULL COLLATE NOCASE,
+    branch TEXT NOT NULL,
+    state TEXT NOT NULL,
+    checked_at TEXT NOT NULL,
+    PRIMARY KEY (repo, branch)
+);
+
 CREATE TABLE IF NOT EXISTS digests (
     week TEXT PRIMARY KEY,                        -- the Monday, local date
     repo TEXT NOT NULL,
@@ -188,7 +197,9 @@ class Store:
         db = getattr(self._local, "db", None)
         if db is None:
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=True)
-            conn.execute("PRAGMA journal_mode=WAL")
+            # Switching to WAL takes an exclusive lock and does not wait for one: only switch once.
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
             # A delivery acknowledged to GitHub must survive a power cut: GitHub will not resend it.
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=30000")

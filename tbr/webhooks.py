@@ -64,8 +64,7 @@ def blueprint(secret: str, store, wake: Callable[[], None], clock: Callable[[], 
                 raise events.MalformedPayload("payload is not a JSON object")
             now = clock()
             # The fields the work relies on, checked before storing.
-            events.extract(event, payload, now)
-            events.issue_event(event, payload, now)
+            events.check(event, payload, now)
         except (ValueError, UnicodeDecodeError) as e:
             log.warning("webhook.malformed", delivery=guid, event_name=event, error=str(e))
             return refuse(400, f"malformed payload: {e}")

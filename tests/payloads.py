@@ -158,3 +158,10 @@ def review_event(full_name: str, repo_id: int, number: int, *, reviewer: str, st
     payload["review"].update(state=state.lower(), user=_user(reviewer), submitted_at=_iso(at))
     payload.update(sender=_user(reviewer), installation={"id": 1, "node_id": "x"})
     return payload
+
+
+def protection_rule(full_name: str, repo_id: int, *, action: str, sender: str) -> dict:
+    payload = example(f"branch_protection_rule.{action}.1")
+    _repository(payload, full_name, repo_id, "main")
+    payload.update(sender=_user(sender), installation={"id": 1, "node_id": "x"})
+    return payload
