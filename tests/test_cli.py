@@ -12,12 +12,8 @@ HOUR_AGO = datetime.now(timezone.utc) - timedelta(hours=1)  # lost long enough a
 
 
 @pytest.fixture
-def env(monkeypatch, github, tmp_path):
-    for k, v in {"TBR_APP_ID": str(github.app_id), "TBR_PRIVATE_KEY": github.private_key,
-                 "TBR_WEBHOOK_SECRET": "s", "TBR_GITHUB_API_URL": github.url, "TBR_DB": str(tmp_path / "t.db"),
-                 "TBR_LOG_FORMAT": "console"}.items():
-        monkeypatch.setenv(k, v)
-    return monkeypatch
+def env(cli_env):
+    return cli_env
 
 
 def test_check_config_all_good(env, github, capsys):

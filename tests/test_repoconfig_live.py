@@ -85,7 +85,7 @@ def test_pushes_that_do_not_touch_the_file_do_not_refetch_it(github, repo, bot):
     assert github.count("GET", r"/repos/acme/api/contents/.*") == 1
 
 
-def test_config_show_names_each_source(github, repo, env_cli, capsys):
+def test_config_show_names_each_source(github, repo, cli_env, capsys):
     github.put_file("acme/.github", ".github/tbr.yml", "timezone: Europe/Berlin\n")
     github.put_file(REPO, ".github/tbr.yml", "grace_seconds: 30\nholidays: DE\n")
     assert main(["config", "show", REPO]) == 0
@@ -95,18 +95,10 @@ def test_config_show_names_each_source(github, repo, env_cli, capsys):
     assert 'sla_business_days       2  (environment)' in out
 
 
-def test_config_show_reports_an_invalid_file(github, repo, env_cli, capsys):
+def test_config_show_reports_an_invalid_file(github, repo, cli_env, capsys):
     github.put_file(REPO, ".github/tbr.yml", "grace_seconds: soon\n")
     assert main(["config", "show", REPO]) == 0
     assert "invalid acme/api:.github/tbr.yml: grace_seconds: must be a whole number" in capsys.readouterr().out
-
-
-@pytest.fixture
-def env_cli(monkeypatch, github, tmp_path):
-    for k, v in {"TBR_APP_ID": str(github.app_id), "TBR_PRIVATE_KEY": github.private_key,
-                 "TBR_WEBHOOK_SECRET": "s", "TBR_GITHUB_API_URL": github.url, "TBR_DB": str(tmp_path / "c.db"),
-                 "TBR_LOG_FORMAT": "console"}.items():
-        monkeypatch.setenv(k, v)
 
 
 def test_grace_from_config_sets_when_a_change_is_judged(github, repo, bot):
