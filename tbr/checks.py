@@ -21,6 +21,7 @@ REVIEW = "tbr/review"
 SEPARATION = "tbr/separation-of-duties"
 REFERENCE = "tbr/change-reference"
 CONTROLS = "tbr/controls"
+CONFIG = "tbr/config"
 
 
 def open_pull_status(decision: Decision) -> tuple[str, str, str]:
@@ -75,6 +76,15 @@ def reference_status(facts: PullFacts, pattern: str) -> tuple[str, str, str]:
             return "success", f"References {m.group(0)} (in the {where})", f"Pattern: `{pattern}`"
     return ("failure", "No change reference",
             f"Reference a ticket matching `{pattern}` in the pull request's title, body or branch name.")
+
+
+def queue(store: Store, key: str, repo: str, installation_id: int | None, sha: str, name: str,
+          status: tuple[str, str, str], now: datetime, details_url: str | None = None,
+          change_key: str | None = None) -> None:
+    """Publish a check run through the retried action queue (call within a write transaction)."""
+    conclusion, title, summary = status
+    store.add_action(key, "check", repo, 0, now, change_key, installation_id=installation_id, sha=sha, name=name,
+                     conclusion=conclusion, title=title, summary=summary, details_url=details_url)
 
 
 class CheckRuns:

@@ -255,13 +255,14 @@ class Engine:
         if "config" not in self.config(inst, push.repo).checks:
             return
         if problems:
-            summary = "\n".join(f"- `{p}`" for p in problems)
-            self.gateway.create_check_run(inst, push.repo, push.sha, "tbr/config", "failure",
-                                          f"{CONFIG_PATH} is invalid: the previous configuration stays in force",
-                                          summary)
+            status = ("failure", f"{CONFIG_PATH} is invalid: the previous configuration stays in force",
+                      "\n".join(f"- `{p}`" for p in problems))
         else:
-            self.gateway.create_check_run(inst, push.repo, push.sha, "tbr/config", "success",
-                                          f"{CONFIG_PATH} is valid", "tbr uses it from now on.")
+            status = ("success", f"{CONFIG_PATH} is valid", "tbr uses it from now on.")
+        # Through the action queue: a failing checks API must not hold up judging this push.
+        with self.store.write():
+            checks.queue(self.store, f"config-check:{push.repo}:{push.sha}", push.repo, inst, push.sha, checks.CONFIG,
+                         status, self.clock())
 
     def change_row(self, ref: events.ChangeRef, source: str, now: datetime) -> dict:
         return {

@@ -32,10 +32,8 @@ def terms_of(row: dict, settings: Settings) -> dict:
 def queue_check(store: Store, row: dict, stage: str, status: tuple[str, str, str], details_url: str,
                 now: datetime) -> None:
     """Queue a `tbr/review` check run on the change's commit (one per stage of its life)."""
-    conclusion, title, summary = status
-    store.add_action(f"check:{row['key']}:{stage}", "check", row["repo"], 0, now, row["key"],
-                     installation_id=row["installation_id"], sha=row["sha"], name=checks.REVIEW,
-                     conclusion=conclusion, title=title, summary=summary, details_url=details_url)
+    checks.queue(store, f"check:{row['key']}:{stage}", row["repo"], row["installation_id"], row["sha"], checks.REVIEW,
+                 status, now, details_url, row["key"])
 
 
 def _review_check_on(row: dict, settings: Settings) -> bool:

@@ -108,3 +108,11 @@ def test_grace_from_config_sets_when_a_change_is_judged(github, repo, bot):
     assert github.issues(REPO, include_seeded=False) == []
     bot.run(after_seconds=300)
     assert len(github.issues(REPO, include_seeded=False)) == 1  # after the configured 900 s, not 300
+
+
+def test_a_failing_checks_api_does_not_hold_up_a_config_push(github, repo, bot):
+    github.put_file(REPO, ".github/tbr.yml", "grace_seconds: 0\n")
+    github.fail("POST", rf"/repos/{REPO}/check-runs", 403, times=50)
+    bot.deliver("push", push_touching_config(bot, repo, "c" * 40))
+    bot.run()
+    assert bot.change(f"push:{repo['id']}:main:{'c' * 40}")["status"] == "followup"
