@@ -125,9 +125,10 @@ class Engine:
             else:
                 watched.append(ref)
         now = self.clock()
+        rows = [self.change_row(ref, source=guid, now=now) for ref in watched]  # may ask GitHub: not under the lock
         with self.store.write():
-            for ref in watched:
-                added = self.store.add_change(self.change_row(ref, source=guid, now=now), self._shas(ref))
+            for ref, change_row in zip(watched, rows):
+                added = self.store.add_change(change_row, self._shas(ref))
                 outcomes.append(f"{'recorded' if added else 'already known'}: {ref.key}")
                 bound.info("change.recorded" if added else "change.duplicate", change=ref.key,
                            repo=ref.repo, judge_at=self.store.change(ref.key)["next_attempt_at"])
@@ -315,9 +316,11 @@ class Engine:
                                     from_iso(row["first_seen_at"]), cfg.sla_business_days)
             values.update(followup_repo=tracking, followup_number=issue.number, followup_url=issue.url,
                           due_at=iso(due), followup_state="open", terms=terms)
+        review_check = "review" in self.config(inst, row["repo"]).checks  # asked before taking the lock
         with self.store.write():
             self.store.update_change(key, **values)
-            self._queue_commit_check(row, status, decision, values)
+            if review_check:
+                self._queue_commit_check(row, status, decision, values)
         bound.info("change.judged", status=status, rule=decision.rule, summary=decision.summary,
                    approver=decision.approval.approver if decision.approval else None,
                    followup=values.get("followup_url"), due=values.get("due_at"))
@@ -325,8 +328,6 @@ class Engine:
     def _queue_commit_check(self, row: dict, status: str, decision: Decision, values: dict) -> None:
         """`tbr/review` on the commit that reached production: how it was approved, or its follow-up."""
         if not row["sha"] or status not in ("approved", "followup"):
-            return
-        if "review" not in self.config(self._installation(row["installation_id"], row["repo"]), row["repo"]).checks:
             return
         if status == "approved":
             status_ = checks.merged_status(decision)
