@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from tbr import config, logs
 
@@ -142,10 +142,7 @@ def config_show(args) -> int:
 
 
 def status(_args) -> int:
-    from tbr.store import Store
-
-    settings = _settings()
-    store = Store(settings.db_path)
+    store = _store()
     print(json.dumps(store.counts(), indent=2))
     for row in store.db.query(
             "SELECT key, repo, status, decision, followup_url, last_error FROM changes"
@@ -154,6 +151,118 @@ def status(_args) -> int:
         extra = row["followup_url"] or row["last_error"] or ""
         print(f"{row['status']:9} {row['key']:40} {row['repo']} {extra}\n          {summary}".rstrip())
     return 0
+
+
+def _store():
+    from tbr.store import Store
+
+    return Store(_settings().db_path)
+
+
+def audit_verify(args) -> int:
+    """Recompute the audit log's hash chain; non-zero naming the first record that does not hold."""
+    from tbr import audit
+
+    expect = None
+    if args.expect:
+        seq, _, hash_ = args.expect.partition(":")
+        if not seq.lstrip("#").isdigit() or len(hash_.removeprefix("sha256:")) != 64:
+            raise SystemExit(f"tbr: --expect takes SEQ:HASH, as the digest prints it: {args.expect!r}")
+        expect = (int(seq.lstrip("#")), hash_.removeprefix("sha256:"))
+    result = audit.verify(_store().db, expect)
+    print(result.describe(), file=sys.stdout if result.ok else sys.stderr)
+    return 0 if result.ok else 1
+
+
+def _print_records(rows, as_json: bool) -> int:
+    n = 0
+    for r in rows:
+        n += 1
+        if as_json:
+            print(json.dumps(r, ensure_ascii=False))
+            continue
+        data = " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in r["data"].items() if v not in (None, [], ""))
+        print(f"#{r['seq']} {r['at'][:19]}Z {r['kind']} {r['subject'] or '-'} by {r['actor'] or '-'} {data}".rstrip())
+    return n
+
+
+def audit_tail(args) -> int:
+    from tbr import audit
+
+    _print_records(audit.records(_store().db, last=args.n), args.json)
+    return 0
+
+
+def audit_search(args) -> int:
+    from tbr import audit
+
+    found = _print_records(audit.records(_store().db, subject=args.subject, kind=args.kind, since=_when(args.since),
+                                         until=_when(args.until)), args.json)
+    if not found:
+        print("no matching records", file=sys.stderr)
+    return 0 if found else 1
+
+
+def backfill_cmd(args) -> int:
+    """Judge the merges since --since, so the evidence covers the time before tbr was installed."""
+    from tbr import backfill
+
+    if args.repo and not config.REPO_RE.match(args.repo):
+        raise SystemExit(f"tbr: not owner/name: {args.repo!r}")
+    runtime = _runtime()
+    terminal = sys.stderr.isatty()
+
+    def progress(result, where: str) -> None:
+        if terminal:  # one line, redrawn: a year of history takes a while
+            print(f"\r\033[K{where}: {result.pulls} PRs, {result.pushes} pushes, {result.requests} requests",
+                  end="", file=sys.stderr, flush=True)
+
+    result = backfill.backfill(runtime.engine, _when(args.since), args.repo, args.file_issues, progress)
+    if terminal:
+        print(file=sys.stderr)
+    while args.file_issues and runtime.engine.run_due():
+        pass  # until nothing is due: what failed waits for its retry, in the service
+    print(result.line())
+    if args.file_issues:
+        waiting = runtime.store.db.execute("SELECT count(*) FROM changes WHERE source = 'backfill'"
+                                           " AND status = 'pending'").fetchone()[0]
+        print(f"follow-ups filed for the unapproved; {waiting} still waiting (retried by the running service)"
+              if waiting else "follow-ups filed for every unapproved change")
+    return 0
+
+
+def _period_bound(value: str, end: bool) -> datetime:
+    """A date means the whole day (so --to 2026-12-31 includes that day); a time means that instant."""
+    when = _when(value)
+    if end and len(value) == 10:
+        when += timedelta(days=1)
+    return when
+
+
+def evidence_cmd(args) -> int:
+    """The population of changes in a period, with approvals and follow-ups, and a summary."""
+    import getpass
+
+    from tbr import evidence
+
+    if args.repo and not config.REPO_RE.match(args.repo):
+        raise SystemExit(f"tbr: not owner/name: {args.repo!r}")
+    period = evidence.Period(_period_bound(args.from_, False), _period_bound(args.to, True), args.repo)
+    if period.end <= period.start:
+        raise SystemExit("tbr: --to is before --from")
+    store, now = _store(), datetime.now(timezone.utc)
+    out = open(args.out, "w", encoding="utf-8", newline="") if args.out else sys.stdout
+    try:
+        head, n = evidence.export(store.db, period, args.format, out, now)
+    finally:
+        if args.out:
+            out.close()
+    store.audit("evidence.exported", period.repo or "", getpass.getuser(), now, format=args.format, rows=n,
+                period=head["period"], out=args.out, audit_head=head["audit_chain"]["head_hash"])
+    for line in evidence.summary_lines(head):
+        print(line, file=sys.stderr)
+    print(f"{n} changes written" + (f" to {args.out}" if args.out else ""), file=sys.stderr)
+    return 0 if head["audit_chain"]["intact"] else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,6 +285,34 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--now", help="judge as if it were this ISO 8601 time")
         p.add_argument("--dry-run", action="store_true", help="print, write nothing")
         p.set_defaults(fn=fn)
+    p = sub.add_parser("backfill", help="judge the merges before tbr was installed, for the evidence")
+    p.add_argument("--since", required=True, help="ISO 8601 date or time")
+    p.add_argument("--repo", help="only this owner/name")
+    p.add_argument("--file-issues", action="store_true",
+                   help="file a follow-up for each unapproved change (default: only record the decisions)")
+    p.set_defaults(fn=backfill_cmd)
+    p = sub.add_parser("evidence", help="export the changes of a period with their approvals and follow-ups")
+    p.add_argument("--from", dest="from_", required=True, help="first day (ISO 8601 date or time, UTC)")
+    p.add_argument("--to", required=True, help="last day, included (ISO 8601 date), or an end time (excluded)")
+    p.add_argument("--format", choices=("csv", "json", "html"), default="csv")
+    p.add_argument("--out", help="file to write (default: standard output); the summary goes to standard error")
+    p.add_argument("--repo", help="only this owner/name")
+    p.set_defaults(fn=evidence_cmd)
+    p = sub.add_parser("audit", help="the tamper-evident audit log")
+    audit_sub = p.add_subparsers(dest="action", required=True)
+    v = audit_sub.add_parser("verify", help="recompute the hash chain; exit 1 naming the first broken record")
+    v.add_argument("--expect", metavar="SEQ:HASH", help="a head the log must still contain (from a weekly digest)")
+    v.set_defaults(fn=audit_verify)
+    t = audit_sub.add_parser("tail", help="the latest records")
+    t.add_argument("-n", type=int, default=20, help="how many (default 20)")
+    s = audit_sub.add_parser("search", help="records about one change, issue or repository")
+    s.add_argument("--subject", help="owner/repo#12 (a PR), owner/repo@abc1234 (a push), or owner/repo")
+    s.add_argument("--kind", help="e.g. change.judged, followup.signed_off, heartbeat")
+    s.add_argument("--since", help="ISO 8601 date or time")
+    s.add_argument("--until", help="ISO 8601 date or time")
+    for cmd, fn in ((t, audit_tail), (s, audit_search)):
+        cmd.add_argument("--json", action="store_true", help="one JSON object per line")
+        cmd.set_defaults(fn=fn)
     args = parser.parse_args(argv)
     return args.fn(args)
 

@@ -52,6 +52,7 @@ class Settings:
     overdue_reminder_days: int = 2
     reminder_hour: int = 9
     sweep_minutes: int = 60
+    payload_days: int = 30
     digest_day: str = "mon"
     digest_time: tuple[int, int] = (9, 0)
     slack_webhook_url: str | None = None
@@ -275,6 +276,7 @@ def load(env=None) -> Settings:
         overdue_reminder_days=_int(env, "TBR_OVERDUE_REMINDER_DAYS", 2),
         reminder_hour=_hour(env),
         sweep_minutes=_int(env, "TBR_SWEEP_MINUTES", 60, minimum=5),
+        payload_days=_int(env, "TBR_PAYLOAD_DAYS", 30, minimum=1),
         digest_day=digest_day,
         digest_time=digest_time,
         slack_webhook_url=_slack(env),

@@ -12,7 +12,7 @@ import structlog
 
 from tbr.github import Gateway
 from tbr.repoconfig import PATH, InvalidConfig, RepoConfig, layer, parse
-from tbr.store import Store, iso
+from tbr.store import Store, from_iso, iso
 
 log = structlog.get_logger("tbr.configstore")
 
@@ -61,11 +61,18 @@ class RepoConfigs:
         return []
 
     def _save(self, source: str, data: str | None, sha: str | None, problems: str | None, now: str) -> None:
-        self.store.db.execute(
-            "INSERT INTO config_files (repo, data, sha, problems, fetched_at) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT(repo) DO UPDATE SET data = excluded.data, sha = excluded.sha,"
-            " problems = excluded.problems, fetched_at = excluded.fetched_at",
-            [source, data, sha, problems, now])
+        with self.store.atomic():
+            before = self.store.db.execute("SELECT sha, problems FROM config_files WHERE repo = ? COLLATE NOCASE",
+                                           [source]).fetchone()
+            self.store.db.execute(
+                "INSERT INTO config_files (repo, data, sha, problems, fetched_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT(repo) DO UPDATE SET data = excluded.data, sha = excluded.sha,"
+                " problems = excluded.problems, fetched_at = excluded.fetched_at",
+                [source, data, sha, problems, now])
+            if (before is None and sha) or (before is not None and tuple(before) != (sha, problems)):
+                self.store.audit("config.invalid" if problems else "config.changed", source, None,
+                                 from_iso(now), path=PATH, blob=sha, config=json.loads(data) if data else None,
+                                 problems=json.loads(problems) if problems else [])
 
     def problems(self, source: str) -> list[str]:
         row = self.store.db.execute("SELECT problems FROM config_files WHERE repo = ? COLLATE NOCASE",

@@ -1,7 +1,8 @@
 """The weekly overdue digest for security leads: one issue per week, updated when run again.
 
 Order is by urgency: overdue first, then due this week, then last week's completed reviews with the
-SLA hit rate, then coverage (sweeps, deliveries, gaps) so a quiet week can be told from a dead bot.
+SLA hit rate, then coverage (heartbeats, gaps, sweeps) so a quiet week can be told from a dead bot,
+and the audit log's head hash, published where tbr cannot rewrite it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import date, datetime, time, timedelta
 import httpx
 import structlog
 
-from tbr import sla
+from tbr import audit, sla
 from tbr.engine import Engine
 from tbr.followups import LABEL_COLOR
 from tbr.store import from_iso, iso
@@ -20,7 +21,6 @@ from tbr.store import from_iso, iso
 log = structlog.get_logger("tbr.digest")
 
 LABEL = "tbr-digest"
-GAP = timedelta(hours=2)
 
 
 @dataclass(frozen=True)
@@ -39,12 +39,6 @@ def week_start(now: datetime, tz) -> date:
 def _link(row: dict) -> str:
     what = f"{row['repo']}#{row['number']}" if row["kind"] == "pr" else f"{row['repo']}@{row['sha'][:7]}"
     return f"[{what}]({row['followup_url']})"
-
-
-def gaps(times: list[datetime], start: datetime, end: datetime, longest: timedelta = GAP) -> list[tuple[datetime, datetime]]:
-    """Stretches longer than `longest` in [start, end) with no sign of life (a sweep or a delivery)."""
-    points = [start, *sorted(t for t in times if start <= t < end), end]
-    return [(a, b) for a, b in zip(points, points[1:]) if b - a > longest]
 
 
 def build(engine: Engine, now: datetime) -> Digest:
@@ -87,19 +81,24 @@ def build(engine: Engine, now: datetime) -> Digest:
                      f" {'(within SLA)' if r['within_sla'] else '(late)'}")
     lines.append("" if done else "None.\n")
 
-    sweeps = list(store.db.query("SELECT started_at, error FROM sweeps WHERE started_at >= ? AND started_at < ?",
-                                 [iso(last_week), iso(this_week)]))
-    received = [from_iso(r["received_at"]) for r in store.db.query(
-        "SELECT received_at FROM deliveries WHERE received_at >= ? AND received_at < ?", [iso(last_week), iso(this_week)])]
-    holes = gaps([from_iso(s["started_at"]) for s in sweeps] + received, last_week, this_week)
-    failed = sum(1 for s in sweeps if s["error"])
+    sweeps = store.db.execute("SELECT count(*), count(error) FROM sweeps WHERE started_at >= ? AND started_at < ?",
+                              [iso(last_week), iso(this_week)]).fetchone()
+    received = store.db.execute("SELECT count(*) FROM deliveries WHERE received_at >= ? AND received_at < ?",
+                                [iso(last_week), iso(this_week)]).fetchone()[0]
+    cover = audit.coverage(store.db, last_week, this_week)
+    seq, head = audit.head(store.db)
     lines += [f"## Coverage last week ({last_week:%d %b} to {this_week - timedelta(days=1):%d %b})",
-              f"- Sweeps run: {len(sweeps)}" + (f" ({failed} with errors)" if failed else ""),
-              f"- Webhook deliveries received: {len(received)}",
-              f"- Gaps over two hours with no sweep or delivery: {len(holes)}"]
-    lines += [f"  - {a.astimezone(tz):%a %d %b %H:%M} to {b.astimezone(tz):%a %d %b %H:%M}" for a, b in holes]
+              f"- Running {cover.percent:.1f}% of the week, by tbr's heartbeats",
+              f"- Sweeps run: {sweeps[0]}" + (f" ({sweeps[1]} with errors)" if sweeps[1] else ""),
+              f"- Webhook deliveries received: {received}",
+              f"- Downtime gaps: {len(cover.gaps)}"]
+    lines += [f"  - {g.start.astimezone(tz):%a %d %b %H:%M} to {g.end.astimezone(tz):%a %d %b %H:%M}, "
+              + (f"filled by the sweep of {g.filled_by.astimezone(tz):%a %d %b %H:%M}" if g.filled_by
+                 else "not yet covered by a sweep") for g in cover.gaps]
+    # Published outside tbr's database, the head hash lets `tbr audit verify --expect` catch a cut-off log.
+    lines += ["", f"Audit log head: #{seq} sha256:{head}"]
     summary = (f"tbr weekly digest, week of {week}: {len(overdue)} overdue, {len(due_soon)} due this week, "
-               f"{len(done)} completed last week (SLA hit rate {rate}), {len(holes)} coverage gaps.")
+               f"{len(done)} completed last week (SLA hit rate {rate}), {len(cover.gaps)} coverage gaps.")
     return Digest(week, f"TBR weekly digest: week of {week.isoformat()}", "\n".join(lines) + "\n", summary)
 
 
@@ -130,8 +129,11 @@ def _upsert_issue(engine: Engine, repo: str, digest: Digest, now: datetime) -> N
             found = gw.create_issue(inst, repo, digest.title, digest.body, [LABEL], [])
         else:
             gw.update_issue_body(inst, repo, found.number, digest.body)
-        store.db.execute("INSERT OR REPLACE INTO digests (week, repo, number, url, updated_at) VALUES (?, ?, ?, ?, ?)",
-                         [week, repo, found.number, found.url, iso(now)])
+        with store.write():
+            store.db.execute("INSERT OR REPLACE INTO digests (week, repo, number, url, updated_at)"
+                             " VALUES (?, ?, ?, ?, ?)", [week, repo, found.number, found.url, iso(now)])
+            store.audit("digest.published", f"{repo}#{found.number}", "tbr", now, week=week, url=found.url,
+                        summary=digest.summary)
         log.info("digest.published", week=week, issue=found.url)
         return
     gw.update_issue_body(inst, repo, row[0], digest.body)

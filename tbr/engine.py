@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 
 import structlog
 
-from tbr import checks, controls, events, lifecycle, sla
+from tbr import audit, checks, controls, events, lifecycle, sla
 from tbr.classify import Actor, Decision, Policy, PushFacts, judge_pull, judge_push, separation
 from tbr.config import Settings
 from tbr.configstore import RepoConfigs, touches_config
@@ -206,6 +206,8 @@ class Engine:
                 "Restore the protection, or record here why it was changed and who approved it.\n")
         issue = self.gateway.create_issue(tracking_inst, tracking, f"TBR controls weakened: {repo}:{branch}", body,
                                           ["tbr"], [])
+        self.store.audit("controls.weakened", f"{repo}:{branch}", data.get("actor"), self.clock(), lost=lost,
+                         issue=issue.url, trigger=data["trigger"], what=data.get("what"))
         log.warning("controls.weakened", repo=repo, branch=branch, lost=lost, issue=issue.url, actor=data.get("actor"))
 
     def _review_pull(self, repo: str, number: int, data: dict) -> None:
@@ -214,7 +216,7 @@ class Engine:
         if not {"review", "separation-of-duties", "change-reference"} & set(cfg.checks):
             return
         facts = self.gateway.pull_facts(inst, repo, number, merged=False)
-        if facts is None or self._branch_unwatched(inst, repo, cfg, facts.base, data["default_branch"]):
+        if facts is None or self.branch_unwatched(inst, repo, cfg, facts.base, data["default_branch"]):
             return  # closed since, or not headed for production
         now, policy = self.clock(), policy_of(cfg)
         statuses = {checks.REVIEW: checks.open_pull_status(judge_pull(facts, policy, now))}
@@ -233,10 +235,10 @@ class Engine:
         if not self.settings.watches_repo(ref.repo):
             return f"{ref.repo} is not in TBR_REPOS"
         inst = self._installation(ref.installation_id, ref.repo)
-        return self._branch_unwatched(inst, ref.repo, self.config(inst, ref.repo), ref.branch, ref.default_branch)
+        return self.branch_unwatched(inst, ref.repo, self.config(inst, ref.repo), ref.branch, ref.default_branch)
 
-    def _branch_unwatched(self, inst: int, repo: str, cfg: RepoConfig, branch: str,
-                          default_branch: str | None) -> str | None:
+    def branch_unwatched(self, inst: int, repo: str, cfg: RepoConfig, branch: str,
+                         default_branch: str | None) -> str | None:
         """Why `branch` is not production, or None when it is."""
         if cfg.branches is not None:
             return None if cfg.watches_branch(branch, default_branch, False) else \
@@ -309,7 +311,9 @@ class Engine:
             terms = {"timezone": cfg.timezone, "holidays": cfg.holidays, "days": cfg.sla_business_days,
                      "escalate": cfg.escalate, "checks": list(cfg.checks)}
             tz, holidays = lifecycle.clock_of(terms)
-            due = sla.due_at(change.happened_at, tz, holidays, cfg.sla_business_days)
+            # A merge from before tbr was installed, filed by backfill: the promise starts when it is filed.
+            start = from_iso(row["first_seen_at"]) if row["source"] == "backfill" else change.happened_at
+            due = sla.due_at(start, tz, holidays, cfg.sla_business_days)
             tracking = cfg.tracking_repo or row["repo"]
             tracking_inst = inst if tracking.lower() == row["repo"].lower() else self.gateway.installation_for(tracking)
             issue = self.filer.file(tracking_inst, tracking, change, decision, due, tz,
@@ -317,8 +321,13 @@ class Engine:
             values.update(followup_repo=tracking, followup_number=issue.number, followup_url=issue.url,
                           due_at=iso(due), followup_state="open", terms=terms)
         review_check = "review" in self.config(inst, row["repo"]).checks  # asked before taking the lock
+        now = self.clock()
         with self.store.write():
             self.store.update_change(key, **values)
+            audit.judged(self.store, row, status, decision, now)
+            if status == "followup":
+                self.store.audit("followup.filed", audit.subject(row), "tbr", now, change=key,
+                                 issue=values["followup_url"], due=values["due_at"])
             if review_check:
                 self._queue_commit_check(row, status, decision, values)
         bound.info("change.judged", status=status, rule=decision.rule, summary=decision.summary,
@@ -428,5 +437,11 @@ class Engine:
                                     data.get("details_url"))
         else:
             raise ValueError(f"unknown action kind {row['kind']!r}")
-        self.store.finish_action(key, self.clock())
+        with self.store.write():
+            self.store.finish_action(key, self.clock())
+            if row["kind"] != "review_pull":  # an open PR's advisory status: not part of the record
+                kind = "followup.reminded" if key.startswith("remind:") else f"action.{row['kind']}"
+                subject = audit.subject(change) if change else f"{repo}#{number}" if number else repo
+                self.store.audit(kind, subject, "tbr", self.clock(), action=key, issue=f"{repo}#{number}",
+                                 **({"body": data["body"]} if "body" in data else {}))
         log.info("action.done", action=key, kind=row["kind"], issue=f"{repo}#{number}", change=row["change_key"])

@@ -18,10 +18,12 @@ import httpx
 import structlog
 from githubkit import AppAuthStrategy, GitHub
 from githubkit.cache import MemCacheStrategy
-from githubkit.exception import GitHubException, RateLimitExceeded, RequestError, RequestFailed, RequestTimeout
+from githubkit.exception import (GitHubException, GraphQLFailed, RateLimitExceeded, RequestError, RequestFailed,
+                                 RequestTimeout)
 from githubkit.retry import RetryOption
 from githubkit.utils import UNSET
 
+from tbr import graphql
 from tbr.classify import Actor, Comment, CommitFact, PullFacts, Review, coauthors
 from tbr.config import Settings
 
@@ -82,7 +84,8 @@ class RetryPolicy:
             # timedelta(0) makes githubkit sleep 60 s, so never hand it a zero wait.
             return RetryOption(wait <= self.max_wait, timedelta(seconds=max(wait, 0.001)))
         request = getattr(exc, "request", None) or getattr(getattr(exc, "exc", None), "request", None)
-        if request is None or request.method not in IDEMPOTENT:
+        # tbr sends GraphQL queries only, never mutations: they are as safe to repeat as a GET.
+        if request is None or (request.method not in IDEMPOTENT and request.url.path != "/graphql"):
             return RetryOption(False)
         transient = isinstance(exc, (RequestTimeout,)) or (
             isinstance(exc, RequestFailed) and exc.response.status_code >= 500
@@ -136,6 +139,11 @@ def call(what: str, fn, *args, **kwargs):
         raise GitHubError(f"{what}: GitHub answered {status} {message}".strip(), status, body) from e
     except RequestError as e:
         raise GitHubUnavailable(f"{what}: {type(e.exc).__name__}: {e.exc}") from e
+    except GraphQLFailed as e:
+        errors = e.response.errors or []
+        message = "; ".join(err.message for err in errors)
+        status = 404 if any(err.type == "NOT_FOUND" for err in errors) else 422
+        raise GitHubError(f"{what}: {message}", status, message) from e
     except GitHubException as e:
         raise GitHubUnavailable(f"{what}: {e!r}") from e
 
@@ -146,6 +154,7 @@ class Gateway:
                  on_response: Callable[[httpx.Response], None] | None = None):
         self.settings = settings
         self.retry = retry or RetryPolicy()
+        self.requests = 0  # answers received from GitHub, for commands that report their cost
         self.app = GitHub(
             AppAuthStrategy(str(settings.app_id), settings.private_key),
             base_url=settings.api_url + "/",
@@ -154,7 +163,7 @@ class Gateway:
             http_cache=False,
             user_agent="tbr (https://github.com/tbr-bot/tbr)",
             transport=transport,
-            event_hooks={"response": [on_response]} if on_response else None,
+            event_hooks={"response": [self._count, *([on_response] if on_response else [])]},
             # githubkit's default token cache is process-wide and keyed by app id alone.
             cache_strategy=MemCacheStrategy(),
         )
@@ -163,6 +172,10 @@ class Gateway:
         self._lock = threading.Lock()
 
     # plumbing ---------------------------------------------------------------------------------
+
+    def _count(self, _response: httpx.Response) -> None:
+        with self._lock:
+            self.requests += 1
 
     def _inst(self, installation_id: int) -> GitHub:
         with self._lock:
@@ -384,6 +397,68 @@ class Gateway:
                  "author": c.author.login if c.author not in (None, UNSET) and hasattr(c.author, "login") else None,
                  "at": _when(c.commit.committer.date) if c.commit.committer else None}
                 for c in commits]
+
+    # history, through GraphQL (backfill) -----------------------------------------------------------
+
+    def _graphql(self, inst: int, what: str, query: str, variables: dict) -> dict:
+        return call(what, self._inst(inst).graphql.request, query, variables)
+
+    def merged_pull_nodes(self, inst: int, repo: str, since: datetime, page_size: int = 100):
+        """Yield (repository, PR node) for each PR merged at or after `since`, newest activity first,
+        each node's inner lists complete. Pages stop at the first PR last updated before `since`."""
+        owner, name = split(repo)
+        after = None
+        while True:
+            data = self._graphql(inst, f"merged pulls of {repo}", graphql.PULLS,
+                                 {"owner": owner, "name": name, "first": page_size, "after": after})
+            repository = data["repository"]
+            page = repository["pullRequests"]
+            for node in page["nodes"]:
+                if graphql.when(node["updatedAt"]) < since:
+                    return
+                if graphql.when(node["mergedAt"]) >= since:
+                    self._complete(inst, repo, node)
+                    yield repository, node
+            if not page["pageInfo"]["hasNextPage"]:
+                return
+            after = page["pageInfo"]["endCursor"]
+
+    def _complete(self, inst: int, repo: str, node: dict) -> None:
+        """Page through whichever inner lists of a PR node overflowed their first page."""
+        for inner in ("reviews", "comments", "commits"):
+            self._rest_of(inst, f"{inner} of {repo}#{node['number']}", inner, node["id"], node[inner])
+        for review in node["reviews"]["nodes"]:
+            self._rest_of(inst, f"review comments of {repo}#{node['number']}", "review_comments", review["id"],
+                          review["comments"])
+
+    def _rest_of(self, inst: int, what: str, inner: str, node_id: str, connection: dict) -> None:
+        field = "comments" if inner == "review_comments" else inner
+        while connection["pageInfo"]["hasNextPage"]:
+            more = self._graphql(inst, what, graphql.more_query(inner),
+                                 {"id": node_id, "after": connection["pageInfo"]["endCursor"]})["node"][field]
+            connection["nodes"] += more["nodes"]
+            connection["pageInfo"] = more["pageInfo"]
+
+    def branch_history(self, inst: int, repo: str, branch: str, since: datetime, page_size: int = 100) -> list[dict]:
+        """Commits on `branch` since `since`, newest first, each with the PRs GitHub associates with it."""
+        owner, name = split(repo)
+        after, commits = None, []
+        while True:
+            data = self._graphql(inst, f"history of {repo}:{branch}", graphql.HISTORY,
+                                 {"owner": owner, "name": name, "ref": f"refs/heads/{branch}",
+                                  "since": since.isoformat(), "first": page_size, "after": after})
+            ref = data["repository"]["ref"]
+            if ref is None:
+                return commits  # the branch is gone
+            history = ref["target"]["history"]
+            commits += [{"sha": c["oid"], "at": graphql.when(c["committedDate"]), "message": c["messageHeadline"],
+                         "url": c["url"], "author": ((c["author"] or {}).get("user") or {}).get("login"),
+                         "pulls": [(p["number"], p["baseRefName"]) for p in c["associatedPullRequests"]["nodes"]
+                                   if p["merged"]]}
+                        for c in history["nodes"]]
+            if not history["pageInfo"]["hasNextPage"]:
+                return commits
+            after = history["pageInfo"]["endCursor"]
 
     def failed_deliveries(self, since: datetime) -> list[dict]:
         """The App's webhook deliveries since `since` that GitHub could not hand over, newest first."""

@@ -11,7 +11,7 @@ from collections.abc import Container
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from tbr import checks, remind, sla, signoff
+from tbr import audit, checks, remind, sla, signoff
 from tbr.config import Settings
 from tbr.events import IssueEvent
 from tbr.store import Store, from_iso, iso
@@ -62,9 +62,23 @@ def sla_text(business: timedelta, within: bool, due_at: datetime, at: datetime) 
     return f"{taken}, {(at - due_at).total_seconds() / 86400:.1f} days after it was due"
 
 
+AUDIT_KINDS = {"signed_off": "followup.signed_off", "refuse": "followup.close_refused",
+               "reply": "followup.signoff_refused", "reopened": "followup.reopened"}
+
+
 def apply_issue_event(store: Store, settings: Settings, row: dict, ev: IssueEvent, now: datetime) -> str:
     """Record what an event on a follow-up means and queue tbr's answer; returns the outcome."""
     verdict = signoff.judge(followup_of(row), ev, settings.signoff_phrases)
+    outcome = _apply(store, settings, row, ev, verdict, now)
+    if verdict.kind in AUDIT_KINDS or verdict.kind == "gone":
+        store.audit(AUDIT_KINDS.get(verdict.kind, f"followup.{ev.action}"), audit.subject(row), ev.actor, ev.at,
+                    change=row["key"], issue=f"{row['followup_repo']}#{row['followup_number']}", outcome=outcome,
+                    **({"comment": ev.comment_url} if ev.comment_url else {}))
+    return outcome
+
+
+def _apply(store: Store, settings: Settings, row: dict, ev: IssueEvent, verdict: signoff.Verdict,
+           now: datetime) -> str:
     key, repo, number = row["key"], row["followup_repo"], row["followup_number"]
     if verdict.kind == "signed_off":
         happened, due = from_iso(row["happened_at"]), from_iso(row["due_at"])

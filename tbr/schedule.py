@@ -16,9 +16,10 @@ from datetime import datetime, time, timedelta
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from tbr import digest, lifecycle, sweep
+from tbr import audit, digest, lifecycle, sweep
 from tbr.config import WEEKDAYS
 from tbr.engine import Engine
+from tbr.store import from_iso
 
 log = structlog.get_logger("tbr.schedule")
 
@@ -98,7 +99,13 @@ class Scheduler:
     # the jobs: each also a `tbr` command ------------------------------------------------------
 
     def beat(self) -> None:
-        self.engine.store.beat("scheduler", self.engine.clock())
+        """A sign of life for /healthz every minute, and for the audit log every few minutes."""
+        store, now = self.engine.store, self.engine.clock()
+        store.beat("scheduler", now)
+        with store.write():
+            last = store.db.execute("SELECT max(at) FROM audit WHERE kind = 'heartbeat'").fetchone()[0]
+            if last is None or now - from_iso(last) >= audit.HEARTBEAT_EVERY:
+                store.audit("heartbeat", "", "tbr", now, process=self.engine.owner)
 
     def run_sweep(self) -> None:
         sweep.sweep(self.engine)

@@ -17,6 +17,9 @@ from datetime import datetime, timedelta, timezone
 
 import sqlite_utils
 
+from tbr import audit
+from tbr.times import from_iso, iso  # noqa: F401 (most modules take them from here)
+
 LEASE = timedelta(minutes=5)
 KEYS = {"deliveries": "guid", "changes": "key", "actions": "key"}  # the work tables and their primary keys
 
@@ -155,6 +158,24 @@ CREATE TABLE IF NOT EXISTS control_states (
     PRIMARY KEY (repo, branch)
 );
 
+-- The audit log (see tbr/audit.py): append-only, each record chained to the one before by its hash.
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    data TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_subject ON audit (subject COLLATE NOCASE);
+CREATE INDEX IF NOT EXISTS audit_kind_at ON audit (kind, at);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+
 CREATE TABLE IF NOT EXISTS digests (
     week TEXT PRIMARY KEY,                        -- the Monday, local date
     repo TEXT NOT NULL,
@@ -175,15 +196,6 @@ CHANGE_COLUMNS = {
     "within_sla": int,
     "terms": str,               # the SLA's terms when filed: timezone, holidays, days, escalate
 }
-
-
-def iso(dt: datetime) -> str:
-    """One fixed UTC format, so stored times compare correctly as text."""
-    return dt.astimezone(timezone.utc).isoformat(timespec="microseconds")
-
-
-def from_iso(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
 
 
 class Store:
@@ -232,6 +244,20 @@ class Store:
             raise
         conn.execute("COMMIT")
 
+    @contextmanager
+    def atomic(self):
+        """Join the caller's write transaction, or open one."""
+        if self.db.conn.in_transaction:
+            yield self.db
+        else:
+            with self.write() as db:
+                yield db
+
+    def audit(self, kind: str, subject: str, actor: str | None, at: datetime, **data) -> int:
+        """Append an audit record, as part of the write transaction of the work it describes."""
+        with self.atomic():
+            return audit.append(self.db, kind, subject, actor, at, data)
+
     def check_writable(self) -> None:
         """A real write to the database file, as every piece of work needs one."""
         self.beat("healthz", datetime.now(timezone.utc))
@@ -247,6 +273,12 @@ class Store:
             (guid, event, action, repo, payload, iso(received_at), iso(received_at)),
         )
         return cur.rowcount == 1
+
+    def prune_payloads(self, before: datetime) -> int:
+        """Drop the bodies of deliveries processed before `before`; the rows stay, so a redelivery is still
+        recognised, and the audit log keeps each body's SHA-256."""
+        return self.db.execute("UPDATE deliveries SET payload = '' WHERE status = 'done' AND processed_at < ?"
+                               " AND payload != ''", [iso(before)]).rowcount
 
     def delivery(self, guid: str) -> dict | None:
         rows = list(self.db.query("SELECT * FROM deliveries WHERE guid = ?", [guid]))
@@ -265,9 +297,14 @@ class Store:
         """Record a change and the commits it accounts for, once; False when its key is known already."""
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        cur = self.db.execute(f"INSERT OR IGNORE INTO changes ({cols}) VALUES ({marks})", list(row.values()))
-        self.db.conn.executemany("INSERT OR IGNORE INTO commits (repo_id, sha, change_key) VALUES (?, ?, ?)",
-                            [(row["repo_id"], sha, row["key"]) for sha in shas if sha])
+        with self.atomic():
+            cur = self.db.execute(f"INSERT OR IGNORE INTO changes ({cols}) VALUES ({marks})", list(row.values()))
+            self.db.conn.executemany("INSERT OR IGNORE INTO commits (repo_id, sha, change_key) VALUES (?, ?, ?)",
+                                     [(row["repo_id"], sha, row["key"]) for sha in shas if sha])
+            if cur.rowcount == 1:
+                self.audit("change.recorded", audit.subject(row), row["actor"], from_iso(row["first_seen_at"]),
+                           change=row["key"], branch=row["branch"], sha=row["sha"], source=row["source"],
+                           happened_at=row["happened_at"])
         return cur.rowcount == 1
 
     def known_commits(self, repo_id: int, shas: list[str]) -> set[str]:

@@ -59,15 +59,20 @@ def sweep(engine: Engine, since: datetime | None = None) -> SweepResult:
                     log.warning("sweep.repo_failed", repo=repo.full_name, error=str(e))
         result.redeliveries = _redeliver(engine, max(result.since, started - FIRST_LOOKBACK))
         _reconcile_followups(engine)
+        store.prune_payloads(started - timedelta(days=settings.payload_days))
     except Exception as e:
         problems.append(str(e))
         log.warning("sweep.failed", error=str(e))
     result.errors = len(problems)
-    store.db.execute(
-        "UPDATE sweeps SET finished_at = ?, repos_checked = ?, changes_found = ?, redeliveries = ?, error = ?"
-        " WHERE id = ?",
-        [iso(engine.clock()), result.repos_checked, result.changes_found, result.redeliveries,
-         "; ".join(problems)[:2000] or None, sweep_id])
+    with store.write():
+        store.db.execute(
+            "UPDATE sweeps SET finished_at = ?, repos_checked = ?, changes_found = ?, redeliveries = ?, error = ?"
+            " WHERE id = ?",
+            [iso(engine.clock()), result.repos_checked, result.changes_found, result.redeliveries,
+             "; ".join(problems)[:2000] or None, sweep_id])
+        store.audit("sweep.finished", "", "tbr", engine.clock(), since=iso(result.since), started=iso(started),
+                    repos_checked=result.repos_checked, changes_found=result.changes_found,
+                    redeliveries=result.redeliveries, errors=problems)
     log.info("sweep.done", since=iso(result.since), repos=result.repos_checked, found=result.changes_found,
              redeliveries=result.redeliveries, errors=result.errors)
     return result
@@ -129,8 +134,11 @@ def _redeliver(engine: Engine, since: datetime) -> int:
         if store.db.execute("SELECT 1 FROM redeliveries WHERE guid = ?", [d["guid"]]).fetchone():
             continue
         gw.redeliver(d["id"])
-        store.db.execute("INSERT OR IGNORE INTO redeliveries (guid, delivery_id, requested_at) VALUES (?, ?, ?)",
-                         [d["guid"], d["id"], iso(engine.clock())])
+        with store.write():
+            store.db.execute("INSERT OR IGNORE INTO redeliveries (guid, delivery_id, requested_at) VALUES (?, ?, ?)",
+                             [d["guid"], d["id"], iso(engine.clock())])
+            store.audit("delivery.redelivery_requested", "", "tbr", engine.clock(), delivery=d["guid"],
+                        event=d["event"], failed_at=iso(d["delivered_at"]))
         requested += 1
         log.info("sweep.redelivery_requested", delivery=d["guid"], event_name=d["event"])
     return requested

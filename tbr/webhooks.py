@@ -6,6 +6,7 @@ after 10 seconds and never retries it by itself, so a slow answer is a lost chan
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from datetime import datetime
@@ -69,7 +70,13 @@ def blueprint(secret: str, store, wake: Callable[[], None], clock: Callable[[], 
             log.warning("webhook.malformed", delivery=guid, event_name=event, error=str(e))
             return refuse(400, f"malformed payload: {e}")
         repo = (payload.get("repository") or {}).get("full_name")
-        stored = store.add_delivery(guid, event, payload.get("action"), repo, json.dumps(payload), now)
+        subject = repo or (payload.get("organization") or {}).get("login", "")
+        with store.write():
+            stored = store.add_delivery(guid, event, payload.get("action"), repo, json.dumps(payload), now)
+            if stored:
+                store.audit("delivery.received", subject, (payload.get("sender") or {}).get("login"), now,
+                            delivery=guid, event=event, action=payload.get("action"),
+                            sha256=hashlib.sha256(body).hexdigest())
         bound = log.bind(delivery=guid, event_name=event, action=payload.get("action"), repo=repo)
         if not stored:
             bound.info("webhook.duplicate")

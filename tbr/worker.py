@@ -11,6 +11,7 @@ import threading
 
 import structlog
 
+from tbr import __version__
 from tbr.engine import Engine
 
 log = structlog.get_logger("tbr.worker")
@@ -44,6 +45,7 @@ class Worker:
 
     def _run(self) -> None:
         log.info("worker.started", owner=self.engine.owner)
+        self._record("process.started")
         while not self._stop.is_set():
             self._wake.clear()
             try:
@@ -57,5 +59,13 @@ class Worker:
                 handled = 0
             if not handled:
                 self._wake.wait(self.poll_seconds)
+        self._record("process.stopped")
         self.engine.store.close()
         log.info("worker.stopped")
+
+    def _record(self, kind: str) -> None:
+        try:
+            self.engine.store.audit(kind, "", "tbr", self.engine.clock(), process=self.engine.owner,
+                                    version=__version__)
+        except Exception:  # a full or locked disk must not stop the worker; the heartbeats will show it
+            log.exception("worker.audit_failed", kind=kind)

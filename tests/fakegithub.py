@@ -48,6 +48,24 @@ add_repo(ruleset_branches=...) and set_ruleset() are served by GET
 /rules/branches/{branch}; they do not make a branch "protected".  A pull's
 commits are those added with add_pull_commit; the newest becomes the pull's
 head.
+
+POST /graphql executes queries with graphql-core against GitHub's published
+schema (tests/fixtures/graphql/schema.graphql.gz, from @octokit/graphql-schema),
+so a query that would not validate on GitHub fails here too, answered as GitHub
+does: HTTP 200 with {"errors": [...]} (execution errors carry GitHub's `type`,
+e.g. NOT_FOUND; validation errors, as on GitHub, have none and no `data`).
+Resolved: repository(owner, name) (databaseId, nameWithOwner, defaultBranchRef,
+ref(qualifiedName) -> a Commit target with history(since, until),
+pullRequests(states, orderBy, baseRefName, headRefName)), pull requests (with
+reviews, their inline comments, issue comments, commits, mergeCommit),
+Commit.associatedPullRequests (the same links as /commits/{sha}/pulls), and
+node(id:) for PullRequest and PullRequestReview ids.  Connections page with
+first/after/last/before (at most 100, opaque cursors).  A field or argument the
+fake does not model is an error, never a silent null or ignored.  Bots are `Bot` actors whose login
+has no "[bot]" suffix, as in GitHub's GraphQL.  A review comment added with
+add_review_comment(review_id=...) belongs to that review; one added without a
+review_id is served (in GraphQL only) under a COMMENTED review of its own, as a
+single comment on GitHub is, whose node id is "PRR_fake<comment id>".
 """
 
 from __future__ import annotations
@@ -55,6 +73,8 @@ from __future__ import annotations
 import base64
 import copy
 import fnmatch
+import functools
+import gzip
 import hashlib
 import itertools
 import json
@@ -66,6 +86,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote, urlencode
 
+import graphql
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -76,6 +97,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "rest"
+GRAPHQL_SCHEMA = pathlib.Path(__file__).parent / "fixtures" / "graphql" / "schema.graphql.gz"
 DOCS = "https://docs.github.com/rest"
 
 # Example hosts/names that get rewritten to the fake's in every template.
@@ -161,6 +183,83 @@ class _ApiError(Exception):
         self.body["status"] = str(status)
 
 
+@functools.cache
+def graphql_schema() -> graphql.GraphQLSchema:
+    """GitHub's published GraphQL schema, built once per process (about half a second)."""
+    with gzip.open(GRAPHQL_SCHEMA, "rt") as f:
+        sdl = f.read()
+    # graphql-core's schema validation rejects GitHub's deprecated implementations of
+    # non-deprecated interface fields (PullRequest.databaseId vs Reactable.databaseId...), and
+    # assume_valid_sdl skips the SDL checks its duplicate EnterpriseOwnerInfo fields fail.
+    sdl = re.sub(r'@deprecated\(\s*reason:\s*"(?:[^"\\]|\\.)*"\s*\)', "", sdl)
+    return graphql.build_schema(sdl, assume_valid_sdl=True)
+
+
+class _GraphQLError(Exception):
+    """An execution error as GitHub reports it, with its `type` (NOT_FOUND, ...)."""
+
+    def __init__(self, message: str, type_: str | None = None):
+        super().__init__(message)
+        self.type = type_
+
+
+_MAX_PAGE = 100  # GitHub's limit on a connection's first/last
+_CURSOR = "cursor:v2:"
+
+
+def _cursor(offset: int) -> str:
+    return base64.b64encode(f"{_CURSOR}{offset}".encode()).decode()
+
+
+def _offset(cursor: str) -> int:
+    try:
+        text = base64.b64decode(cursor, validate=True).decode()
+    except ValueError:
+        text = ""
+    offset = text.removeprefix(_CURSOR)
+    if not text.startswith(_CURSOR) or not offset.isdigit():
+        raise _GraphQLError(f"`{cursor}` does not appear to be a valid cursor.",
+                            "INVALID_CURSOR_ARGUMENTS")
+    return int(offset)
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    """A GitTimestamp argument; one without an offset is taken as UTC."""
+    if value is None:
+        return None
+    try:
+        return _dt(_dt(value))  # the second pass makes a naive value aware
+    except ValueError:
+        raise _GraphQLError(f"{value!r} is not a valid GitTimestamp") from None
+
+
+def _resolve_field(source, info, **args):
+    """graphql-core's default resolver, except that a field the fake does not model is an
+    error, not a silent null."""
+    if isinstance(source, dict) and info.field_name not in source:
+        raise _GraphQLError(
+            f"fakegithub does not implement {info.parent_type.name}.{info.field_name}")
+    return graphql.default_field_resolver(source, info, **args)
+
+
+def _graphql_answer(result: graphql.ExecutionResult) -> dict:
+    out = {} if result.data is None else {"data": result.data}
+    if result.errors:
+        out["errors"] = [_graphql_error(e) for e in result.errors]
+    return out
+
+
+def _graphql_error(error: graphql.GraphQLError) -> dict:
+    out = error.formatted
+    cause = error.original_error
+    if isinstance(cause, _GraphQLError):
+        out = {"type": cause.type, **out} if cause.type else out
+    elif cause is not None and not isinstance(cause, graphql.GraphQLError):
+        # A bug in the fake: name the exception, not just its text.
+        out["message"] = f"{type(cause).__name__}: {cause}"
+    return out
+
+
 class _QuietHandler(WSGIRequestHandler):
     def log(self, *args, **kwargs):  # keep pytest output clean
         pass
@@ -215,6 +314,7 @@ _ROUTES = Map([
          endpoint="add_labels"),
     Rule("/repos/<owner>/<repo>/issues/<int:number>/labels/<path:name>", methods=["DELETE"],
          endpoint="remove_label"),
+    Rule("/graphql", methods=["POST"], endpoint="graphql"),
     Rule("/slack/<path:hook>", methods=["POST"], endpoint="slack"),
     # The App-manifest flow: GitHub's web pages (a person confirms), then the API exchange.
     Rule("/settings/apps/new", methods=["POST"], endpoint="manifest_form"),
@@ -416,8 +516,40 @@ class FakeGitHub:
                                        _dt(created_at) or self.clock())
 
     def add_review_comment(self, repo: str, number: int, user: str, body: str = "", *,
-                           created_at=None, user_type: str = "User") -> dict:
-        return self._add_comment("review_comments", repo, number, user, body, created_at, user_type)
+                           created_at=None, user_type: str = "User",
+                           review_id: int | None = None) -> dict:
+        """An inline comment; review_id (one of the pull's reviews) makes it part of that
+        review, otherwise GraphQL serves it under a COMMENTED review of its own."""
+        with self._lock:
+            if review_id is not None and all(rv["id"] != review_id
+                                             for rv in self._pull(repo, number)["reviews"]):
+                raise KeyError(f"pull #{number} in {repo!r} has no review {review_id}")
+            comment = self._add_comment("review_comments", repo, number, user, body, created_at,
+                                        user_type)
+            comment["review_id"] = review_id
+            return comment
+
+    def add_pulls(self, repo: str, count: int, *, reviewers=("bob",), commenters=("carol",),
+                  merged_at=None, spacing: timedelta = timedelta(minutes=1),
+                  **pull) -> list[dict]:
+        """`count` merged pulls, newest first: the first merged at merged_at (default now),
+        each next one `spacing` earlier, each approved by every reviewer and commented on
+        ("LGTM") by every commenter before its merge, so updated_at stays merged_at.
+        Other keywords go to add_pull."""
+        newest = _dt(merged_at) or self.clock()
+        with self._lock:
+            pulls = []
+            for i in range(count):
+                when = newest - i * spacing
+                pr = self.add_pull(repo, **{"created_at": when - timedelta(hours=1), **pull,
+                                            "merged_at": when})
+                for login in reviewers:
+                    self.add_review(repo, pr["number"], login, submitted_at=when - spacing / 4)
+                for login in commenters:
+                    self.add_issue_comment(repo, pr["number"], login, "LGTM",
+                                           created_at=when - spacing / 2)
+                pulls.append(pr)
+            return pulls
 
     def associate(self, repo: str, sha: str, number: int) -> None:
         with self._lock:
@@ -722,6 +854,18 @@ class FakeGitHub:
         return r["labels"][key]
 
     @staticmethod
+    def _history(r, head: str, since=None, until=None) -> list[dict]:
+        """The add_commit commits on head's first-parent chain, newest first, committed
+        within [since, until]."""
+        chain, sha = [], head
+        while sha in r["history"] and len(chain) <= len(r["history"]):  # stops on a cycle too
+            chain.append(r["history"][sha])
+            sha = (r["history"][sha]["parents"] or [None])[0]
+        return [c for c in chain
+                if (since is None or c["committed_at"] >= since)
+                and (until is None or c["committed_at"] <= until)]
+
+    @staticmethod
     def _matches(method, regex, m, p) -> bool:
         return (method is None or method.upper() == m) and re.fullmatch(regex, p) is not None
 
@@ -826,7 +970,8 @@ class FakeGitHub:
     def _review_comment_obj(self, r, pr, c) -> dict:
         out = _subst(_first("pull_review_comments"), self._pairs(r))
         html = f"{self.url}/{r['full_name']}/pull/{pr['number']}#discussion_r{c['id']}"
-        out.update(id=c["id"], node_id=f"PRRC_fake{c['id']}", pull_request_review_id=None,
+        out.update(id=c["id"], node_id=f"PRRC_fake{c['id']}",
+                   pull_request_review_id=c.get("review_id"),
                    user=self._user(c["user"], c["user_type"]), body=c["body"],
                    created_at=_iso(c["created_at"]), updated_at=_iso(c["created_at"]),
                    html_url=html, commit_id=pr["head_sha"], original_commit_id=pr["head_sha"],
@@ -1510,16 +1655,10 @@ class FakeGitHub:
             head = ref  # a sha the fake knows; only add_commit commits have a history
         else:
             raise _ApiError(404, f"No commit found for SHA: {ref}")
-        since, until = self._when(request, "since"), self._when(request, "until")
         author = request.args.get("author")
-        chain, sha = [], head
-        while sha in r["history"] and len(chain) <= len(r["history"]):  # first-parent walk
-            chain.append(r["history"][sha])
-            sha = (r["history"][sha]["parents"] or [None])[0]
-        chain = [c for c in chain
-                 if (since is None or c["committed_at"] >= since)
-                 and (until is None or c["committed_at"] <= until)
-                 and (author is None or c["author"] == author)]
+        chain = [c for c in self._history(r, head, self._when(request, "since"),
+                                          self._when(request, "until"))
+                 if author is None or c["author"] == author]
         template = _first("commits")
         return self._paginate(request, [self._commit_obj(r, c, template) for c in chain])
 
@@ -1636,12 +1775,250 @@ class FakeGitHub:
                    events=manifest.get("default_events", []))
         return self._json(201, out)
 
+    def _h_graphql(self, request):
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise _ApiError(400, "Problems parsing JSON")
+        if not isinstance(body.get("query"), str):
+            return self._json(200, {"errors": [
+                {"message": "A query attribute must be specified and must be a string."}]})
+        view = _GraphQLView(self, request.environ["fakegithub.installation_id"])
+        result = graphql.graphql_sync(graphql_schema(), body["query"], root_value=view.root(),
+                                      variable_values=body.get("variables"),
+                                      operation_name=body.get("operationName"),
+                                      field_resolver=_resolve_field)
+        return self._json(200, _graphql_answer(result))
+
     def _h_slack(self, request, hook):
         data = request.get_json(force=True, silent=True)
         if data is None:
             return Response("invalid_payload", status=400, mimetype="text/plain")
         self.slack_messages.append(data)
         return Response("ok", status=200, mimetype="text/plain")
+
+
+_PULL_ORDER = {"CREATED_AT": lambda pr: pr["created_at"],
+               "UPDATED_AT": lambda pr: pr["updated_at"],
+               "COMMENTS": lambda pr: len(pr["issue_comments"])}
+
+# A comment type's node id prefix (as in REST's node_id) and its html_url anchor.
+_COMMENT_IDS = {"IssueComment": ("IC", "issuecomment-"),
+                "PullRequestReviewComment": ("PRRC", "discussion_r")}
+
+
+class _GraphQLView:
+    """One GraphQL request's view of a FakeGitHub, as the dicts graphql-core's default
+    resolvers read: a value is returned as is, a callable is called with (info, **arguments).
+    Connections and object links are callables, so only what a query asks for is built.
+    Dicts that can stand for an interface or union carry `__typename`."""
+
+    def __init__(self, fake: FakeGitHub, installation_id: int):
+        self.fake, self.installation_id = fake, installation_id
+
+    def root(self) -> dict:
+        return {"repository": self.repository, "node": self.node}
+
+    def _repos(self):
+        return [r for r in self.fake._repos.values()
+                if r["installation_id"] == self.installation_id]
+
+    # ---------------------------------------------------------------- Query
+    def repository(self, info, owner: str, name: str, followRenames=None):
+        r = next((r for r in self._repos() if r["full_name"] == f"{owner}/{name}"), None)
+        if r is None:
+            raise _GraphQLError(
+                f"Could not resolve to a Repository with the name '{owner}/{name}'.", "NOT_FOUND")
+        return self._repository(r)
+
+    def node(self, info, id: str):
+        kind, _, number = id.partition("_fake")
+        found = self._find(kind, int(number)) if number.isdigit() else None
+        if found is None:
+            raise _GraphQLError(f"Could not resolve to a node with the global id of '{id}'",
+                                "NOT_FOUND")
+        return found
+
+    def _find(self, kind: str, ident: int) -> dict | None:
+        for r in self._repos():
+            for pr in r["pulls"].values():
+                if kind == "PR" and pr["id"] == ident:
+                    return self._pull(r, pr)
+                if kind == "PRR":
+                    rv = next((rv for rv in self._reviews_of(pr) if rv["id"] == ident), None)
+                    if rv is not None:
+                        return self._review(r, pr, rv)
+        return None
+
+    # ---------------------------------------------------------------- connections
+    @staticmethod
+    def _page(info, items: list, render, first=None, after=None, last=None, before=None,
+              **unsupported) -> dict:
+        field = info.field_name
+        # Only arguments the query gives: the schema's defaults (orderBy...) arrive here too.
+        given = [arg.name.value for node in info.field_nodes for arg in node.arguments or ()
+                 if arg.name.value in unsupported]
+        if given:
+            raise _GraphQLError(f"fakegithub does not implement {field}({given[0]}:)")
+        if first is None and last is None:
+            raise _GraphQLError(f"You must provide a `first` or `last` value to properly paginate "
+                                f"the `{field}` connection.", "MISSING_PAGINATION_BOUNDARIES")
+        for arg, n in (("first", first), ("last", last)):
+            if n is not None and not 0 <= n <= _MAX_PAGE:
+                raise _GraphQLError(f"Requesting {n} records on the `{field}` connection exceeds "
+                                    f"the `{arg}` limit of {_MAX_PAGE} records.",
+                                    "EXCESSIVE_PAGINATION")
+        start = _offset(after) + 1 if after else 0
+        end = min(_offset(before) if before else len(items), len(items))
+        if first is not None:
+            end = min(end, start + first)
+        if last is not None:
+            start = max(start, end - last)
+        window = range(start, end)
+        nodes, cursors = [render(items[i]) for i in window], [_cursor(i) for i in window]
+        return {"totalCount": len(items), "nodes": nodes,
+                "edges": [{"cursor": c, "node": n} for c, n in zip(cursors, nodes)],
+                "pageInfo": {"hasNextPage": end < len(items), "hasPreviousPage": start > 0,
+                             "startCursor": cursors[0] if cursors else None,
+                             "endCursor": cursors[-1] if cursors else None}}
+
+    def _connection(self, items, render):
+        """A connection field over items(), evaluated only if the query asks for the field."""
+        return lambda info, **args: self._page(info, items(), render, **args)
+
+    # ---------------------------------------------------------------- objects
+    def _web(self, r) -> str:
+        return f"{self.fake.url}/{r['full_name']}"
+
+    def _actor(self, login: str | None, type_: str = "User") -> dict | None:
+        if not login:
+            return None  # a deleted account
+        if type_ == "Bot" or login.endswith("[bot]"):
+            name = login.removesuffix("[bot]")  # GraphQL names bots without REST's suffix
+            return {"__typename": "Bot", "login": name, "url": f"{self.fake.url}/apps/{name}"}
+        return {"__typename": "User", "login": login, "url": f"{self.fake.url}/{login}"}
+
+    def _repository(self, r) -> dict:
+        return {"__typename": "Repository", "id": f"R_fake{r['id']}", "databaseId": r["id"],
+                "name": r["name"], "nameWithOwner": r["full_name"], "url": self._web(r),
+                "isArchived": r["archived"], "isPrivate": r["private"],
+                "hasIssuesEnabled": r["has_issues"],
+                "defaultBranchRef": self._ref(r, r["default_branch"]),
+                "ref": lambda info, qualifiedName: self._ref(
+                    r, qualifiedName.removeprefix("refs/heads/")),
+                "pullRequests": lambda info, **args: self._pull_requests(info, r, **args)}
+
+    def _ref(self, r, branch: str) -> dict | None:
+        if branch not in r["branches"]:
+            return None
+        return {"__typename": "Ref", "id": f"REF_fake{r['id']}:{branch}", "name": branch,
+                "prefix": "refs/heads/",
+                "target": lambda info: self._commit(r, self._record(r, r["branches"][branch]))}
+
+    def _pull_requests(self, info, r, states=None, orderBy=None, baseRefName=None,
+                       headRefName=None, **paging) -> dict:
+        pulls = [pr for pr in r["pulls"].values()
+                 if (states is None or self._state(pr) in states)
+                 and baseRefName in (None, pr["base"]) and headRefName in (None, pr["head"])]
+        order = orderBy or {"field": "CREATED_AT", "direction": "ASC"}  # GitHub's default
+        key = _PULL_ORDER[order["field"]]
+        pulls.sort(key=lambda pr: (key(pr), pr["number"]), reverse=order["direction"] == "DESC")
+        return self._page(info, pulls, lambda pr: self._pull(r, pr), **paging)
+
+    @staticmethod
+    def _state(pr) -> str:
+        return "MERGED" if pr["merged"] else pr["state"].upper()
+
+    def _pull(self, r, pr) -> dict:
+        n = pr["number"]
+        url = f"{self._web(r)}/pull/{n}"
+        return {
+            "__typename": "PullRequest", "id": f"PR_fake{pr['id']}", "databaseId": pr["id"],
+            "number": n, "title": pr["title"], "body": pr["body"] or "", "url": url,
+            "permalink": url, "state": self._state(pr), "merged": pr["merged"],
+            "closed": pr["state"] == "closed", "createdAt": _iso(pr["created_at"]),
+            "updatedAt": _iso(pr["updated_at"]), "mergedAt": _iso(pr["merged_at"]),
+            "closedAt": _iso(pr["merged_at"]) if pr["state"] == "closed" else None,
+            "baseRefName": pr["base"], "baseRefOid": r["branches"].get(pr["base"]),
+            "headRefName": pr["head"], "headRefOid": pr["head_sha"],
+            "author": self._actor(pr["author"], pr["author_type"]),
+            "mergedBy": self._actor(pr["merged_by"]),
+            "mergeCommit": (lambda info: self._merge_commit(r, pr)) if pr["merged"] else None,
+            "reviews": self._connection(lambda: self._reviews_of(pr),
+                                        lambda rv: self._review(r, pr, rv)),
+            "comments": self._connection(lambda: pr["issue_comments"],
+                                         lambda c: self._comment(r, pr, c, "IssueComment")),
+            "commits": self._connection(lambda: pr["pull_commits"],
+                                        lambda c: {"__typename": "PullRequestCommit",
+                                                   "id": f"PURC_fake{pr['id']}:{c['sha']}",
+                                                   "url": f"{url}/commits/{c['sha']}",
+                                                   "commit": self._commit(r, c)}),
+        }
+
+    def _merge_commit(self, r, pr) -> dict:
+        return self._commit(r, self._record(
+            r, pr["merge_commit_sha"], author=pr["merged_by"], committed_at=pr["merged_at"],
+            message=f"Merge pull request #{pr['number']} from {r['owner']}/{pr['head']}"))
+
+    @staticmethod
+    def _reviews_of(pr) -> list[dict]:
+        """pr's reviews in creation order, each with its inline comments (as "comments")."""
+        threads = {rv["id"]: [] for rv in pr["reviews"]}
+        reviews = [{**rv, "comments": threads[rv["id"]]} for rv in pr["reviews"]]
+        for c in pr["review_comments"]:
+            if c.get("review_id") in threads:
+                threads[c["review_id"]].append(c)
+            else:  # a single comment: GitHub makes it a COMMENTED review of its own
+                reviews.append({"id": c["id"], "user": c["user"], "user_type": c["user_type"],
+                                "state": "COMMENTED", "body": "", "submitted_at": c["created_at"],
+                                "commit_id": pr["head_sha"], "comments": [c]})
+        return sorted(reviews, key=lambda rv: rv["id"])  # ids count up in creation order
+
+    def _review(self, r, pr, rv) -> dict:
+        return {
+            "__typename": "PullRequestReview", "id": f"PRR_fake{rv['id']}", "databaseId": rv["id"],
+            "state": rv["state"], "body": rv["body"] or "",
+            "submittedAt": _iso(rv["submitted_at"]), "createdAt": _iso(rv["submitted_at"]),
+            "url": f"{self._web(r)}/pull/{pr['number']}#pullrequestreview-{rv['id']}",
+            "author": self._actor(rv["user"], rv["user_type"]),
+            "commit": lambda info: self._commit(r, self._record(r, rv["commit_id"], pr)),
+            "comments": self._connection(lambda: rv["comments"], lambda c: self._comment(
+                r, pr, c, "PullRequestReviewComment")),
+        }
+
+    def _comment(self, r, pr, c, typename: str) -> dict:
+        prefix, anchor = _COMMENT_IDS[typename]
+        return {"__typename": typename, "id": f"{prefix}_fake{c['id']}", "databaseId": c["id"],
+                "author": self._actor(c["user"], c["user_type"]), "body": c["body"] or "",
+                "createdAt": _iso(c["created_at"]), "updatedAt": _iso(c["updated_at"]),
+                "url": f"{self._web(r)}/pull/{pr['number']}#{anchor}{c['id']}"}
+
+    def _record(self, r, sha: str, pr=None, **stub) -> dict:
+        """Commit `sha` as the fake knows it (added with add_commit, or one of pr's commits);
+        one it knows only by sha gets `stub`'s fields."""
+        known = r["history"].get(sha) or next(
+            (c for c in (pr["pull_commits"] if pr else ()) if c["sha"] == sha), None)
+        return known or {"sha": sha, "message": "", "author": None,
+                         "committed_at": self.fake.clock(), "parents": [], **stub}
+
+    def _commit(self, r, c) -> dict:
+        sha, login = c["sha"], c["author"]
+        person = {"name": login or "Unknown",
+                  "email": f"{login or 'unknown'}@users.noreply.github.com",
+                  "date": _iso(c["committed_at"]),
+                  "user": {"login": login, "url": f"{self.fake.url}/{login}"} if login else None}
+        return {
+            "__typename": "Commit", "id": f"C_fake{sha[:12]}", "oid": sha,
+            "abbreviatedOid": sha[:7],
+            "message": c["message"], "messageHeadline": c["message"].split("\n", 1)[0],
+            "committedDate": _iso(c["committed_at"]), "authoredDate": _iso(c["committed_at"]),
+            "url": f"{self._web(r)}/commit/{sha}", "author": person, "committer": person,
+            "history": lambda info, since=None, until=None, **paging: self._page(
+                info, self.fake._history(r, sha, _timestamp(since), _timestamp(until)),
+                lambda h: self._commit(r, h), **paging),
+            "associatedPullRequests": self._connection(
+                lambda: [r["pulls"][n] for n in r["commits"].get(sha, []) if n in r["pulls"]],
+                lambda pr: self._pull(r, pr)),
+        }
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tbr import digest
+from tbr import audit, digest
 from tbr.schedule import Scheduler, digest_due
 from tbr.store import iso
 from tests import payloads
@@ -44,13 +44,19 @@ def week(github, gh_settings, clock):
         bot.deliver("issues", payloads.issue_action(TRACK, change["followup_number"], "closed", sender=by,
                                                     at=bot.clock()))
         bot.run()
-    # Hourly sweeps all last week (23-29 Nov), except Thursday 03:00-08:00.
-    t = utc("2026-11-23 00:30")
+    # Heartbeats and hourly sweeps all last week (22-29 Nov), except Thursday 03:00-08:00; the sweep
+    # after that gap looks back over it.
+    sched = Scheduler(bot.engine)
+    t = utc("2026-11-22 23:00")
     while t < utc("2026-11-30 00:00"):
         if not utc("2026-11-26 03:00") <= t < utc("2026-11-26 08:00"):
-            bot.store.db.execute("INSERT INTO sweeps (started_at, finished_at, since) VALUES (?, ?, ?)",
-                                 [iso(t), iso(t), iso(t)])
-        t += timedelta(hours=1)
+            bot.clock.now = t
+            sched.beat()
+            if t.minute == 30:
+                bot.store.db.execute("INSERT INTO sweeps (started_at, finished_at, since) VALUES (?, ?, ?)",
+                                     [iso(t), iso(t), iso(t)])
+                bot.store.audit("sweep.finished", "", "tbr", t, since=iso(t - timedelta(hours=6)), errors=[])
+        t += timedelta(minutes=5)
     bot.clock.now = utc("2026-11-30 09:00")
     return bot, {"overdue": overdue, "due_soon": due_soon, "on_time": on_time, "late": late}
 
@@ -68,8 +74,11 @@ def test_digest_content_for_a_known_week(github, week):
     assert "reviewed by @bob in 1.08 business days (within SLA)" in body
     assert "reviewed by @dave in 4.08 business days (late)" in body
     assert "- Sweeps run: 163" in body
-    assert "- Gaps over two hours with no sweep or delivery: 1" in body
-    assert "Thu 26 Nov 02:30 to Thu 26 Nov 08:30" in body
+    assert "- Running 97.0% of the week, by tbr's heartbeats" in body
+    assert "- Downtime gaps: 1" in body
+    assert "Thu 26 Nov 02:55 to Thu 26 Nov 08:00, filled by the sweep of Thu 26 Nov 08:30" in body
+    seq, head = audit.head(bot.store.db)
+    assert body.rstrip().endswith(f"Audit log head: #{seq} sha256:{head}")
 
 
 def test_publishing_twice_updates_the_same_issue_and_posts_to_slack_once(github, week):

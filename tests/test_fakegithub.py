@@ -1,4 +1,5 @@
-"""githubkit 0.16.1 must accept every response of the fake through its typed methods."""
+"""githubkit 0.16.1 must accept every response of the fake through its typed methods, and tbr's
+Gateway every answer of its GraphQL endpoint."""
 
 import base64
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +15,11 @@ from githubkit.exception import (
     SecondaryRateLimitExceeded,
 )
 
+from tbr import graphql as queries
+from tbr.classify import Actor, CommitFact
+from tbr.config import Settings
+from tbr.github import Gateway, GitHubError, GitHubUnavailable, RetryPolicy
+from tbr.graphql import pull_facts
 from tests.fakegithub import FakeGitHub, fake_github  # noqa: F401  (fixture)
 
 OWNER, NAME = "acme", "widgets"
@@ -742,3 +748,200 @@ def test_rulesets(fake, inst):
         OWNER, NAME, "release/2.0").parsed_data] == ["pull_request"]  # add_repo's ruleset_branches
     fake.remove_ruleset(REPO, "main")
     assert inst.rest.repos.get_branch_rules(OWNER, NAME, "main").parsed_data == []
+
+
+# ------------------------------------------------------------ GraphQL, through tbr's Gateway
+
+@pytest.fixture
+def gateway(fake):
+    settings = Settings(app_id=fake.app_id, private_key=fake.private_key, webhook_secret="s",
+                        api_url=fake.url)
+    return Gateway(settings, timeout=5, retry=RetryPolicy(base_seconds=0.001))
+
+
+def merged_numbers(gateway, since, **kwargs):
+    return [node["number"] for _, node in gateway.merged_pull_nodes(1, REPO, since, **kwargs)]
+
+
+def graphql_post(fake, token, query, variables=None):
+    return httpx.post(f"{fake.url}/graphql", json={"query": query, "variables": variables or {}},
+                      headers={"Authorization": f"bearer {token}"})
+
+
+def test_graphql_pages_merged_pulls_by_update(fake, inst, gateway):
+    h = timedelta(hours=1)
+    pulls = {n: fake.add_pull(REPO, n, merged_at=T0 - n * h) for n in range(1, 6)}
+    fake.add_pull(REPO, 6, merged=False)
+    fake.add_pull(REPO, 7, merged=False, state="closed")
+    fake.add_issue_comment(REPO, 5, "dave", "late", created_at=T0)  # bumps #5's updated_at
+
+    got = list(gateway.merged_pull_nodes(1, REPO, T0 - 10 * h, page_size=2))
+    assert [node["number"] for _, node in got] == [5, 1, 2, 3, 4]
+    assert fake.count("POST", r"/graphql") == 3
+    repository, node = got[1]
+    rest = inst.rest.pulls.get(OWNER, NAME, 1).parsed_data
+    repo_id = inst.rest.repos.get(OWNER, NAME).parsed_data.id
+    assert (repository["databaseId"], repository["nameWithOwner"], repository["defaultBranchRef"]) \
+        == (repo_id, REPO, {"name": "main"})
+    assert (node["id"], node["url"], node["headRefOid"], node["mergeCommit"]) == \
+        (rest.node_id, rest.html_url, rest.head.sha, {"oid": pulls[1]["merge_commit_sha"]})
+    assert (node["updatedAt"], node["mergedAt"], node["baseRefName"], node["headRefName"]) == \
+        ("2024-05-01T11:00:00Z", "2024-05-01T11:00:00Z", "main", "feature-1")
+
+    # Updated before `since`: paging stops; merged before it: skipped.
+    assert merged_numbers(gateway, T0 - 2.5 * h, page_size=2) == [1, 2]
+    assert fake.count("POST", r"/graphql") == 5
+
+
+def test_graphql_inner_lists_are_completed_through_node(fake, gateway):
+    m = timedelta(minutes=1)
+    fake.add_pull(REPO, 7, merged_at=T0)
+    reviews = [fake.add_review(REPO, 7, f"rev{i}", submitted_at=T0 - (100 - i) * m)
+               for i in range(35)]
+    for i in range(12):
+        fake.add_review_comment(REPO, 7, "rev3", f"nit {i}", created_at=T0 - 50 * m,
+                                review_id=reviews[3]["id"])
+    for i in range(40):
+        fake.add_issue_comment(REPO, 7, "dave", f"comment {i}", created_at=T0 - (40 - i) * m)
+    shas = [fake.add_pull_commit(REPO, 7, message=f"c{i}", committed_at=T0 - (200 - i) * m)
+            for i in range(60)]
+
+    [(_, node)] = gateway.merged_pull_nodes(1, REPO, T0 - timedelta(days=1))
+    # One query for the page, then one node(id:) query each for the reviews, comments and
+    # commits beyond their first page, and for review 3's comments beyond its first 10.
+    assert fake.count("POST", r"/graphql") == 5
+    got = node["reviews"]["nodes"]
+    assert [r["author"]["login"] for r in got] == [f"rev{i}" for i in range(35)]
+    assert [[c["body"] for c in r["comments"]["nodes"]] for r in got[2:5]] == \
+        [[], [f"nit {i}" for i in range(12)], []]
+    assert [c["body"] for c in node["comments"]["nodes"]] == [f"comment {i}" for i in range(40)]
+    assert [c["commit"]["oid"] for c in node["commits"]["nodes"]] == shas
+    for connection in (node["reviews"], node["comments"], node["commits"], got[3]["comments"]):
+        assert connection["pageInfo"]["hasNextPage"] is False
+
+
+def test_graphql_bots_and_pull_facts(fake, gateway):
+    h = timedelta(hours=1)
+    fake.add_pull(REPO, 8, author="dependabot[bot]", author_type="Bot", merged_by="tbr-fake[bot]",
+                  merged_at=T0, title="Bump x", body=None)
+    trailer = "Co-authored-by: Bob <1+bob@users.noreply.github.com>"
+    first = fake.add_pull_commit(REPO, 8, author="carol", committed_at=T0 - 4 * h,
+                                 message=f"Bump x\n\n{trailer}")
+    head = fake.add_pull_commit(REPO, 8, author=None, committed_at=T0 - 3 * h)
+    fake.add_review(REPO, 8, "renovate", "commented", user_type="Bot", submitted_at=T0 - 3 * h)
+    approval = fake.add_review(REPO, 8, "bob", "APPROVED", body="LGTM", submitted_at=T0 - 2 * h)
+    fake.add_review_comment(REPO, 8, "bob", "nit", created_at=T0 - 2 * h, review_id=approval["id"])
+    single = fake.add_review_comment(REPO, 8, "erin", "why?", created_at=T0 - h)
+    fake.add_issue_comment(REPO, 8, "ci[bot]", "green", user_type="Bot", created_at=T0 - h)
+
+    [(_, node)] = gateway.merged_pull_nodes(1, REPO, T0 - timedelta(days=1))
+    assert node["author"] == {"login": "dependabot", "__typename": "Bot"}  # no "[bot]"
+    assert node["mergedBy"] == {"login": "tbr-fake", "__typename": "Bot"}
+    assert [r["author"] for r in node["reviews"]["nodes"]] == [
+        {"login": "renovate", "__typename": "Bot"}, {"login": "bob", "__typename": "User"},
+        {"login": "erin", "__typename": "User"}]
+    assert node["reviews"]["nodes"][2]["id"] == f"PRR_fake{single['id']}"  # its own review
+
+    facts = pull_facts(REPO, node)
+    url = f"{fake.url}/{REPO}/pull/8"
+    assert (facts.number, facts.url, facts.title, facts.body, facts.merged_at) == \
+        (8, url, "Bump x", "", T0)
+    assert (facts.head_sha, facts.base, facts.head_ref) == (head, "main", "feature-8")
+    assert (facts.author, facts.merged_by) == \
+        (Actor("dependabot[bot]", "Bot"), Actor("tbr-fake[bot]", "Bot"))
+    assert [(r.reviewer, r.state, r.submitted_at, r.body, r.commit_id) for r in facts.reviews] == [
+        (Actor("renovate[bot]", "Bot"), "COMMENTED", T0 - 3 * h, "", head),
+        (Actor("bob"), "APPROVED", T0 - 2 * h, "LGTM", head),
+        (Actor("erin"), "COMMENTED", T0 - h, "", head)]
+    assert facts.reviews[1].url == f"{url}#pullrequestreview-{approval['id']}"
+    assert [(c.author, c.body, c.kind) for c in facts.comments] == [
+        (Actor("ci[bot]", "Bot"), "green", "comment"), (Actor("bob"), "nit", "review comment"),
+        (Actor("erin"), "why?", "review comment")]
+    assert facts.commits == (CommitFact(first, "carol", "carol", T0 - 4 * h, ("bob",)),
+                             CommitFact(head, None, None, T0 - 3 * h, ()))
+    rest = gateway.pull_facts(1, REPO, 8)  # the REST path sees the same comments and commits
+    assert rest.comments == facts.comments
+    assert rest.commits == facts.commits
+
+
+def test_graphql_many_pulls_cost_few_requests(fake, gateway):
+    fake.add_pulls(REPO, 250, spacing=timedelta(minutes=1))
+    nodes = [node for _, node in gateway.merged_pull_nodes(1, REPO, T0 - timedelta(days=1))]
+    assert [n["number"] for n in nodes] == list(range(1, 251))  # newest first
+    assert {(len(n["reviews"]["nodes"]), len(n["comments"]["nodes"])) for n in nodes} == {(1, 1)}
+    assert fake.count("POST", r"/graphql") == 3
+
+
+def test_graphql_branch_history(fake, inst, gateway):
+    h = timedelta(hours=1)
+    pr = fake.add_pull(REPO, 3, merged_at=T0 - h)
+    fake.add_pull(REPO, 4, merged=False)
+    fake.add_commit(REPO, "main", message="old", committed_at=T0 - 5 * h)
+    direct = fake.add_commit(REPO, "main", message="Direct push\n\nwhy", committed_at=T0 - 2 * h,
+                             author="carol")
+    merge = fake.add_commit(REPO, "main", sha=pr["merge_commit_sha"], committed_at=T0 - h,
+                            message="Merge pull request #3")
+    late = fake.add_commit(REPO, "main", message="wip", committed_at=T0, author=None, pull=4)
+
+    got = gateway.branch_history(1, REPO, "main", T0 - 3 * h, page_size=2)
+    assert fake.count("POST", r"/graphql") == 2
+    web = f"{fake.url}/{REPO}/commit"
+    assert got == [
+        {"sha": late, "at": T0, "message": "wip", "url": f"{web}/{late}", "author": None,
+         "pulls": []},  # associated with an open PR only
+        {"sha": merge, "at": T0 - h, "message": "Merge pull request #3", "url": f"{web}/{merge}",
+         "author": "alice", "pulls": [(3, "main")]},
+        {"sha": direct, "at": T0 - 2 * h, "message": "Direct push", "url": f"{web}/{direct}",
+         "author": "carol", "pulls": []}]
+    # The same commits and links as REST serves.
+    assert [{k: c[k] for k in ("sha", "url", "message", "author", "at")} for c in got] == \
+        gateway.commits_since(1, REPO, "main", T0 - 3 * h)
+    assert [p.number for p in inst.rest.repos.list_pull_requests_associated_with_commit(
+        OWNER, NAME, merge).parsed_data] == [3]
+    fake.add_branch(REPO, "release")  # a branch without add_commit commits has no history
+    assert gateway.branch_history(1, REPO, "release", T0 - 3 * h) == []
+    assert gateway.branch_history(1, REPO, "gone", T0 - 3 * h) == []
+
+
+def test_graphql_errors_are_answered_as_github_does(fake, gh, gateway, monkeypatch):
+    token = gh.rest.apps.create_installation_access_token(1).parsed_data.token
+    invalid = '{ repository(owner: "acme", name: "widgets") { nope } }'
+    r = graphql_post(fake, token, invalid)
+    assert r.status_code == 200 and "data" not in r.json()  # did not validate: nothing ran
+    [error] = r.json()["errors"]
+    assert "'nope'" in error["message"] and error["locations"] == [{"line": 1, "column": 48}]
+    monkeypatch.setattr(queries, "HISTORY", queries.HISTORY.replace("messageHeadline", "headline"))
+    with pytest.raises(GitHubError) as exc:
+        gateway.branch_history(1, REPO, "main", T0)
+    assert exc.value.status == 422 and "headline" in str(exc.value)
+
+    fake.add_repo("other/repo", installation_id=2)
+    for repo in ("acme/nope", "other/repo"):  # another installation's repo is not found either
+        with pytest.raises(GitHubError) as exc:
+            list(gateway.merged_pull_nodes(1, repo, T0))
+        assert exc.value.status == 404
+    r = graphql_post(fake, token, 'query { repository(owner: "other", name: "repo") { id } }')
+    assert r.json() == {"data": {"repository": None}, "errors": [{
+        "type": "NOT_FOUND", "path": ["repository"], "locations": [{"line": 1, "column": 9}],
+        "message": "Could not resolve to a Repository with the name 'other/repo'."}]}
+
+    with pytest.raises(GitHubError):
+        merged_numbers(gateway, T0, page_size=101)
+    r = graphql_post(fake, token, queries.PULLS, {"owner": OWNER, "name": NAME, "first": 101})
+    assert [e["type"] for e in r.json()["errors"]] == ["EXCESSIVE_PAGINATION"]
+    r = graphql_post(fake, token, queries.more_query("reviews"), {"id": "PR_fake999999"})
+    assert [(e["type"], e["path"]) for e in r.json()["errors"]] == [("NOT_FOUND", ["node"])]
+    r = graphql_post(fake, token, '{ repository(owner: "acme", name: "widgets") { forkCount } }')
+    assert r.json()["errors"][0]["message"] == "fakegithub does not implement Repository.forkCount"
+    r = graphql_post(fake, "ghs_bogus", "{ viewer { login } }")
+    assert (r.status_code, r.json()["message"]) == (401, "Bad credentials")
+
+
+def test_graphql_faults_are_retried(fake, gateway):
+    fake.add_pull(REPO, 1, merged_at=T0)
+    fake.fail("POST", r"/graphql", 502)
+    assert merged_numbers(gateway, T0 - timedelta(hours=1)) == [1]
+    assert fake.count("POST", r"/graphql") == 2
+    fake.fail("POST", r"/graphql", 502, times=5)
+    with pytest.raises(GitHubUnavailable):
+        merged_numbers(gateway, T0 - timedelta(hours=1))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import stat
 import threading
 from html import unescape
@@ -17,6 +16,7 @@ from werkzeug.serving import make_server
 
 from tbr.config import SetupSettings, load
 from tbr.web import SetupSwitch
+from tests.processes import chromium_page, needs_chromium
 
 MANIFEST = json.loads((Path(__file__).resolve().parent.parent / "app-manifest.json").read_text())
 
@@ -111,22 +111,13 @@ def test_app_manifest_is_least_privilege():
     assert MANIFEST["public"] is False
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.mark.skipif(not CHROMIUM and not os.environ.get("TBR_REQUIRE_BROWSER"), reason="no Chromium here")
+@needs_chromium
 def test_setup_page_in_headless_chromium(switch, env, github):
-    from playwright.sync_api import sync_playwright
-
     server = make_server("127.0.0.1", 0, switch, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_port}"
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run"])
-            page = browser.new_page()
+        with chromium_page() as page:
             page.goto(f"{base}/setup")
             assert page.title() == "Set up tbr"
             assert page.locator("button").inner_text() == "Create the GitHub App"
@@ -135,7 +126,6 @@ def test_setup_page_in_headless_chromium(switch, env, github):
             assert f"(id {github.app_id})" in page.inner_text("#done")
             page.goto(f"{base}/healthz")
             assert '"ok"' in page.content()
-            browser.close()
     finally:
         server.shutdown()
     assert json.loads(env.read_text())["app_id"] == github.app_id

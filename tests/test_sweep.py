@@ -113,3 +113,18 @@ def test_sweep_follows_configured_branches(github, repo, bot):
     sweep(bot.engine)
     bot.run()
     assert titles(github) == [f"TBR acme/api@{sha[:7]} follow-up review"]
+
+
+def test_old_payloads_are_dropped_but_redeliveries_still_recognised(github, repo, bot):
+    github.add_pull(REPO, 7, merged_at=bot.clock(), merged_by="bob")
+    body = payloads.merged_pr(REPO, repo["id"], 7, merged_by="bob", merged_at=bot.clock())
+    bot.deliver("pull_request", body, guid="old")
+    bot.run(after_seconds=300)
+    bot.clock.advance(29 * 86400)
+    sweep(bot.engine)
+    assert bot.store.delivery("old")["payload"] != ""  # within TBR_PAYLOAD_DAYS (30)
+    bot.clock.advance(2 * 86400)
+    sweep(bot.engine)
+    assert bot.store.delivery("old")["payload"] == ""
+    assert bot.deliver("pull_request", body, guid="old").status_code == 200  # still known
+    assert len(bot.changes()) == 1

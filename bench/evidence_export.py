@@ -1,0 +1,97 @@
+"""Evidence export at scale: 100,000 changes, exported as CSV, JSON and HTML; time and peak memory.
+
+    .venv/bin/python bench/evidence_export.py [--changes 100000]
+
+Each export runs in a fresh process so its peak resident memory (VmHWM) is its own. Memory is
+flat when the peak barely moves between 10,000 and 100,000 changes, which the run shows side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from tbr import audit, evidence  # noqa: E402
+from tbr.store import Store, iso  # noqa: E402
+
+START = datetime(2026, 7, 1, tzinfo=timezone.utc)
+
+
+def populate(path: str, n: int) -> None:
+    store = Store(path)
+    step = timedelta(days=90) / n
+    rows = []
+    for i in range(n):
+        at = START + i * step
+        approved = i % 5 != 0
+        decision = {"approved": approved, "rule": "review" if approved else "none",
+                    "approval": {"rule": "review", "approver": "bob", "at": iso(at), "url": f"https://github.com/acme/api/pull/{i}#pullrequestreview-{i}",
+                                 "detail": "bob approved the pull request"} if approved else None,
+                    "summary": "Approved: bob approved the pull request" if approved else "No approval found: alice authored and merged it",
+                    "notes": []}
+        row = {"key": f"pr:1:{i}", "kind": "pr", "repo": "acme/api", "repo_id": 1, "installation_id": 1,
+               "branch": "main", "number": i, "sha": f"{i:040x}", "actor": "alice", "happened_at": iso(at),
+               "facts": json.dumps({"title": f"Change {i}", "url": f"https://github.com/acme/api/pull/{i}", "author": "alice"}),
+               "source": "webhook", "first_seen_at": iso(at), "next_attempt_at": iso(at),
+               "status": "approved" if approved else "followup", "decision": json.dumps(decision), "judged_at": iso(at)}
+        if not approved:
+            row.update(followup_repo="acme/api", followup_number=100000 + i,
+                       followup_url=f"https://github.com/acme/api/issues/{100000 + i}", due_at=iso(at + timedelta(days=2)),
+                       followup_state="signed_off", signed_off_at=iso(at + timedelta(days=1)), signed_off_by="bob",
+                       signoff_how="closed", business_seconds=86400, within_sla=1)
+        rows.append(row)
+    store.db["changes"].insert_all(rows, batch_size=2000)
+    with store.write():
+        t = START
+        while t < START + timedelta(days=90):
+            audit.append(store.db, "heartbeat", "", "tbr", t, {})
+            t += audit.HEARTBEAT_EVERY
+
+
+def export_one(path: str, fmt: str) -> None:
+    """Child process: one export to /dev/null, then time and peak memory as JSON."""
+    store = Store(path)
+    t = time.perf_counter()
+    with open(os.devnull, "w") as out:
+        _, n = evidence.export(store.db, evidence.Period(START, START + timedelta(days=91)), fmt, out,
+                               START + timedelta(days=91))
+    print(json.dumps({"rows": n, "seconds": round(time.perf_counter() - t, 2), "peak_mb": peak_mb()}))
+
+
+def peak_mb() -> float:
+    """This process's peak resident memory. Not ru_maxrss: Linux carries that over from the parent
+    across fork and exec, so the child would report the populating parent's peak."""
+    with open("/proc/self/status") as f:
+        kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    return round(kb / 1024, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--changes", type=int, default=100_000)
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        export_one(*args.child)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sorted({args.changes // 10, args.changes}):
+            path = os.path.join(tmp, f"{n}.db")
+            populate(path, n)
+            for fmt in ("csv", "json", "html"):
+                out = subprocess.run([sys.executable, __file__, "--child", path, fmt], check=True,
+                                     capture_output=True, text=True).stdout
+                r = json.loads(out)
+                print(f"{n:>7} changes  {fmt:<4}  {r['seconds']:>5} s  peak {r['peak_mb']:>6} MB")
+
+
+if __name__ == "__main__":
+    main()

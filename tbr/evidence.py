@@ -1,0 +1,232 @@
+"""`tbr evidence`: the population of production changes in a period, for an auditor, in one command.
+
+One row per change that reached a watched branch: how it was approved, or its follow-up and who
+signed it off when. A summary comes first: counts by decision, SLA compliance, overdue follow-ups,
+coverage (time running, gaps and the sweeps that filled them) and the audit chain's state. Rows are
+streamed from SQLite to the output one at a time, so memory stays flat however large the population;
+the summary is computed with aggregate queries before the first row is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TextIO
+
+from tbr import audit, sla
+from tbr.store import from_iso, iso
+
+COLUMNS = ("repo", "change", "kind", "branch", "url", "title", "author", "merged_by", "merged_at", "decision",
+           "rule", "approver", "approved_at", "approval_link", "explanation", "followup", "due", "followup_state",
+           "signed_off_at", "signed_off_by", "business_days", "within_sla", "found_by")
+
+DECISIONS = {"approved": "approved", "followup": "follow-up", "unapproved": "unapproved (before tbr, no follow-up)",
+             "pending": "pending (grace period)"}
+
+
+@dataclass(frozen=True)
+class Period:
+    start: datetime
+    end: datetime  # exclusive
+    repo: str | None = None
+
+    def where(self) -> tuple[str, list]:
+        sql = f"status IN ({', '.join('?' * len(DECISIONS))}) AND happened_at >= ? AND happened_at < ?"
+        args = [*DECISIONS, iso(self.start), iso(self.end)]
+        if self.repo:
+            sql += " AND repo = ? COLLATE NOCASE"
+            args.append(self.repo)
+        return sql, args
+
+
+def summary(db, period: Period, now: datetime) -> dict:
+    where, args = period.where()
+    counts = {s: 0 for s in DECISIONS}
+    counts.update(dict(db.execute(f"SELECT status, count(*) FROM changes WHERE {where} GROUP BY status", args)))
+    rules = dict(db.execute(f"SELECT json_extract(decision, '$.rule'), count(*) FROM changes WHERE {where}"
+                            " AND status = 'approved' GROUP BY 1 ORDER BY 2 DESC", args))
+    f = db.execute(
+        "SELECT count(signed_off_at), sum(within_sla), sum(followup_state = 'open' AND due_at <= ?),"
+        " sum(followup_state = 'open' AND due_at > ?), sum(followup_state IN ('deleted', 'transferred'))"
+        f" FROM changes WHERE {where} AND status = 'followup'", [iso(now), iso(now), *args]).fetchone()
+    signed, within = f[0], f[1] or 0
+    cover = audit.coverage(db, period.start, min(period.end, now))
+    check = audit.verify(db)
+    return {
+        "period": {"from": iso(period.start), "to": iso(period.end), "repo": period.repo or "all watched"},
+        "generated_at": iso(now),
+        "changes": sum(counts.values()),
+        "by_decision": counts,
+        "approved_by_rule": rules,
+        "followups": {"filed": counts["followup"], "signed_off": signed, "within_sla": within,
+                      "late": signed - within, "overdue_open": f[2] or 0, "open_not_due": f[3] or 0,
+                      "deleted_or_transferred": f[4] or 0},
+        "sla_compliance": f"{100 * within / signed:.1f}%" if signed else "n/a",
+        "coverage": {
+            "running": f"{cover.percent:.2f}%",
+            "running_hours": round(cover.running.total_seconds() / 3600, 1),
+            "gaps": [{"from": iso(g.start), "to": iso(g.end), "hours": round(g.length.total_seconds() / 3600, 2),
+                      "filled_by_sweep_at": iso(g.filled_by) if g.filled_by else None} for g in cover.gaps],
+            "sweeps": db.execute("SELECT count(*) FROM audit WHERE kind = 'sweep.finished' AND at >= ? AND at < ?",
+                                 [iso(period.start), iso(period.end)]).fetchone()[0],
+        },
+        "audit_chain": {"intact": check.ok, "records": check.records, "head_seq": check.head_seq,
+                        "head_hash": check.head_hash, "problem": check.problem},
+    }
+
+
+def _row(r: dict) -> dict:
+    facts = json.loads(r["facts"])
+    decision = json.loads(r["decision"]) if r["decision"] else {}
+    approval = decision.get("approval") or {}
+    if r["kind"] == "pr":
+        change, url, title, author = f"#{r['number']}", facts.get("url", ""), facts.get("title", ""), facts.get("author", "")
+    else:
+        commits = facts.get("commits") or []
+        change, url = r["sha"], facts.get("compare") or (commits[-1]["url"] if commits else "")
+        title = commits[-1]["message"].split("\n", 1)[0] if commits else ""
+        author = " ".join(sorted({c.get("author") or "" for c in commits} - {""})) or r["actor"]
+    seconds = r["business_seconds"]
+    return {
+        "repo": r["repo"], "change": change, "kind": r["kind"], "branch": r["branch"], "url": url, "title": title,
+        "author": author, "merged_by": r["actor"], "merged_at": r["happened_at"],
+        "decision": DECISIONS[r["status"]], "rule": decision.get("rule", ""), "approver": approval.get("approver", ""),
+        "approved_at": approval.get("at") or "", "approval_link": approval.get("url", ""),
+        "explanation": decision.get("summary", ""), "followup": r["followup_url"] or "", "due": r["due_at"] or "",
+        "followup_state": r["followup_state"] or "", "signed_off_at": r["signed_off_at"] or "",
+        "signed_off_by": r["signed_off_by"] or "",
+        "business_days": sla.business_days(timedelta(seconds=seconds)) if seconds is not None else "",
+        "within_sla": {1: "yes", 0: "no"}.get(r["within_sla"], ""), "found_by": _found_by(r["source"]),
+    }
+
+
+def _found_by(source: str) -> str:
+    return source if source in ("sweep", "backfill") or source.startswith("found through") else "webhook"
+
+
+def rows(db, period: Period) -> Iterator[dict]:
+    where, args = period.where()
+    cur = db.conn.execute(f"SELECT * FROM changes WHERE {where} ORDER BY happened_at, key", args)
+    names = [d[0] for d in cur.description]
+    for values in cur:
+        yield _row(dict(zip(names, values)))
+
+
+def write_csv(out: TextIO, db, period: Period) -> int:
+    writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    n = 0
+    for n, row in enumerate(rows(db, period), 1):
+        writer.writerow(row)
+    return n
+
+
+def write_json(out: TextIO, db, period: Period, head: dict) -> int:
+    out.write('{"summary": ' + json.dumps(head, indent=1) + ',\n"changes": [\n')
+    n = 0
+    for n, row in enumerate(rows(db, period), 1):
+        out.write((",\n" if n > 1 else "") + json.dumps(row, ensure_ascii=False))
+    out.write("\n]}\n")
+    return n
+
+
+def summary_lines(s: dict) -> list[str]:
+    """The summary for people: the terminal, and the top of the HTML page."""
+    c, f, cov, chain = s["by_decision"], s["followups"], s["coverage"], s["audit_chain"]
+    rules = ", ".join(f"{n} by {rule}" for rule, n in s["approved_by_rule"].items())
+    lines = [
+        f"Period: {s['period']['from'][:16]} to {s['period']['to'][:16]} UTC (end excluded), {s['period']['repo']}",
+        f"Changes: {s['changes']}: {c['approved']} approved" + (f" ({rules})" if rules else "")
+        + f", {c['followup']} with a follow-up, {c['unapproved']} unapproved before tbr, {c['pending']} pending",
+        f"Follow-ups: {f['signed_off']} signed off, {f['within_sla']} within the SLA ({s['sla_compliance']}),"
+        f" {f['late']} late; {f['overdue_open']} overdue and still open; {f['open_not_due']} open, not yet due"
+        + (f"; {f['deleted_or_transferred']} deleted or transferred" if f["deleted_or_transferred"] else ""),
+        f"Coverage: running {cov['running']} of the period, {len(cov['gaps'])} gaps, {cov['sweeps']} sweeps",
+    ]
+    lines += [f"  gap {g['from'][:16]} to {g['to'][:16]} UTC ({g['hours']} h): "
+              + (f"filled by the sweep at {g['filled_by_sweep_at'][:16]}" if g["filled_by_sweep_at"] else "not filled")
+              for g in cov["gaps"]]
+    lines.append(f"Audit chain: intact, {chain['records']} records, head #{chain['head_seq']} sha256:{chain['head_hash']}"
+                 if chain["intact"] else f"Audit chain: BROKEN: {chain['problem']}")
+    return lines
+
+
+STYLE = """
+body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#1f2328}
+h1{font-size:1.5em;margin:0 0 .5em}
+.summary{border:1px solid #d0d7de;border-radius:6px;padding:1em 1.5em;margin-bottom:1.5em;background:#f6f8fa}
+.summary p{margin:.3em 0}.broken{color:#cf222e;font-weight:bold}
+table{border-collapse:collapse;width:100%;font-size:12px}
+th,td{border:1px solid #d0d7de;padding:3px 6px;text-align:left;vertical-align:top}
+th{background:#eaeef2;cursor:pointer;position:sticky;top:0;white-space:nowrap}
+th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
+tr.followup td.decision{color:#9a6700}tr.unapproved td.decision{color:#cf222e}
+@media print{body{margin:0}th{position:static;background:none}a{color:inherit;text-decoration:none}
+thead{display:table-header-group}tr{break-inside:avoid}.noprint{display:none}}
+"""
+
+SORT = """
+document.querySelectorAll("th").forEach(function (th, i) {
+  th.addEventListener("click", function () {
+    var body = document.querySelector("tbody"), up = th.getAttribute("aria-sort") !== "ascending";
+    document.querySelectorAll("th").forEach(function (h) { h.removeAttribute("aria-sort"); });
+    th.setAttribute("aria-sort", up ? "ascending" : "descending");
+    var rows = Array.prototype.slice.call(body.rows), keyed = rows.map(function (r) {
+      var t = r.cells[i].textContent, n = t !== "" && !isNaN(t) ? parseFloat(t) : null;
+      return [n === null ? t : n, r];
+    });
+    keyed.sort(function (a, b) {
+      var x = a[0], y = b[0], c = typeof x === typeof y ? (x < y ? -1 : x > y ? 1 : 0) : (typeof x === "number" ? -1 : 1);
+      return up ? c : -c;
+    });
+    var frag = document.createDocumentFragment();
+    keyed.forEach(function (k) { frag.appendChild(k[1]); });
+    body.appendChild(frag);
+  });
+});
+"""
+
+LINKS = ("url", "approval_link", "followup")
+
+
+def _cell(column: str, value) -> str:
+    text = html.escape(str(value))
+    if column in LINKS and value:
+        return f'<td><a href="{text}">{text}</a></td>'
+    return f'<td class="{column}">{text}</td>'
+
+
+def write_html(out: TextIO, db, period: Period, head: dict) -> int:
+    """One self-contained page (no external resources): summary, then the table, sortable and printable."""
+    title = f"tbr evidence {head['period']['from'][:10]} to {head['period']['to'][:10]}"
+    out.write(f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+              f"<style>{STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>\n")
+    out.write('<section class="summary" id="summary">\n')
+    for line in summary_lines(head):
+        cls = ' class="broken"' if line.startswith("Audit chain: BROKEN") else ""
+        out.write(f"<p{cls}>{html.escape(line)}</p>\n")
+    out.write(f'<p class="noprint">Generated {html.escape(head["generated_at"][:19])} UTC. Click a column to sort.'
+              "</p></section>\n")
+    out.write('<table id="changes"><thead><tr>' + "".join(f"<th>{c}</th>" for c in COLUMNS) + "</tr></thead><tbody>\n")
+    n = 0
+    for n, row in enumerate(rows(db, period), 1):
+        kind = {"follow-up": "followup"}.get(row["decision"], row["decision"].split(" ")[0])
+        out.write(f'<tr class="{kind}">' + "".join(_cell(c, row[c]) for c in COLUMNS) + "</tr>\n")
+    out.write(f"</tbody></table>\n<script>{SORT}</script>\n</body></html>\n")
+    return n
+
+
+def export(db, period: Period, fmt: str, out: TextIO, now: datetime) -> tuple[dict, int]:
+    """Write the export; returns its summary and the number of rows."""
+    head = summary(db, period, now)
+    if fmt == "csv":
+        n = write_csv(out, db, period)
+    elif fmt == "json":
+        n = write_json(out, db, period, head)
+    else:
+        n = write_html(out, db, period, head)
+    return head, n
