@@ -316,8 +316,11 @@ class Engine:
             due = sla.due_at(start, tz, holidays, cfg.sla_business_days)
             tracking = cfg.tracking_repo or row["repo"]
             tracking_inst = inst if tracking.lower() == row["repo"].lower() else self.gateway.installation_for(tracking)
+            if not row["filing_at"]:  # recorded before the POST, so a try after a crash looks first
+                self.store.update_change(key, filing_at=iso(self.clock()))
             issue = self.filer.file(tracking_inst, tracking, change, decision, due, tz,
-                                    from_iso(row["first_seen_at"]), cfg.sla_business_days)
+                                    from_iso(row["first_seen_at"]), cfg.sla_business_days,
+                                    retry=bool(row["filing_at"]))
             values.update(followup_repo=tracking, followup_number=issue.number, followup_url=issue.url,
                           due_at=iso(due), followup_state="open", terms=terms)
         review_check = "review" in self.config(inst, row["repo"]).checks  # asked before taking the lock

@@ -1,9 +1,10 @@
 """The follow-up issue: what it says, and filing it exactly once.
 
-Exactly once rests on a hidden marker holding the change's key. Before creating an issue, tbr lists
-the tracking repo's `tbr`-labelled issues touched since the change was first seen and looks for
-the marker; so a crash between GitHub creating the issue and tbr recording it, or a POST whose
-answer was lost, is followed by finding the issue, not by filing a second one. Titles are for
+Exactly once rests on a hidden marker holding the change's key. tbr records that it is about to
+file before its first try; any later try first lists the tracking repo's `tbr`-labelled issues
+touched since the change was first seen and looks for the marker. So a crash between GitHub
+creating the issue and tbr recording it, or a POST whose answer was lost, is followed by finding the
+issue, not by filing a second one, and the usual first try costs one request. Titles are for
 people (and auditors' searches); people rename issues, so titles are never used to match.
 """
 
@@ -107,9 +108,11 @@ class Filer:
         self._labelled: set[str] = set()
 
     def file(self, inst: int, tracking_repo: str, change: Change, decision: Decision, due: datetime,
-             tz: ZoneInfo, first_seen: datetime, days: int = 2) -> IssueRef:
+             tz: ZoneInfo, first_seen: datetime, days: int = 2, retry: bool = True) -> IssueRef:
+        """File the follow-up; on a `retry` (an earlier try may have created it), look for it first."""
         gw = self.gateway
-        found = gw.find_issue(inst, tracking_repo, LABEL, marker(change.key), since=first_seen - timedelta(days=1))
+        found = retry and gw.find_issue(inst, tracking_repo, LABEL, marker(change.key),
+                                        since=first_seen - timedelta(days=1))
         if found:
             log.info("followup.found_existing", change=change.key, issue=found.url)
             return found

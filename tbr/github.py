@@ -24,7 +24,7 @@ from githubkit.retry import RetryOption
 from githubkit.utils import UNSET
 
 from tbr import graphql
-from tbr.classify import Actor, Comment, CommitFact, PullFacts, Review, coauthors
+from tbr.classify import Actor, PullFacts
 from tbr.config import Settings
 
 log = structlog.get_logger("tbr.github")
@@ -109,10 +109,6 @@ def _actor(user) -> Actor:
 
 def _enabled(setting) -> bool:
     return bool(setting not in (None, UNSET) and getattr(setting, "enabled", False))
-
-
-def _login(user) -> str | None:
-    return getattr(user, "login", None) if user not in (None, UNSET) else None
 
 
 def split(full_name: str) -> tuple[str, str]:
@@ -228,46 +224,16 @@ class Gateway:
     # pull requests ----------------------------------------------------------------------------
 
     def pull_facts(self, inst: int, repo: str, number: int, merged: bool = True) -> PullFacts | None:
-        """Everything the classifier needs about a PR, every page of it. None when `merged` is asked
-        for and it is not merged, or when an open PR is asked for and it is not open."""
-        client = self._inst(inst)
+        """Everything the classifier needs about a PR, every page of it, in one GraphQL request (more
+        only for long lists). None when `merged` is asked for and it is not merged, or when an open PR
+        is asked for and it is not open."""
         owner, name = split(repo)
-        where = f"{repo}#{number}"
-        pr = call(f"GET pull {where}", client.rest.pulls.get, owner, name, number).parsed_data
-        if (not pr.merged_at) if merged else (pr.state != "open"):
+        node = self._graphql(inst, f"pull {repo}#{number}", graphql.PULL,
+                             {"owner": owner, "name": name, "number": number})["repository"]["pullRequest"]
+        if node["state"] != ("MERGED" if merged else "OPEN"):
             return None
-        reviews = self._all(f"reviews of {where}", client, client.rest.pulls.list_reviews,
-                            owner=owner, repo=name, pull_number=number)
-        issue_comments = self._all(f"comments of {where}", client, client.rest.issues.list_comments,
-                                   owner=owner, repo=name, issue_number=number)
-        review_comments = self._all(f"review comments of {where}", client, client.rest.pulls.list_review_comments,
-                                    owner=owner, repo=name, pull_number=number)
-        commits = self._all(f"commits of {where}", client, client.rest.pulls.list_commits,
-                            owner=owner, repo=name, pull_number=number)
-        comments = [Comment(_actor(c.user), c.body or "", _when(c.created_at), c.html_url, "comment")
-                    for c in issue_comments]
-        comments += [Comment(_actor(c.user), c.body or "", _when(c.created_at), c.html_url, "review comment")
-                     for c in review_comments]
-        return PullFacts(
-            repo=repo,
-            number=number,
-            url=pr.html_url,
-            title=pr.title,
-            author=_actor(pr.user),
-            merged_by=_actor(pr.merged_by) if pr.merged_by not in (None, UNSET) else None,
-            merged_at=_when(pr.merged_at) if pr.merged_at else datetime.now(timezone.utc),
-            reviews=tuple(Review(_actor(r.user), r.state, _when(r.submitted_at), r.html_url, r.body or "",
-                                 r.commit_id if r.commit_id is not UNSET else None)
-                          for r in reviews),
-            comments=tuple(comments),
-            head_sha=pr.head.sha,
-            base=pr.base.ref,
-            commits=tuple(CommitFact(c.sha, _login(c.author), _login(c.committer),
-                                     _when(c.commit.committer.date) if c.commit.committer else None,
-                                     coauthors(c.commit.message)) for c in commits),
-            body=pr.body or "",
-            head_ref=pr.head.ref,
-        )
+        self._complete(inst, repo, node)
+        return graphql.pull_facts(repo, node)
 
     def merged_pulls_for_commit(self, inst: int, repo: str, sha: str, branch: str) -> list[int]:
         """Numbers of the merged PRs into `branch` that GitHub associates with commit `sha`."""

@@ -1,9 +1,9 @@
-"""The GraphQL queries backfill sends, and the translation of their answers into the classifier's facts.
+"""The GraphQL queries tbr sends, and the translation of their answers into the classifier's facts.
 
-One query fetches a page of merged PRs with their reviews, review comments, comments and commits, so
-a year of history costs a few requests per thousand PRs instead of five REST calls per PR. An inner
-list that overflows its first page is paged on its own through `node(id:)`. Pure: no I/O here; the
-gateway sends these queries.
+One query fetches a PR with its reviews, review comments, comments and commits, where REST takes
+five requests; another a page of a hundred merged PRs the same way, so backfilling a year of history
+costs a few requests per thousand PRs. An inner list that overflows its first page is paged on its
+own through `node(id:)`. Pure: no I/O here; the gateway sends these queries.
 """
 
 from __future__ import annotations
@@ -29,6 +29,25 @@ INNER = {
 }
 FIRST_PAGE = {"reviews": 30, "comments": 30, "commits": 50}
 
+# Everything the classifier needs of a PR, in one request (inner lists continue with more_query).
+PULL_FIELDS = f"""
+        id number state title url body updatedAt mergedAt baseRefName headRefName headRefOid
+        {ACTOR}
+        mergedBy {{ login __typename }}
+        mergeCommit {{ oid }}
+        reviews(first: {FIRST_PAGE["reviews"]}) {{ {PAGE_INFO} {REVIEW} }}
+        comments(first: {FIRST_PAGE["comments"]}) {{ {PAGE_INFO} {ISSUE_COMMENT} }}
+        commits(first: {FIRST_PAGE["commits"]}) {{ {PAGE_INFO} {COMMIT} }}
+"""
+
+PULL = f"""
+query PullFacts($owner: String!, $name: String!, $number: Int!) {{
+  repository(owner: $owner, name: $name) {{
+    pullRequest(number: $number) {{ {PULL_FIELDS} }}
+  }}
+}}
+"""
+
 PULLS = f"""
 query BackfillPulls($owner: String!, $name: String!, $first: Int!, $after: String) {{
   repository(owner: $owner, name: $name) {{
@@ -37,15 +56,7 @@ query BackfillPulls($owner: String!, $name: String!, $first: Int!, $after: Strin
     defaultBranchRef {{ name }}
     pullRequests(states: MERGED, orderBy: {{field: UPDATED_AT, direction: DESC}}, first: $first, after: $after) {{
       {PAGE_INFO}
-      nodes {{
-        id number title url body updatedAt mergedAt baseRefName headRefName headRefOid
-        {ACTOR}
-        mergedBy {{ login __typename }}
-        mergeCommit {{ oid }}
-        reviews(first: {FIRST_PAGE["reviews"]}) {{ {PAGE_INFO} {REVIEW} }}
-        comments(first: {FIRST_PAGE["comments"]}) {{ {PAGE_INFO} {ISSUE_COMMENT} }}
-        commits(first: {FIRST_PAGE["commits"]}) {{ {PAGE_INFO} {COMMIT} }}
-      }}
+      nodes {{ {PULL_FIELDS} }}
     }}
   }}
 }}
@@ -120,7 +131,7 @@ def pull_facts(repo: str, node: dict) -> PullFacts:
         title=node["title"],
         author=actor(node["author"]),
         merged_by=actor(node["mergedBy"]) if node["mergedBy"] else None,
-        merged_at=when(node["mergedAt"]),
+        merged_at=when(node["mergedAt"]),  # None while open
         reviews=tuple(Review(actor(r["author"]), r["state"], when(r["submittedAt"]), r["url"], r["body"] or "",
                              (r["commit"] or {}).get("oid")) for r in reviews),
         comments=tuple(comments),

@@ -195,6 +195,7 @@ CHANGE_COLUMNS = {
     "business_seconds": int,
     "within_sla": int,
     "terms": str,               # the SLA's terms when filed: timezone, holidays, days, escalate
+    "filing_at": str,           # when tbr first tried to file: a later try first looks for that issue
 }
 
 

@@ -1905,7 +1905,13 @@ class _GraphQLView:
                 "defaultBranchRef": self._ref(r, r["default_branch"]),
                 "ref": lambda info, qualifiedName: self._ref(
                     r, qualifiedName.removeprefix("refs/heads/")),
-                "pullRequests": lambda info, **args: self._pull_requests(info, r, **args)}
+                "pullRequests": lambda info, **args: self._pull_requests(info, r, **args),
+                "pullRequest": lambda info, number: self._pull_by_number(r, number)}
+
+    def _pull_by_number(self, r, number: int) -> dict:
+        if number not in r["pulls"]:
+            raise _GraphQLError(f"Could not resolve to a PullRequest with the number of {number}.", "NOT_FOUND")
+        return self._pull(r, r["pulls"][number])
 
     def _ref(self, r, branch: str) -> dict | None:
         if branch not in r["branches"]:
