@@ -40,6 +40,24 @@ def backoff(attempts: int) -> timedelta:
     return min(timedelta(seconds=30 * 2 ** attempts), MAX_BACKOFF)
 
 
+def process_start(pid: int) -> str:
+    """When process `pid` started, in clock ticks since boot (Linux); "" when it is not running (or a
+    zombie: killed, not yet reaped) or this cannot be known. With the pid it names one process for
+    good: a pid is reused, a pid and start time never are."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return ""
+    return "" if fields[0] in ("Z", "X") else fields[19]
+
+
+def owner_dead(owner: str) -> bool:
+    """Whether a lease owner is a process on this machine that no longer runs (killed, say)."""
+    host, pid, started, _ = (owner.split(":") + ["", "", "", ""])[:4]
+    return host == socket.gethostname() and pid.isdigit() and started != "" and process_start(int(pid)) != started
+
+
 def policy_of(cfg: RepoConfig) -> Policy:
     return Policy(cfg.approval_phrases, cfg.exempt_authors, cfg.require_fresh_approval,
                   independent_approvals="separation-of-duties" in cfg.checks)
@@ -58,9 +76,16 @@ class Engine:
         # The deployment's own clock, for what is not one repository's: the digest, its schedule.
         self.tz = settings.tz
         self.holidays = sla.holiday_calendar(settings.holidays)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{process_start(os.getpid())}:{uuid.uuid4().hex[:8]}"
 
     # the loop body ----------------------------------------------------------------------------
+
+    def release_dead_leases(self) -> int:
+        """Work a killed process on this machine held is free again now, not when its lease runs out."""
+        released = self.store.release_leases(owner_dead, self.clock())
+        if released:
+            log.warning("leases.released", items=released, reason="their process is gone")
+        return released
 
     def run_due(self) -> int:
         """Process every delivery and change that is due now; returns how many were handled."""
@@ -369,6 +394,16 @@ class Engine:
     def _judge_push(self, row: dict, change: Change, inst: int):
         """A push is covered when every commit in it belongs to a merged PR into the same branch."""
         commits = change.facts["commits"] or [{"sha": change.sha, "url": "", "message": ""}]
+        # A commit is judged with the change that recorded it first: a sweep can find a commit whose
+        # push delivery is stored but not yet processed, and then both would claim it.
+        key = row["key"]
+        owners = self.store.commit_owners(row["repo_id"], [c["sha"] for c in commits])
+        elsewhere = {owners[c["sha"]] for c in commits if owners.get(c["sha"], key) != key}
+        commits = [c for c in commits if owners.get(c["sha"], key) == key]
+        if not commits:
+            return "covered", Decision(True, "recorded-elsewhere", None,
+                                       f"Its commits were recorded first with {', '.join(sorted(elsewhere))},"
+                                       " and judged there"), change
         covering: set[int] = set()
         uncovered = []
         for commit in commits:

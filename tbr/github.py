@@ -144,6 +144,15 @@ def call(what: str, fn, *args, **kwargs):
         raise GitHubUnavailable(f"{what}: {e!r}") from e
 
 
+class SharedTransport(httpx.HTTPTransport):
+    """One connection pool (and one TLS context) for all of tbr's requests. githubkit makes an httpx
+    client per request and closes it after; with its own transport each request would build a TLS
+    context (about 20 ms of CPU) and open a new connection."""
+
+    def close(self) -> None:
+        pass  # outlives each per-request client
+
+
 class Gateway:
     def __init__(self, settings: Settings, *, timeout: float = 15.0, retry: RetryPolicy | None = None,
                  transport: httpx.BaseTransport | None = None,
@@ -151,7 +160,9 @@ class Gateway:
         self.settings = settings
         self.retry = retry or RetryPolicy()
         self.requests = 0  # answers received from GitHub, for commands that report their cost
-        self.app = GitHub(
+        self._lock = threading.Lock()
+        transport = transport or SharedTransport()
+        self._make_app = lambda: GitHub(
             AppAuthStrategy(str(settings.app_id), settings.private_key),
             base_url=settings.api_url + "/",
             timeout=timeout,
@@ -159,19 +170,26 @@ class Gateway:
             http_cache=False,
             user_agent="tbr (https://github.com/tbr-bot/tbr)",
             transport=transport,
-            event_hooks={"response": [self._count, *([on_response] if on_response else [])]},
+            event_hooks={"response": [self._seen, *([on_response] if on_response else [])]},
             # githubkit's default token cache is process-wide and keyed by app id alone.
             cache_strategy=MemCacheStrategy(),
         )
+        self.app = self._make_app()
         self._clients: dict[int, GitHub] = {}
         self._installations: dict[str, int] = {}
-        self._lock = threading.Lock()
 
     # plumbing ---------------------------------------------------------------------------------
 
-    def _count(self, _response: httpx.Response) -> None:
+    def _seen(self, response: httpx.Response) -> None:
+        """Count each answer; on a 401, forget the cached tokens. githubkit keeps an installation
+        token until the expiry GitHub gave, so a token revoked early (the App reinstalled, its key
+        rotated) would fail every call for up to an hour; the retry gets a fresh one instead."""
         with self._lock:
             self.requests += 1
+            if response.status_code == 401:
+                self.app = self._make_app()
+                self._clients.clear()
+                log.warning("github.tokens_forgotten", url=str(response.request.url))
 
     def _inst(self, installation_id: int) -> GitHub:
         with self._lock:

@@ -82,7 +82,9 @@ class Scheduler:
         sched.add_job(self.run_digest, "interval", seconds=DIGEST_CHECK_EVERY.total_seconds(),
                       next_run_time=now, id="digest")
         sched.add_job(self.beat, "interval", seconds=60, next_run_time=now, id="heartbeat")
-        sched.add_job(self.run_controls, "interval", hours=24, next_run_time=now, id="controls")
+        # Hourly, though the check is daily: queued once a day (keyed by the date), so a run that
+        # failed (GitHub down) is made up within the hour instead of the next day.
+        sched.add_job(self.run_controls, "interval", hours=1, next_run_time=now, id="controls")
         sched.start()
         self._scheduler = sched
         log.info("scheduler.leading", pid=os.getpid(), sweep_minutes=settings.sweep_minutes,

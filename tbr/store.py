@@ -241,7 +241,8 @@ class Store:
         try:
             yield self.db
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite itself rolls back on some errors (a full disk, say)
+                conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
 
@@ -308,14 +309,26 @@ class Store:
                            happened_at=row["happened_at"])
         return cur.rowcount == 1
 
-    def known_commits(self, repo_id: int, shas: list[str]) -> set[str]:
-        found = set()
+    def commit_owners(self, repo_id: int, shas: list[str]) -> dict[str, str]:
+        """The change each known commit was recorded with (the first change to record it)."""
+        found = {}
         for i in range(0, len(shas), 500):
             chunk = shas[i:i + 500]
             marks = ", ".join("?" for _ in chunk)
-            found |= {r["sha"] for r in self.db.query(
-                f"SELECT sha FROM commits WHERE repo_id = ? AND sha IN ({marks})", [repo_id, *chunk])}
+            found.update((r["sha"], r["change_key"]) for r in self.db.query(
+                f"SELECT sha, change_key FROM commits WHERE repo_id = ? AND sha IN ({marks})", [repo_id, *chunk]))
         return found
+
+    def known_commits(self, repo_id: int, shas: list[str]) -> set[str]:
+        return set(self.commit_owners(repo_id, shas))
+
+    def pending_push_shas(self, repo: str) -> set[str]:
+        """Commits of push deliveries received but not yet processed: seen, though not yet recorded."""
+        shas = set()
+        for (payload,) in self.db.execute("SELECT payload FROM deliveries WHERE status = 'pending' AND event = 'push'"
+                                          " AND repo = ? COLLATE NOCASE", [repo]):
+            shas.update(c.get("id") for c in json.loads(payload).get("commits") or [])
+        return shas
 
     def followup_for_issue(self, repo: str, number: int) -> dict | None:
         rows = list(self.db.query(
@@ -378,6 +391,17 @@ class Store:
             f" AND (lease_until IS NULL OR lease_until <= ?)",
             [owner, iso(now + LEASE), ident, iso(now)])
         return cur.rowcount == 1
+
+    def release_leases(self, dead, now: datetime) -> int:
+        """Clear the live leases whose owner `dead(owner)` says is gone; returns how many items."""
+        released = 0
+        for table in KEYS:
+            owners = [r[0] for r in self.db.execute(
+                f"SELECT DISTINCT lease_owner FROM {table} WHERE status = 'pending' AND lease_until > ?", [iso(now)])]
+            for owner in filter(dead, owners):
+                released += self.db.execute(f"UPDATE {table} SET lease_owner = NULL, lease_until = NULL"
+                                            " WHERE lease_owner = ? AND status = 'pending'", [owner]).rowcount
+        return released
 
     def holds(self, table: str, ident: str, owner: str, now: datetime) -> bool:
         key = KEYS[table]

@@ -104,7 +104,7 @@ def _sweep_repo(engine: Engine, inst: int, repo, since: datetime) -> int:
             log.info("sweep.found_pull", change=ref.key, repo=repo.full_name)
     for branch in sorted(watched):
         commits = gw.commits_since(inst, repo.full_name, branch, since)
-        known = store.known_commits(repo.id, [c["sha"] for c in commits])
+        known = store.known_commits(repo.id, [c["sha"] for c in commits]) | store.pending_push_shas(repo.full_name)
         unseen = [c for c in commits if c["sha"] not in known]
         if not unseen:
             continue

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 from urllib.parse import parse_qs
@@ -21,6 +22,7 @@ from tbr import events
 log = structlog.get_logger("tbr.webhooks")
 
 MAX_BYTES = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
+BUSY_MS = 5000
 
 
 def _answer(status: int, message: str, **extra):
@@ -42,7 +44,10 @@ def blueprint(secret: str, store, wake: Callable[[], None], clock: Callable[[], 
     bp = Blueprint("webhooks", __name__)
 
     def refuse(status: int, message: str):
-        store.bump(f"webhook_refused_{status}")  # a count for /metrics; the request itself is not kept
+        try:
+            store.bump(f"webhook_refused_{status}")  # a count for /metrics; the request itself is not kept
+        except sqlite3.Error:
+            log.warning("webhook.uncounted", status=status)  # the database is unavailable: refuse all the same
         return _answer(status, message)
 
     @bp.post("/webhook")
@@ -71,13 +76,21 @@ def blueprint(secret: str, store, wake: Callable[[], None], clock: Callable[[], 
             return refuse(400, f"malformed payload: {e}")
         repo = (payload.get("repository") or {}).get("full_name")
         subject = repo or (payload.get("organization") or {}).get("login", "")
-        with store.write():
-            stored = store.add_delivery(guid, event, payload.get("action"), repo, json.dumps(payload), now)
-            if stored:
-                store.audit("delivery.received", subject, (payload.get("sender") or {}).get("login"), now,
-                            delivery=guid, event=event, action=payload.get("action"),
-                            sha256=hashlib.sha256(body).hexdigest())
         bound = log.bind(delivery=guid, event_name=event, action=payload.get("action"), repo=repo)
+        try:
+            # Wait for another writer at most a few seconds: GitHub gives up after ten.
+            store.db.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
+            with store.write():
+                stored = store.add_delivery(guid, event, payload.get("action"), repo, json.dumps(payload), now)
+                if stored:
+                    store.audit("delivery.received", subject, (payload.get("sender") or {}).get("login"), now,
+                                delivery=guid, event=event, action=payload.get("action"),
+                                sha256=hashlib.sha256(body).hexdigest())
+        except sqlite3.Error as e:
+            # Locked, full, or failing: nothing was stored, so say so. GitHub records the failure and
+            # the sweep asks for the delivery again; a 2xx here would lose it for good.
+            bound.error("webhook.not_stored", error=str(e))
+            return _answer(503, f"could not store the delivery ({e}); it will be requested again")
         if not stored:
             bound.info("webhook.duplicate")
             return _answer(200, "already received", delivery=guid)

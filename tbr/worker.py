@@ -46,6 +46,10 @@ class Worker:
     def _run(self) -> None:
         log.info("worker.started", owner=self.engine.owner)
         self._record("process.started")
+        try:
+            self.engine.release_dead_leases()
+        except Exception:  # the database is unavailable: the leases run out by themselves
+            log.exception("worker.release_leases_failed")
         while not self._stop.is_set():
             self._wake.clear()
             try:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -123,3 +124,14 @@ def cli_env(monkeypatch, github, tmp_path):
 def bot(gh_settings, clock, github) -> Bot:
     github.clock = clock
     return Bot(gh_settings, clock)
+
+
+@pytest.fixture
+def service_env(tmp_path, github) -> dict:
+    """The environment `gunicorn app:app` runs with, pointing at the fake GitHub."""
+    key = tmp_path / "app.pem"
+    key.write_text(github.private_key)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("TBR_")}
+    return {**base, "TBR_APP_ID": str(github.app_id), "TBR_PRIVATE_KEY_PATH": str(key),
+            "TBR_WEBHOOK_SECRET": SECRET, "TBR_GITHUB_API_URL": github.url,
+            "TBR_DB": str(tmp_path / "tbr.db"), "TBR_GRACE_SECONDS": "0", "TBR_TIMEZONE": "Europe/Berlin"}

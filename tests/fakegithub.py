@@ -83,6 +83,7 @@ import re
 import secrets
 import threading
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote, urlencode
 
@@ -172,6 +173,17 @@ def _subst(obj, pairs):
     if isinstance(obj, dict):
         return {k: _subst(v, pairs) for k, v in obj.items()}
     return obj
+
+
+@dataclass
+class Hold:
+    method: str | None
+    regex: str
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
 
 
 class _ApiError(Exception):
@@ -367,6 +379,7 @@ class FakeGitHub:
         self._repos: dict[str, dict] = {}
         self._tokens: dict[str, int] = {}  # token -> installation id
         self._faults: list[dict] = []
+        self._holds: list[Hold] = []
         self._users: dict[str, int] = {}
         self._installed_at: dict[int, datetime] = {}  # installation id -> created_at
         self._deliveries: list[dict] = []
@@ -761,6 +774,20 @@ class FakeGitHub:
                                  "times": times, "headers": dict(headers or {}),
                                  "body": body, "after_effect": after_effect})
 
+    def expire_tokens(self) -> None:
+        """Every installation token issued so far stops working (401 Bad credentials), as when they
+        expire or the App is reinstalled."""
+        with self._lock:
+            self._tokens.clear()
+
+    def hold(self, method: str | None, path_regex: str) -> Hold:
+        """The next matching request waits until released, then is handled as usual (its client may
+        be gone by then): for killing tbr while a request is in flight."""
+        hold = Hold(method, path_regex)
+        with self._lock:
+            self._holds.append(hold)
+        return hold
+
     def rate_limit(self, method: str | None, path_regex: str, *, reset_in_seconds: int = 60,
                    times: int = 1, status: int = 403) -> None:
         # x-ratelimit-reset is compared by githubkit with the real clock, not fake.clock.
@@ -1140,6 +1167,12 @@ class FakeGitHub:
                           and self._matches(f["method"], f["regex"], method, path)), None)
             if fault:
                 fault["times"] -= 1
+            hold = next((h for h in self._holds if self._matches(h.method, h.regex, method, path)), None)
+            if hold:
+                self._holds.remove(hold)
+        if hold:
+            hold.arrived.set()
+            hold.released.wait(60)
         if fault and not fault["after_effect"]:
             return self._fault_response(fault)
         try:

@@ -7,75 +7,21 @@ check of the outcome; nothing sleeps for a fixed time.
 from __future__ import annotations
 
 import json
-import os
-import queue
 import sqlite3
 import subprocess
 import sys
-import threading
 from datetime import datetime, timezone
-from pathlib import Path
 
 import httpx
-import pytest
 
 from tbr import audit
 from tbr.store import Store
 from tests import payloads
-from tests.processes import eventually, free_port
-from tests.conftest import SECRET
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.processes import ROOT, Gunicorn, eventually, pending
 
 
-
-
-class Gunicorn:
-    def __init__(self, env: dict, workers: int = 2, ready: str = '"tbr.started"'):
-        self.port = free_port()
-        self.lines: queue.Queue[str] = queue.Queue()  # for waiting on start-up
-        self.log: list[str] = []  # everything it said
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "app:app"], cwd=ROOT, stderr=subprocess.PIPE, text=True,
-            env={**env, "PORT": str(self.port), "WEB_CONCURRENCY": str(workers)})
-        threading.Thread(target=self._pump, daemon=True).start()
-        started = 0
-        while started < workers:
-            line = self.lines.get(timeout=30)
-            started += ready in line
-
-    def _pump(self):
-        for line in self.proc.stderr:
-            self.log.append(line)
-            self.lines.put(line)
-
-    def post(self, event: str, payload: dict, guid: str | None = None, secret: str = SECRET) -> httpx.Response:
-        body = json.dumps(payload).encode()
-        return httpx.post(f"http://127.0.0.1:{self.port}/webhook", content=body,
-                          headers=payloads.headers(event, body, secret, guid), timeout=10)
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
-
-
-@pytest.fixture
-def env(tmp_path, github) -> dict:
-    key = tmp_path / "app.pem"
-    key.write_text(github.private_key)
-    base = {k: v for k, v in os.environ.items() if not k.startswith("TBR_")}
-    return {**base, "TBR_APP_ID": str(github.app_id), "TBR_PRIVATE_KEY_PATH": str(key),
-            "TBR_WEBHOOK_SECRET": SECRET, "TBR_GITHUB_API_URL": github.url,
-            "TBR_DB": str(tmp_path / "tbr.db"), "TBR_GRACE_SECONDS": "0", "TBR_TIMEZONE": "Europe/Berlin"}
-
-
-def pending(db: str) -> int:
-    with sqlite3.connect(db) as conn:
-        return sum(conn.execute(f"SELECT count(*) FROM {t} WHERE status = 'pending'").fetchone()[0]
-                   for t in ("deliveries", "changes"))
-
-
-def test_black_box_run_files_exactly_the_issues_it_should(github, env):
+def test_black_box_run_files_exactly_the_issues_it_should(github, service_env):
+    env = service_env
     repo = github.add_repo("acme/api", protected=("main",))
     now = datetime.now(timezone.utc)
     mine = github.add_pull("acme/api", 1, author="alice", merged_by="alice", merged_at=now)
@@ -137,8 +83,8 @@ def test_black_box_run_files_exactly_the_issues_it_should(github, env):
     assert kinds.count("process.started") == kinds.count("process.stopped") == 2 and "heartbeat" in kinds
 
 
-def test_bad_setting_stops_start_up_with_one_line(env):
-    env = {**env, "TBR_TIMEZONE": "Mars/Olympus"}
+def test_bad_setting_stops_start_up_with_one_line(service_env):
+    env = {**service_env, "TBR_TIMEZONE": "Mars/Olympus"}
     proc = subprocess.run([sys.executable, "-m", "gunicorn", "app:app"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
@@ -146,8 +92,8 @@ def test_bad_setting_stops_start_up_with_one_line(env):
     assert "Traceback" not in proc.stderr
 
 
-def test_without_credentials_gunicorn_serves_the_setup_page(env):
-    env = {k: v for k, v in env.items() if k not in ("TBR_APP_ID", "TBR_PRIVATE_KEY_PATH", "TBR_WEBHOOK_SECRET")}
+def test_without_credentials_gunicorn_serves_the_setup_page(service_env):
+    env = {k: v for k, v in service_env.items() if k not in ("TBR_APP_ID", "TBR_PRIVATE_KEY_PATH", "TBR_WEBHOOK_SECRET")}
     bot = Gunicorn(env, ready='"tbr.setup_mode"')
     try:
         page = httpx.get(f"http://127.0.0.1:{bot.port}/setup", timeout=5)
