@@ -43,13 +43,38 @@ def push_key(repo_id: int, branch: str, sha: str) -> str:
     return f"push:{repo_id}:{branch}:{sha}"
 
 
-def _dig(payload: dict, path: str):
+def _dig(payload: dict, path: str, kind: type | None = None):
+    """The field at `path`; with `kind`, it must be of that type (a bool is no int here)."""
     value = payload
     for part in path.split("."):
         if not isinstance(value, dict) or part not in value:
             raise MalformedPayload(f"payload has no {path}")
         value = value[part]
+    if kind is not None and not _is(value, kind):
+        raise MalformedPayload(f"payload's {path} is not {KINDS[kind]}: {value!r:.40}")
     return value
+
+
+KINDS = {int: "a number", str: "text", dict: "an object", list: "a list"}
+
+
+def _is(value, kind: type) -> bool:
+    return isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
+
+
+def _opt(obj, key: str, kind: type, default=None):
+    """An optional field of `obj`, or `default` when it is missing or of another type."""
+    value = obj.get(key) if isinstance(obj, dict) else None
+    return value if _is(value, kind) else default
+
+
+def text(payload: dict, path: str) -> str | None:
+    """An optional text field: None when it is missing or not text."""
+    try:
+        value = _dig(payload, path)
+    except MalformedPayload:
+        return None
+    return value if isinstance(value, str) else None
 
 
 def parse_time(value) -> datetime:
@@ -62,8 +87,7 @@ def parse_time(value) -> datetime:
 
 
 def _installation(payload: dict) -> int | None:
-    inst = payload.get("installation")
-    return inst.get("id") if isinstance(inst, dict) else None
+    return _opt(payload.get("installation"), "id", int)
 
 
 @dataclass(frozen=True)
@@ -90,21 +114,21 @@ def issue_event(event: str, payload: dict, received_at: datetime) -> IssueEvent 
     if event not in ("issues", "issue_comment") or not isinstance(payload, dict):
         return None
     action = _dig(payload, "action")
-    issue = _dig(payload, "issue")
+    issue = _dig(payload, "issue", dict)
     if event == "issues" and action not in ISSUE_ACTIONS:
         return None
     if event == "issue_comment" and (action != "created" or issue.get("pull_request")):
         return None
-    base = dict(repo=_dig(payload, "repository.full_name"), number=_dig(issue, "number"),
-                actor=_dig(payload, "sender.login"), actor_type=payload["sender"].get("type") or "User")
+    base = dict(repo=_dig(payload, "repository.full_name", str), number=_dig(issue, "number", int),
+                actor=_dig(payload, "sender.login", str), actor_type=_opt(payload["sender"], "type", str, "User"))
     if event == "issue_comment":
-        comment = _dig(payload, "comment")
+        comment = _dig(payload, "comment", dict)
         return IssueEvent(**base, action="commented", at=parse_time(_dig(comment, "created_at")),
-                          comment=comment.get("body") or "", comment_id=comment.get("id"),
-                          comment_url=comment.get("html_url", ""))
+                          comment=_opt(comment, "body", str, ""), comment_id=_opt(comment, "id", int),
+                          comment_url=_opt(comment, "html_url", str, ""))
     when = issue.get("closed_at") if action == "closed" else issue.get("updated_at")
     return IssueEvent(**base, action=action, at=parse_time(when) if when else received_at,
-                      state_reason=issue.get("state_reason"))
+                      state_reason=_opt(issue, "state_reason", str))
 
 
 @dataclass(frozen=True)
@@ -126,16 +150,16 @@ def pull_activity(event: str, payload: dict) -> PullActivity | None:
         return None
     action = payload.get("action")
     if event == "pull_request" and action in PR_ACTIONS:
-        number = _dig(payload, "pull_request.number")
+        number = _dig(payload, "pull_request.number", int)
     elif event in ("pull_request_review", "pull_request_review_comment"):
-        number = _dig(payload, "pull_request.number")
-    elif event == "issue_comment" and action == "created" and (payload.get("issue") or {}).get("pull_request"):
-        number = _dig(payload, "issue.number")
+        number = _dig(payload, "pull_request.number", int)
+    elif event == "issue_comment" and action == "created" and _opt(payload, "issue", dict, {}).get("pull_request"):
+        number = _dig(payload, "issue.number", int)
     else:
         return None
-    repo = _dig(payload, "repository")
-    return PullActivity(_dig(repo, "full_name"), _dig(repo, "id"), _installation(payload), number,
-                        repo.get("default_branch"))
+    repo = _dig(payload, "repository", dict)
+    return PullActivity(_dig(repo, "full_name", str), _dig(repo, "id", int), _installation(payload), number,
+                        _opt(repo, "default_branch", str))
 
 
 @dataclass(frozen=True)
@@ -154,27 +178,35 @@ def controls_trigger(event: str, payload: dict, received_at: datetime) -> Contro
         return None
     action = payload.get("action")
     if event in ("branch_protection_rule", "repository_ruleset"):
-        rule = payload.get("rule") or payload.get("repository_ruleset") or {}
-        repos = (_dig(payload, "repository.full_name"),)
-        what = f"{event.replace('_', ' ')} {rule.get('name', '')!r} {action}".replace(" ''", "")
+        rule = _opt(payload, "rule", dict) or _opt(payload, "repository_ruleset", dict) or {}
+        repos = (_dig(payload, "repository.full_name", str),)
+        what = f"{event.replace('_', ' ')} {_opt(rule, 'name', str, '')!r} {action}".replace(" ''", "")
     elif event == "installation" and action in ("created", "new_permissions_accepted"):
-        repos = tuple(r["full_name"] for r in payload.get("repositories") or [] if "full_name" in r)
+        repos = _names(payload.get("repositories"))
         what = f"installation {action}"
     elif event == "installation_repositories" and action == "added":
-        repos = tuple(r["full_name"] for r in payload.get("repositories_added") or [] if "full_name" in r)
+        repos = _names(payload.get("repositories_added"))
         what = "repositories added to the installation"
     else:
         return None
-    return ControlsTrigger(repos, _installation(payload), (payload.get("sender") or {}).get("login", ""), what,
-                           received_at)
+    return ControlsTrigger(repos, _installation(payload), text(payload, "sender.login") or "", what, received_at)
+
+
+def _names(repositories) -> tuple[str, ...]:
+    return tuple(name for r in (repositories if isinstance(repositories, list) else [])
+                 if (name := _opt(r, "full_name", str)))
 
 
 def check(event: str, payload: dict, received_at: datetime) -> None:
-    """Raise MalformedPayload when a delivery lacks a field any of the readers below relies on."""
-    extract(event, payload, received_at)
-    issue_event(event, payload, received_at)
-    pull_activity(event, payload)
-    controls_trigger(event, payload, received_at)
+    """Raise MalformedPayload when a delivery lacks a field any of the readers below relies on, or has
+    one of another type: running them is the check, so what passes here cannot fail them later."""
+    try:
+        extract(event, payload, received_at)
+        issue_event(event, payload, received_at)
+        pull_activity(event, payload)
+        controls_trigger(event, payload, received_at)
+    except (TypeError, KeyError, AttributeError, IndexError) as e:
+        raise MalformedPayload(f"a field of the {event} payload has the wrong type ({type(e).__name__}: {e})") from e
 
 
 def extract(event: str, payload: dict, received_at: datetime) -> list[ChangeRef]:
@@ -189,58 +221,58 @@ def extract(event: str, payload: dict, received_at: datetime) -> list[ChangeRef]
 
 
 def _pull_request(payload: dict) -> list[ChangeRef]:
-    pr = _dig(payload, "pull_request")
+    pr = _dig(payload, "pull_request", dict)
     _dig(payload, "action")
     if payload["action"] != "closed" or not _dig(pr, "merged"):
         return []
-    repo_id = _dig(payload, "repository.id")
-    number = _dig(pr, "number")
-    merged_by = pr.get("merged_by") or {}
+    repo_id = _dig(payload, "repository.id", int)
+    number = _dig(pr, "number", int)
     return [ChangeRef(
         key=pr_key(repo_id, number),
         kind="pr",
-        repo=_dig(payload, "repository.full_name"),
+        repo=_dig(payload, "repository.full_name", str),
         repo_id=repo_id,
         installation_id=_installation(payload),
-        branch=_dig(pr, "base.ref"),
-        default_branch=payload["repository"].get("default_branch"),
-        sha=pr.get("merge_commit_sha") or "",
-        actor=merged_by.get("login") or "",
+        branch=_dig(pr, "base.ref", str),
+        default_branch=_opt(payload["repository"], "default_branch", str),
+        sha=_opt(pr, "merge_commit_sha", str, ""),
+        actor=_opt(pr.get("merged_by"), "login", str, ""),
         happened_at=parse_time(_dig(pr, "merged_at")),
         number=number,
-        facts={"title": pr.get("title", ""), "url": _dig(pr, "html_url"), "author": _dig(pr, "user.login")},
+        facts={"title": _opt(pr, "title", str, ""), "url": _dig(pr, "html_url", str),
+               "author": _dig(pr, "user.login", str)},
     )]
 
 
 def _push(payload: dict, received_at: datetime) -> list[ChangeRef]:
-    ref = _dig(payload, "ref")
-    after = _dig(payload, "after")
+    ref = _dig(payload, "ref", str)
+    after = _dig(payload, "after", str)
     if not ref.startswith("refs/heads/") or payload.get("deleted") or after == ZERO_SHA:
         return []  # tags and branch deletions change no production code
-    repo_id = _dig(payload, "repository.id")
+    repo_id = _dig(payload, "repository.id", int)
     branch = ref.removeprefix("refs/heads/")
     commits = [
-        {"sha": c["id"], "url": c.get("url", ""), "message": (c.get("message") or "").split("\n", 1)[0],
-         "author": (c.get("author") or {}).get("username")}
-        for c in _dig(payload, "commits")
-        if isinstance(c, dict) and "id" in c
+        {"sha": c["id"], "url": _opt(c, "url", str, ""), "message": _opt(c, "message", str, "").split("\n", 1)[0],
+         "author": _opt(c.get("author"), "username", str)}
+        for c in _dig(payload, "commits", list)
+        if _opt(c, "id", str)
     ]
     pushed_at = payload["repository"].get("pushed_at")
     return [ChangeRef(
         key=push_key(repo_id, branch, after),
         kind="push",
-        repo=_dig(payload, "repository.full_name"),
+        repo=_dig(payload, "repository.full_name", str),
         repo_id=repo_id,
         installation_id=_installation(payload),
         branch=branch,
-        default_branch=payload["repository"].get("default_branch"),
+        default_branch=_opt(payload["repository"], "default_branch", str),
         sha=after,
-        actor=_dig(payload, "sender.login"),
+        actor=_dig(payload, "sender.login", str),
         happened_at=parse_time(pushed_at) if pushed_at else received_at,
         facts={
-            "before": payload.get("before", ""),
+            "before": _opt(payload, "before", str, ""),
             "forced": bool(payload.get("forced")),
-            "compare": payload.get("compare", ""),
+            "compare": _opt(payload, "compare", str, ""),
             "commits": commits,
         },
     )]

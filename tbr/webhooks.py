@@ -74,18 +74,17 @@ def blueprint(secret: str, store, wake: Callable[[], None], clock: Callable[[], 
         except (ValueError, UnicodeDecodeError) as e:
             log.warning("webhook.malformed", delivery=guid, event_name=event, error=str(e))
             return refuse(400, f"malformed payload: {e}")
-        repo = (payload.get("repository") or {}).get("full_name")
-        subject = repo or (payload.get("organization") or {}).get("login", "")
-        bound = log.bind(delivery=guid, event_name=event, action=payload.get("action"), repo=repo)
+        repo, action = events.text(payload, "repository.full_name"), events.text(payload, "action")
+        subject = repo or events.text(payload, "organization.login") or ""
+        bound = log.bind(delivery=guid, event_name=event, action=action, repo=repo)
         try:
             # Wait for another writer at most a few seconds: GitHub gives up after ten.
             store.db.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
             with store.write():
-                stored = store.add_delivery(guid, event, payload.get("action"), repo, json.dumps(payload), now)
+                stored = store.add_delivery(guid, event, action, repo, json.dumps(payload), now)
                 if stored:
-                    store.audit("delivery.received", subject, (payload.get("sender") or {}).get("login"), now,
-                                delivery=guid, event=event, action=payload.get("action"),
-                                sha256=hashlib.sha256(body).hexdigest())
+                    store.audit("delivery.received", subject, events.text(payload, "sender.login"), now,
+                                delivery=guid, event=event, action=action, sha256=hashlib.sha256(body).hexdigest())
         except sqlite3.Error as e:
             # Locked, full, or failing: nothing was stored, so say so. GitHub records the failure and
             # the sweep asks for the delivery again; a 2xx here would lose it for good.
