@@ -46,7 +46,10 @@ def build(engine: Engine, now: datetime) -> Digest:
     week = week_start(now, tz)
     this_week = datetime.combine(week, time(0), tzinfo=tz)
     next_week, last_week = this_week + timedelta(days=7), this_week - timedelta(days=7)
-    rows = list(store.db.query("SELECT * FROM changes WHERE status = 'followup' ORDER BY due_at"))
+    # Only what the digest shows: the years of signed-off follow-ups stay in the database.
+    rows = list(store.db.query(
+        "SELECT * FROM changes WHERE status = 'followup' AND (followup_state IN ('open', 'deleted', 'transferred')"
+        " OR (signed_off_at >= ? AND signed_off_at < ?)) ORDER BY due_at", [iso(last_week), iso(this_week)]))
     open_rows = [r for r in rows if r["followup_state"] == "open"]
     overdue = [r for r in open_rows if from_iso(r["due_at"]) <= now]
     due_soon = [r for r in open_rows if now < from_iso(r["due_at"]) <= next_week]

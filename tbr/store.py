@@ -203,6 +203,9 @@ class Store:
     def __init__(self, path: str):
         self.path = path
         self._local = threading.local()
+        # Threads of one process take turns here rather than in SQLite, whose busy handler polls
+        # with sleeps of up to 100 ms: a webhook waiting behind the worker's commit waits for it, not longer.
+        self._writing = threading.RLock()
         self.migrate()
 
     @property
@@ -234,17 +237,23 @@ class Store:
             self._local.db = None
 
     @contextmanager
-    def write(self):
-        """A write transaction that holds SQLite's write lock from its first statement."""
-        conn = self.db.conn
-        conn.execute("BEGIN IMMEDIATE")
+    def write(self, wait: float = 30.0):
+        """A write transaction that holds SQLite's write lock from its first statement; waits at most
+        `wait` seconds for this process's other writers (then "database is locked")."""
+        if not self._writing.acquire(timeout=wait):
+            raise sqlite3.OperationalError("database is locked (by another thread of this process)")
         try:
-            yield self.db
-        except BaseException:
-            if conn.in_transaction:  # SQLite itself rolls back on some errors (a full disk, say)
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            conn = self.db.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                if conn.in_transaction:  # SQLite itself rolls back on some errors (a full disk, say)
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            self._writing.release()
 
     @contextmanager
     def atomic(self):

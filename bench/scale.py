@@ -1,6 +1,7 @@
-"""Evidence export at scale: 100,000 changes, exported as CSV, JSON and HTML; time and peak memory.
+"""At scale: 100,000 changes in the database (a quarter of a busy organisation; one in five with a
+follow-up). The evidence export as CSV, JSON and HTML, with time and peak memory; the weekly digest.
 
-    .venv/bin/python bench/evidence_export.py [--changes 100000]
+    .venv/bin/python bench/scale.py [--changes 100000]
 
 Each export runs in a fresh process so its peak resident memory (VmHWM) is its own. Memory is
 flat when the peak barely moves between 10,000 and 100,000 changes, which the run shows side by side.
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from tbr import audit, evidence  # noqa: E402
+from tbr import audit, digest, evidence  # noqa: E402
 from tbr.store import Store, iso  # noqa: E402
 
 START = datetime(2026, 7, 1, tzinfo=timezone.utc)
@@ -56,6 +57,18 @@ def populate(path: str, n: int) -> None:
             t += audit.HEARTBEAT_EVERY
 
 
+def digest_time(path: str) -> float:
+    """Child process: build the weekly digest over the whole table."""
+    from tbr.config import Settings
+    from tbr.engine import Engine
+
+    settings = Settings(app_id=1, private_key="", webhook_secret="s", api_url="http://127.0.0.1:9", db_path=path)
+    engine = Engine(settings, Store(path), gateway=None, clock=lambda: START + timedelta(days=91))
+    t = time.perf_counter()
+    digest.build(engine, START + timedelta(days=91))
+    return round(time.perf_counter() - t, 2)
+
+
 def export_one(path: str, fmt: str) -> None:
     """Child process: one export to /dev/null, then time and peak memory as JSON."""
     store = Store(path)
@@ -79,6 +92,9 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=100_000)
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child and args.child[1] == "digest":
+        print(json.dumps({"seconds": digest_time(args.child[0]), "peak_mb": peak_mb()}))
+        return
     if args.child:
         export_one(*args.child)
         return
@@ -86,11 +102,12 @@ def main() -> None:
         for n in sorted({args.changes // 10, args.changes}):
             path = os.path.join(tmp, f"{n}.db")
             populate(path, n)
-            for fmt in ("csv", "json", "html"):
-                out = subprocess.run([sys.executable, __file__, "--child", path, fmt], check=True,
+            for what in ("csv", "json", "html", "digest"):
+                out = subprocess.run([sys.executable, __file__, "--child", path, what], check=True,
                                      capture_output=True, text=True).stdout
-                r = json.loads(out)
-                print(f"{n:>7} changes  {fmt:<4}  {r['seconds']:>5} s  peak {r['peak_mb']:>6} MB")
+                r = json.loads(out.splitlines()[-1])
+                label = "weekly digest" if what == "digest" else f"evidence {what}"
+                print(f"{n:>7} changes  {label:<14}  {r['seconds']:>5} s  peak {r['peak_mb']:>6} MB")
 
 
 if __name__ == "__main__":
