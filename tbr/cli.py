@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from datetime import datetime, timedelta, timezone
 
@@ -231,6 +232,40 @@ def backfill_cmd(args) -> int:
     return 0
 
 
+def access_open(args) -> int:
+    """Open this quarter's (or --quarter's) access reviews that are not open yet."""
+    from tbr import access, accesscontrols
+
+    runtime = _runtime()
+    now = runtime.engine.clock()
+    quarter = args.quarter or access.quarter_of(now.astimezone(runtime.engine.tz).date())
+    if not re.fullmatch(r"\d{4}-Q[1-4]", quarter):
+        raise SystemExit(f"tbr: not a quarter like 2026-Q4: {quarter!r}")
+    opened = accesscontrols.open_reviews(runtime.engine, quarter, now, repo=args.repo)
+    for key in opened:
+        print(f"opened {key}: {accesscontrols.review(runtime.store, key)['url']}")
+    print(f"{len(opened)} access review(s) opened for {quarter}")
+    return 0
+
+
+def access_status(args) -> int:
+    """Completion of each access review, as an auditor asks for it."""
+    from tbr import accesscontrols
+
+    rows = accesscontrols.status(_store(), args.quarter)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    for r in rows:
+        done = (f"complete {r['completed_at'][:16].replace('T', ' ')} UTC by @{r['completed_by']}"
+                if r["completed_at"] else f"{r['undecided']} undecided, due {r['due_at'][:10]}")
+        print(f"{r['quarter']}  {r['subject']:30} {r['lines']:>3} lines: {r['kept']} kept, {r['revoked']} revoked;"
+              f" {done}  {r['issue']}")
+    if not rows:
+        print("no access reviews" + (f" for {args.quarter}" if args.quarter else ""))
+    return 0
+
+
 def _period_bound(value: str, end: bool) -> datetime:
     """A date means the whole day (so --to 2026-12-31 includes that day); a time means that instant."""
     when = _when(value)
@@ -253,7 +288,7 @@ def evidence_cmd(args) -> int:
     store, now = _store(), datetime.now(timezone.utc)
     out = open(args.out, "w", encoding="utf-8", newline="") if args.out else sys.stdout
     try:
-        head, n = evidence.export(store.db, period, args.format, out, now)
+        head, n = evidence.export(store.db, period, args.format, out, now, args.section)
     finally:
         if args.out:
             out.close()
@@ -261,7 +296,8 @@ def evidence_cmd(args) -> int:
                 period=head["period"], out=args.out, audit_head=head["audit_chain"]["head_hash"])
     for line in evidence.summary_lines(head):
         print(line, file=sys.stderr)
-    print(f"{n} changes written" + (f" to {args.out}" if args.out else ""), file=sys.stderr)
+    what = "changes" if args.format != "csv" or args.section == "changes" else f"{args.section} rows"
+    print(f"{n} {what} written" + (f" to {args.out}" if args.out else ""), file=sys.stderr)
     return 0 if head["audit_chain"]["intact"] else 1
 
 
@@ -297,7 +333,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--format", choices=("csv", "json", "html"), default="csv")
     p.add_argument("--out", help="file to write (default: standard output); the summary goes to standard error")
     p.add_argument("--repo", help="only this owner/name")
+    p.add_argument("--section", choices=("changes", "access-reviews", "offboarding", "2fa"), default="changes",
+                   help="with --format csv: which table (JSON and HTML hold them all)")
     p.set_defaults(fn=evidence_cmd)
+    p = sub.add_parser("access-review", help="quarterly access reviews (SOC 2 CC6.3)")
+    access_sub = p.add_subparsers(dest="action", required=True)
+    o = access_sub.add_parser("open", help="open the quarter's reviews not open yet")
+    o.add_argument("--quarter", help="like 2026-Q4 (default: this quarter)")
+    o.add_argument("--repo", help="only this owner/name")
+    o.set_defaults(fn=access_open)
+    st = access_sub.add_parser("status", help="completion per repository (or organization)")
+    st.add_argument("--quarter", help="like 2026-Q4 (default: all)")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(fn=access_status)
     p = sub.add_parser("audit", help="the tamper-evident audit log")
     audit_sub = p.add_subparsers(dest="action", required=True)
     v = audit_sub.add_parser("verify", help="recompute the hash chain; exit 1 naming the first broken record")

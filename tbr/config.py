@@ -53,6 +53,7 @@ class Settings:
     reminder_hour: int = 9
     sweep_minutes: int = 60
     payload_days: int = 30
+    access_reviews: bool = True
     digest_day: str = "mon"
     digest_time: tuple[int, int] = (9, 0)
     slack_webhook_url: str | None = None
@@ -79,6 +80,13 @@ def _required(env, name: str, hint: str) -> str:
     if value is None:
         raise ConfigError(f"{name} is required: {hint}")
     return value
+
+
+def _on_off(env, name: str, default: bool = True) -> bool:
+    raw = (_get(env, name) or ("on" if default else "off")).lower()
+    if raw not in ("on", "off", "true", "false", "1", "0"):
+        raise ConfigError(f"{name} must be on or off, got {raw!r}")
+    return raw in ("on", "true", "1")
 
 
 def _int(env, name: str, default: int, minimum: int = 0) -> int:
@@ -277,6 +285,7 @@ def load(env=None) -> Settings:
         reminder_hour=_hour(env),
         sweep_minutes=_int(env, "TBR_SWEEP_MINUTES", 60, minimum=5),
         payload_days=_int(env, "TBR_PAYLOAD_DAYS", 30, minimum=1),
+        access_reviews=_on_off(env, "TBR_ACCESS_REVIEWS"),
         digest_day=digest_day,
         digest_time=digest_time,
         slack_webhook_url=_slack(env),

@@ -7,6 +7,7 @@ sweep. A file that fails validation leaves the last valid configuration in force
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, is_dataclass
 
 import structlog
 
@@ -91,6 +92,7 @@ def describe(config: RepoConfig) -> str:
     width = max(len(k) for k in config.sources)
     lines = []
     for key, value in config.as_dict().items():
-        shown = json.dumps(list(value) if isinstance(value, tuple) else value, ensure_ascii=False)
+        shown = json.dumps(asdict(value) if is_dataclass(value) else list(value) if isinstance(value, tuple) else value,
+                           ensure_ascii=False)
         lines.append(f"{key:<{width}}  {shown}  ({config.sources[key]})")
     return "\n".join(lines)

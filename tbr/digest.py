@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta
 import httpx
 import structlog
 
-from tbr import audit, sla
+from tbr import access, accesscontrols, audit, sla
 from tbr.engine import Engine
 from tbr.followups import LABEL_COLOR
 from tbr.store import from_iso, iso
@@ -84,6 +84,8 @@ def build(engine: Engine, now: datetime) -> Digest:
                      f" {'(within SLA)' if r['within_sla'] else '(late)'}")
     lines.append("" if done else "None.\n")
 
+    lines += access_section(store, now, tz)
+
     sweeps = store.db.execute("SELECT count(*), count(error) FROM sweeps WHERE started_at >= ? AND started_at < ?",
                               [iso(last_week), iso(this_week)]).fetchone()
     received = store.db.execute("SELECT count(*) FROM deliveries WHERE received_at >= ? AND received_at < ?",
@@ -103,6 +105,26 @@ def build(engine: Engine, now: datetime) -> Digest:
     summary = (f"tbr weekly digest, week of {week}: {len(overdue)} overdue, {len(due_soon)} due this week, "
                f"{len(done)} completed last week (SLA hit rate {rate}), {len(cover.gaps)} coverage gaps.")
     return Digest(week, f"TBR weekly digest: week of {week.isoformat()}", "\n".join(lines) + "\n", summary)
+
+
+def access_section(store, now: datetime, tz) -> list[str]:
+    """Access controls: this quarter's reviews, lingering access of people who left, two-factor coverage."""
+    quarter = access.quarter_of(now.astimezone(tz).date())
+    reviews = accesscontrols.status(store, quarter)
+    lines = ["## Access controls", f"- Access reviews {quarter}: {sum(1 for r in reviews if r['completed_at'])}"
+             f" of {len(reviews)} complete"]
+    for r in reviews:
+        if not r["completed_at"]:
+            late = " (overdue)" if from_iso(r["due_at"]) <= now else ""
+            lines.append(f"  - [{r['subject']}]({r['issue']}): {r['undecided']} of {r['lines']} lines undecided,"
+                         f" due {r['due_at'][:10]}{late}")
+    lingering = list(store.db.query("SELECT * FROM offboarding WHERE resolved_at IS NULL ORDER BY org, login, repo"))
+    lines.append(f"- People who left with access remaining: {len({(r['org'], r['login']) for r in lingering})}")
+    lines += [f"  - @{r['login']} ({r['org']}): {r['detail']} on {r['repo']} since {r['found_at'][:10]}"
+              + (f" ([issue]({r['issue_url']}))" if r["issue_url"] else "") for r in lingering]
+    orgs = [r[0] for r in store.db.execute("SELECT DISTINCT org FROM twofa_checks ORDER BY org")]
+    lines += [f"- {org}: {accesscontrols.twofa_text(accesscontrols.latest_2fa(store, org))}" for org in orgs]
+    return lines + [""]
 
 
 def publish(engine: Engine, now: datetime, dry_run: bool = False) -> Digest:

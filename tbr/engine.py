@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 
 import structlog
 
-from tbr import audit, checks, controls, events, lifecycle, sla
+from tbr import accesscontrols, audit, checks, controls, events, lifecycle, sla
 from tbr.classify import Actor, Decision, Policy, PushFacts, judge_pull, judge_push, separation
 from tbr.config import Settings
 from tbr.configstore import RepoConfigs, touches_config
@@ -132,6 +132,13 @@ class Engine:
         if activity:
             self._on_pull_activity(guid, activity)
             return
+        removed = events.member_removed(row["event"], payload, received)
+        if removed:
+            with self.store.write():
+                self.store.add_action(f"offboard:{removed.org}:{removed.login}:{guid}", "offboarding", removed.org, 0,
+                                      self.clock(), login=removed.login, actor=removed.actor)
+                self.store.finish_delivery(guid, f"offboarding check of @{removed.login} queued", self.clock())
+            return
         trigger = events.controls_trigger(row["event"], payload, received)
         if trigger:
             with self.store.write():
@@ -164,7 +171,12 @@ class Engine:
         now = self.clock()
         with self.store.write():
             row = self.store.followup_for_issue(ev.repo, ev.number)
-            if row is None:
+            review = None if row else accesscontrols.review_for_issue(self.store, ev.repo, ev.number)
+            if review:
+                outcome = accesscontrols.apply_event(self.store, review, ev, now)
+                bound.info("access_review.event", review=review["key"], action=ev.action, actor=ev.actor,
+                           outcome=outcome)
+            elif row is None:
                 outcome = "not a tbr follow-up"
             else:
                 outcome = lifecycle.apply_issue_event(self.store, self.settings, row, ev, now)
@@ -205,7 +217,12 @@ class Engine:
         p = controls.protection(branch, classic, rules)
         now = self.clock()
         if "controls" in cfg.checks:
-            self.check_runs.publish(inst, repo, head, checks.CONTROLS, controls.check_status(p), now)
+            conclusion, title, summary = controls.check_status(p)
+            seen = accesscontrols.latest_2fa(self.store, repo.split("/")[0])
+            if seen and seen["visible"] and (seen["members"] or seen["outside"]):
+                conclusion, title = "failure", f"{title}; two-factor authentication missing for some"
+            summary = f"{summary}\n\n{accesscontrols.twofa_text(seen)}"
+            self.check_runs.publish(inst, repo, head, checks.CONTROLS, (conclusion, title, summary), now)
         before = self.store.db.execute("SELECT state FROM control_states WHERE repo = ? AND branch = ?",
                                        [repo, branch]).fetchone()
         lost = controls.weakened(json.loads(before[0]) if before else None, p.state())
@@ -468,6 +485,19 @@ class Engine:
             self._check_controls(repo, data)
         elif row["kind"] == "review_pull":
             self._review_pull(repo, number, data)
+        elif row["kind"] == "offboarding":
+            accesscontrols.check_offboarding(self, repo, data["login"], data["actor"], self.clock())
+        elif row["kind"] == "render_review":
+            body = accesscontrols.body_of(self.store, accesscontrols.review(self.store, data["review"]))
+            gw.update_issue_body(gw.installation_for(repo), repo, number, body)
+        elif row["kind"] == "remove_collaborator":
+            gw.remove_collaborator(gw.installation_for(repo), repo, data["login"])
+            with self.store.write():
+                self.store.db.execute("UPDATE access_lines SET applied_at = ? WHERE review_key = ? AND line_id = ?",
+                                      [iso(self.clock()), data["review"], data["line_id"]])
+                review = accesscontrols.review(self.store, data["review"])
+                self.store.add_action(f"render:{data['review']}:applied:{data['line_id']}", "render_review",
+                                      review["tracking_repo"], review["number"], self.clock(), review=data["review"])
         elif row["kind"] == "check":
             check_inst = self._installation(data["installation_id"], repo)
             self.check_runs.publish(check_inst, repo, data["sha"], data["name"],

@@ -104,9 +104,11 @@ class IssueEvent:
     comment: str = ""
     comment_id: int | None = None
     comment_url: str = ""
+    body: str = ""                      # edited: the issue's body now
+    previous_body: str | None = None    # edited: its body before, when the edit changed it
 
 
-ISSUE_ACTIONS = ("closed", "reopened", "deleted", "transferred")
+ISSUE_ACTIONS = ("closed", "reopened", "deleted", "transferred", "edited")
 
 
 def issue_event(event: str, payload: dict, received_at: datetime) -> IssueEvent | None:
@@ -127,8 +129,27 @@ def issue_event(event: str, payload: dict, received_at: datetime) -> IssueEvent 
                           comment=_opt(comment, "body", str, ""), comment_id=_opt(comment, "id", int),
                           comment_url=_opt(comment, "html_url", str, ""))
     when = issue.get("closed_at") if action == "closed" else issue.get("updated_at")
+    previous = _opt(_opt(payload.get("changes"), "body", dict), "from", str)
     return IssueEvent(**base, action=action, at=parse_time(when) if when else received_at,
-                      state_reason=_opt(issue, "state_reason", str))
+                      state_reason=_opt(issue, "state_reason", str), body=_opt(issue, "body", str, ""),
+                      previous_body=previous)
+
+
+@dataclass(frozen=True)
+class MemberRemoved:
+    org: str
+    login: str
+    installation_id: int | None
+    actor: str
+    at: datetime
+
+
+def member_removed(event: str, payload: dict, received_at: datetime) -> MemberRemoved | None:
+    """`organization.member_removed`: someone left the organization (CC6.2, offboarding)."""
+    if event != "organization" or payload.get("action") != "member_removed":
+        return None
+    return MemberRemoved(_dig(payload, "organization.login", str), _dig(payload, "membership.user.login", str),
+                         _installation(payload), text(payload, "sender.login") or "", received_at)
 
 
 @dataclass(frozen=True)
@@ -205,6 +226,7 @@ def check(event: str, payload: dict, received_at: datetime) -> None:
         issue_event(event, payload, received_at)
         pull_activity(event, payload)
         controls_trigger(event, payload, received_at)
+        member_removed(event, payload, received_at)
     except (TypeError, KeyError, AttributeError, IndexError) as e:
         raise MalformedPayload(f"a field of the {event} payload has the wrong type ({type(e).__name__}: {e})") from e
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TextIO
 
-from tbr import audit, sla
+from tbr import accesscontrols, audit, sla
 from tbr.store import from_iso, iso
 
 COLUMNS = ("repo", "change", "kind", "branch", "url", "title", "author", "merged_by", "merged_at", "decision",
@@ -76,7 +76,25 @@ def summary(db, period: Period, now: datetime) -> dict:
         },
         "audit_chain": {"intact": check.ok, "records": check.records, "head_seq": check.head_seq,
                         "head_hash": check.head_hash, "problem": check.problem},
+        "access": access_summary(db, period),
     }
+
+
+def access_summary(db, period: Period) -> dict:
+    reviews = db.execute("SELECT count(*), count(completed_at) FROM access_reviews WHERE opened_at >= ? AND opened_at < ?",
+                         [iso(period.start), iso(period.end)]).fetchone()
+    decided = dict(db.execute(
+        "SELECT coalesce(l.decision, 'undecided'), count(*) FROM access_lines l JOIN access_reviews r ON r.key ="
+        " l.review_key WHERE r.opened_at >= ? AND r.opened_at < ? GROUP BY 1",
+        [iso(period.start), iso(period.end)]).fetchall())
+    offboarding = list(offboarding_rows(db, period))
+    orgs = [r[0] for r in db.execute("SELECT DISTINCT org FROM twofa_checks ORDER BY org")]
+    return {"reviews": reviews[0], "reviews_complete": reviews[1], "lines_kept": decided.get("keep", 0),
+            "lines_revoked": decided.get("revoke", 0), "lines_undecided": decided.get("undecided", 0),
+            "offboarding_findings": len(offboarding),
+            "offboarding_unresolved": sum(1 for r in offboarding if not r["resolved_at"]),
+            "twofa": {org: accesscontrols.twofa_text(accesscontrols.latest_2fa_before(db, org, period.end))
+                      for org in orgs}}
 
 
 def _row(r: dict) -> dict:
@@ -116,22 +134,73 @@ def rows(db, period: Period) -> Iterator[dict]:
         yield _row(dict(zip(names, values)))
 
 
-def write_csv(out: TextIO, db, period: Period) -> int:
-    writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")
+# The access controls' sections (CC6.1-CC6.3): their columns, and their rows in a period.
+ACCESS_COLUMNS = ("quarter", "subject", "repo", "login", "permission", "via", "decision", "decided_by",
+                  "decided_at", "access_removed_at", "review_opened_at", "review_due", "review_completed_at",
+                  "review_completed_by", "issue")
+OFFBOARDING_COLUMNS = ("org", "login", "repo", "kind", "detail", "found_at", "resolved_at", "issue")
+TWOFA_COLUMNS = ("org", "checked_at", "visible", "reason", "members_without_2fa", "outside_without_2fa")
+
+
+def access_rows(db, period: Period) -> Iterator[dict]:
+    for r in db.query(
+            "SELECT r.*, l.repo, l.login, l.permission, l.via, l.decision, l.decided_by, l.decided_at, l.applied_at"
+            " FROM access_reviews r JOIN access_lines l ON l.review_key = r.key"
+            " WHERE r.opened_at >= ? AND r.opened_at < ?" + (" AND l.repo = ? COLLATE NOCASE" if period.repo else "")
+            + " ORDER BY r.quarter, r.subject, l.repo, l.login", [iso(period.start), iso(period.end)]
+            + ([period.repo] if period.repo else [])):
+        yield {"quarter": r["quarter"], "subject": r["subject"], "repo": r["repo"], "login": r["login"],
+               "permission": r["permission"], "via": "; ".join(json.loads(r["via"])), "decision": r["decision"] or "",
+               "decided_by": r["decided_by"] or "", "decided_at": r["decided_at"] or "",
+               "access_removed_at": r["applied_at"] or "", "review_opened_at": r["opened_at"],
+               "review_due": r["due_at"], "review_completed_at": r["completed_at"] or "",
+               "review_completed_by": r["completed_by"] or "", "issue": r["url"]}
+
+
+def offboarding_rows(db, period: Period) -> Iterator[dict]:
+    """Findings open at any time in the period."""
+    for r in db.query("SELECT * FROM offboarding WHERE found_at < ? AND (resolved_at IS NULL OR resolved_at >= ?)"
+                      + (" AND repo = ? COLLATE NOCASE" if period.repo else "") + " ORDER BY found_at, login",
+                      [iso(period.end), iso(period.start)] + ([period.repo] if period.repo else [])):
+        yield {"org": r["org"], "login": r["login"], "repo": r["repo"], "kind": r["kind"], "detail": r["detail"],
+               "found_at": r["found_at"], "resolved_at": r["resolved_at"] or "", "issue": r["issue_url"] or ""}
+
+
+def twofa_rows(db, period: Period) -> Iterator[dict]:
+    for r in db.query("SELECT * FROM twofa_checks WHERE checked_at >= ? AND checked_at < ? ORDER BY checked_at, org",
+                      [iso(period.start), iso(period.end)]):
+        yield {"org": r["org"], "checked_at": r["checked_at"], "visible": "yes" if r["visible"] else "no",
+               "reason": r["reason"] or "", "members_without_2fa": " ".join(json.loads(r["members"])),
+               "outside_without_2fa": " ".join(json.loads(r["outside"]))}
+
+
+SECTIONS = {"changes": (COLUMNS, rows), "access-reviews": (ACCESS_COLUMNS, access_rows),
+            "offboarding": (OFFBOARDING_COLUMNS, offboarding_rows), "2fa": (TWOFA_COLUMNS, twofa_rows)}
+
+
+def write_csv(out: TextIO, db, period: Period, section: str = "changes") -> int:
+    columns, source = SECTIONS[section]
+    writer = csv.DictWriter(out, columns, lineterminator="\n")
     writer.writeheader()
     n = 0
-    for n, row in enumerate(rows(db, period), 1):
+    for n, row in enumerate(source(db, period), 1):
         writer.writerow(row)
     return n
 
 
 def write_json(out: TextIO, db, period: Period, head: dict) -> int:
-    out.write('{"summary": ' + json.dumps(head, indent=1) + ',\n"changes": [\n')
-    n = 0
-    for n, row in enumerate(rows(db, period), 1):
-        out.write((",\n" if n > 1 else "") + json.dumps(row, ensure_ascii=False))
-    out.write("\n]}\n")
-    return n
+    """Every section; returns the number of changes."""
+    out.write('{"summary": ' + json.dumps(head, indent=1))
+    written = {}
+    for section, (_, source) in SECTIONS.items():
+        out.write(f',\n"{section}": [\n')
+        n = 0
+        for n, row in enumerate(source(db, period), 1):
+            out.write((",\n" if n > 1 else "") + json.dumps(row, ensure_ascii=False))
+        out.write("\n]")
+        written[section] = n
+    out.write("}\n")
+    return written["changes"]
 
 
 def summary_lines(s: dict) -> list[str]:
@@ -150,6 +219,11 @@ def summary_lines(s: dict) -> list[str]:
     lines += [f"  gap {g['from'][:16]} to {g['to'][:16]} UTC ({g['hours']} h): "
               + (f"filled by the sweep at {g['filled_by_sweep_at'][:16]}" if g["filled_by_sweep_at"] else "not filled")
               for g in cov["gaps"]]
+    a = s["access"]
+    lines.append(f"Access reviews: {a['reviews_complete']} of {a['reviews']} complete; {a['lines_kept']} kept,"
+                 f" {a['lines_revoked']} revoked, {a['lines_undecided']} undecided. Offboarding: {a['offboarding_findings']}"
+                 f" findings, {a['offboarding_unresolved']} unresolved.")
+    lines += [f"{org}: {text}" for org, text in a["twofa"].items()]
     lines.append(f"Audit chain: intact, {chain['records']} records, head #{chain['head_seq']} sha256:{chain['head_hash']}"
                  if chain["intact"] else f"Audit chain: BROKEN: {chain['problem']}")
     return lines
@@ -170,10 +244,11 @@ thead{display:table-header-group}tr{break-inside:avoid}.noprint{display:none}}
 """
 
 SORT = """
-document.querySelectorAll("th").forEach(function (th, i) {
+document.querySelectorAll("table").forEach(function (table) {
+table.querySelectorAll("th").forEach(function (th, i) {
   th.addEventListener("click", function () {
-    var body = document.querySelector("tbody"), up = th.getAttribute("aria-sort") !== "ascending";
-    document.querySelectorAll("th").forEach(function (h) { h.removeAttribute("aria-sort"); });
+    var body = table.querySelector("tbody"), up = th.getAttribute("aria-sort") !== "ascending";
+    table.querySelectorAll("th").forEach(function (h) { h.removeAttribute("aria-sort"); });
     th.setAttribute("aria-sort", up ? "ascending" : "descending");
     var rows = Array.prototype.slice.call(body.rows), keyed = rows.map(function (r) {
       var t = r.cells[i].textContent, n = t !== "" && !isNaN(t) ? parseFloat(t) : null;
@@ -187,6 +262,7 @@ document.querySelectorAll("th").forEach(function (th, i) {
     keyed.forEach(function (k) { frag.appendChild(k[1]); });
     body.appendChild(frag);
   });
+});
 });
 """
 
@@ -211,20 +287,31 @@ def write_html(out: TextIO, db, period: Period, head: dict) -> int:
         out.write(f"<p{cls}>{html.escape(line)}</p>\n")
     out.write(f'<p class="noprint">Generated {html.escape(head["generated_at"][:19])} UTC. Click a column to sort.'
               "</p></section>\n")
-    out.write('<table id="changes"><thead><tr>' + "".join(f"<th>{c}</th>" for c in COLUMNS) + "</tr></thead><tbody>\n")
-    n = 0
-    for n, row in enumerate(rows(db, period), 1):
-        kind = {"follow-up": "followup"}.get(row["decision"], row["decision"].split(" ")[0])
-        out.write(f'<tr class="{kind}">' + "".join(_cell(c, row[c]) for c in COLUMNS) + "</tr>\n")
-    out.write(f"</tbody></table>\n<script>{SORT}</script>\n</body></html>\n")
-    return n
+    written = {}
+    for section, (columns, source) in SECTIONS.items():
+        if section != "changes":
+            out.write(f"<h2>{html.escape(HEADINGS[section])}</h2>\n")
+        out.write(f'<table id="{section}"><thead><tr>' + "".join(f"<th>{c}</th>" for c in columns)
+                  + "</tr></thead><tbody>\n")
+        n = 0
+        for n, row in enumerate(source(db, period), 1):
+            kind = {"follow-up": "followup"}.get(row.get("decision", ""), (row.get("decision") or "x").split(" ")[0])
+            out.write(f'<tr class="{kind}">' + "".join(_cell(c, row[c]) for c in columns) + "</tr>\n")
+        out.write("</tbody></table>\n")
+        written[section] = n
+    out.write(f"<script>{SORT}</script>\n</body></html>\n")
+    return written["changes"]
 
 
-def export(db, period: Period, fmt: str, out: TextIO, now: datetime) -> tuple[dict, int]:
-    """Write the export; returns its summary and the number of rows."""
+HEADINGS = {"access-reviews": "Quarterly access reviews (CC6.3)", "offboarding": "Offboarding: access after leaving (CC6.2)",
+            "2fa": "Two-factor authentication coverage (CC6.1)"}
+
+
+def export(db, period: Period, fmt: str, out: TextIO, now: datetime, section: str = "changes") -> tuple[dict, int]:
+    """Write the export (CSV: one section); returns its summary and the number of rows."""
     head = summary(db, period, now)
     if fmt == "csv":
-        n = write_csv(out, db, period)
+        n = write_csv(out, db, period, section)
     elif fmt == "json":
         n = write_json(out, db, period, head)
     else:

@@ -56,6 +56,11 @@ class RepoInfo:
     default_branch: str
     archived: bool
     has_issues: bool
+    private: bool = True
+
+
+def _repo_info(r) -> RepoInfo:
+    return RepoInfo(r.full_name, r.id, r.default_branch, bool(r.archived), bool(r.has_issues), bool(r.private))
 
 
 @dataclass(frozen=True)
@@ -221,7 +226,7 @@ class Gateway:
 
     def repo(self, inst: int, repo: str) -> RepoInfo:
         r = call(f"GET /repos/{repo}", self._inst(inst).rest.repos.get, *split(repo)).parsed_data
-        return RepoInfo(r.full_name, r.id, r.default_branch, bool(r.archived), bool(r.has_issues))
+        return _repo_info(r)
 
     def branch_protection(self, inst: int, repo: str, branch: str) -> str | None:
         """How `branch` is protected ("classic", "ruleset"), or None when it is not."""
@@ -344,7 +349,7 @@ class Gateway:
         repos = call("GET /installation/repositories", lambda: list(client.rest.paginate(
             client.rest.apps.list_repos_accessible_to_installation,
             map_func=lambda r: r.parsed_data.repositories, per_page=100)))
-        return [RepoInfo(r.full_name, r.id, r.default_branch, bool(r.archived), bool(r.has_issues)) for r in repos]
+        return [_repo_info(r) for r in repos]
 
     def merged_pulls_since(self, inst: int, repo: str, since: datetime) -> list[dict]:
         """PRs merged at or after `since`, newest activity first; stops paging at older updates."""
@@ -460,6 +465,83 @@ class Gateway:
 
     def redeliver(self, delivery_id: int) -> None:
         call(f"redeliver {delivery_id}", self.app.rest.apps.redeliver_webhook_delivery, delivery_id)
+
+    # access controls (CC6) -----------------------------------------------------------------------
+
+    def repo_access(self, inst: int, repo: str) -> list[dict]:
+        """Everyone with write, maintain or admin access to `repo`, and how they have it: directly, as
+        an outside collaborator, through a team, or as an organization owner."""
+        client = self._inst(inst)
+        owner, name = split(repo)
+
+        def people(affiliation: str) -> list:
+            return self._all(f"{affiliation} collaborators of {repo}", client, client.rest.repos.list_collaborators,
+                             owner=owner, repo=name, affiliation=affiliation)
+
+        def org_only(what: str, method, **kwargs) -> list:
+            try:
+                return self._all(what, client, method, **kwargs)
+            except GitHubError as e:
+                if e.status == 404:  # a personal account's repository: no teams, no owners
+                    return []
+                raise
+
+        everyone = {c.login: c for c in people("all")}
+        direct = {c.login for c in people("direct")}
+        outside = {c.login for c in people("outside")}
+        via: dict[str, list[str]] = {login: [] for login in everyone}
+        for team in org_only(f"teams of {repo}", client.rest.repos.list_teams, owner=owner, repo=name):
+            if team.permission in ("push", "maintain", "admin"):
+                for m in self._all(f"members of team {team.slug}", client, client.rest.teams.list_members_in_org,
+                                   org=owner, team_slug=team.slug):
+                    via.setdefault(m.login, []).append(f"team @{owner}/{team.slug}")
+        for m in org_only(f"owners of {owner}", client.rest.orgs.list_members, org=owner, role="admin"):
+            via.setdefault(m.login, []).append("org owner")
+        found = []
+        for login, c in sorted(everyone.items(), key=lambda kv: kv[0].lower()):
+            if c.role_name not in ("admin", "maintain", "write"):
+                continue
+            ways = (["outside collaborator"] if login in outside else ["direct"] if login in direct else []) + via[login]
+            fallback = "repository owner" if login.lower() == owner.lower() else "org base permission"
+            found.append({"login": login, "permission": c.role_name, "via": ways or [fallback]})
+        return found
+
+    def permission_of(self, inst: int, repo: str, login: str) -> str:
+        """`login`'s permission on `repo`: admin, maintain, write, triage, read, or none."""
+        client = self._inst(inst)
+        try:
+            p = call(f"GET permission of {login} on {repo}", client.rest.repos.get_collaborator_permission_level,
+                     *split(repo), login).parsed_data
+        except GitHubError as e:
+            if e.status == 404:  # not a collaborator, or no such user
+                return "none"
+            raise
+        return p.role_name or p.permission
+
+    def invitees(self, inst: int, repo: str) -> list[str]:
+        client = self._inst(inst)
+        invitations = self._all(f"invitations of {repo}", client, client.rest.repos.list_invitations,
+                                owner=split(repo)[0], repo=split(repo)[1])
+        return [i.invitee.login for i in invitations if i.invitee not in (None, UNSET)]
+
+    def remove_collaborator(self, inst: int, repo: str, login: str) -> None:
+        call(f"DELETE collaborator {login} of {repo}", self._inst(inst).rest.repos.remove_collaborator,
+             *split(repo), login)
+
+    def without_2fa(self, inst: int, org: str) -> tuple[list[str], list[str]] | str:
+        """Members and outside collaborators of `org` without two-factor authentication, or, when the
+        App may not see that, GitHub's reason."""
+        client = self._inst(inst)
+        try:
+            members = self._all(f"members of {org} without 2FA", client, client.rest.orgs.list_members,
+                                org=org, filter_="2fa_disabled")
+            outside = self._all(f"outside collaborators of {org} without 2FA", client,
+                                client.rest.orgs.list_outside_collaborators, org=org, filter_="2fa_disabled")
+        except GitHubError as e:
+            if e.status in (403, 404, 422):
+                return str(e.body.get("message") if isinstance(e.body, dict) else e) or f"GitHub answered {e.status}"
+            raise
+        return sorted(m.login for m in members), sorted(m.login for m in outside)
 
     # configuration and check runs ---------------------------------------------------------------
 

@@ -27,6 +27,8 @@ class Open:
     title: str
     assignee: str
     due_at: datetime
+    what: str = "follow-up review"
+    how: str = "Someone other than the change's author and merger reviews it, then closes this issue as completed."
 
 
 @dataclass(frozen=True)
@@ -52,18 +54,17 @@ def plan(f: Open, now: datetime, tz: ZoneInfo, holidays: Container[date], hour: 
     if now < f.due_at:
         if now >= _at(previous_business_day(due_day, holidays), hour, tz):
             return [Reminder(f"remind:{f.change_key}:due-soon", "due-soon",
-                             f"{who}: this follow-up review is due by {due_text}. Someone other than the "
-                             "change's author and merger reviews it, then closes this issue as completed.")]
+                             f"{who}: this {f.what} is due by {due_text}. {f.how}")]
         return []
     cc = f" {escalate}: for your attention." if escalate else ""
     owed = [Reminder(f"remind:{f.change_key}:overdue", "overdue",
-                     f"{who}: this follow-up review is overdue; it was due by {due_text}.{cc}")]
+                     f"{who}: this {f.what} is overdue; it was due by {due_text}.{cc}")]
     if every > 0:
         latest = _latest_repeat(due_day, now, tz, holidays, hour, every)
         if latest:
             days = business_days_between(due_day, latest, holidays)
             owed.append(Reminder(f"remind:{f.change_key}:overdue:{latest.isoformat()}", "still-overdue",
-                                 f"{who}: this follow-up review is still open, {days} business days past its due date "
+                                 f"{who}: this {f.what} is still open, {days} business days past its due date "
                                  f"({due_text})."))
     return owed
 

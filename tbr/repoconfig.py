@@ -27,6 +27,21 @@ class InvalidConfig(ValueError):
 
 
 @dataclass(frozen=True)
+class AccessReview:
+    """The quarterly access review (CC6.3): on by default, one issue per repository."""
+
+    enabled: bool = True
+    scope: str = "repo"              # repo: an issue per repository; org: one per organization
+    business_day: int = 1            # opened on this business day of each quarter
+    due_days: int = 10               # business days to decide every line
+    reviewers: tuple[str, ...] = ()  # mentioned in the issue and its reminders (default: escalate)
+    apply_revocations: bool = False  # remove direct collaborators whose access is revoked
+
+
+ACCESS_REVIEW_KEYS = {"enabled", "scope", "business_day", "due_days", "reviewers", "apply_revocations"}
+
+
+@dataclass(frozen=True)
 class RepoConfig:
     branches: tuple[str, ...] | None
     approval_phrases: tuple[str, ...]
@@ -40,6 +55,7 @@ class RepoConfig:
     checks: tuple[str, ...]
     ticket_pattern: str | None
     require_fresh_approval: bool
+    access_review: AccessReview = None
     sources: dict = field(default_factory=dict, compare=False)  # key -> where its value came from
 
     def watches_branch(self, branch: str, default_branch: str | None, protected: bool) -> bool:
@@ -130,6 +146,32 @@ def _bool(value, key: str) -> bool:
     return value
 
 
+def _access_review(value, key: str) -> dict:
+    """The keys set of access_review (layers merge them key by key)."""
+    if value is False:
+        return {"enabled": False}
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a mapping of {', '.join(sorted(ACCESS_REVIEW_KEYS))}, or false")
+    unknown = sorted(set(value) - ACCESS_REVIEW_KEYS)
+    if unknown:
+        raise ValueError(f"unknown key {unknown[0]!r}; known: {', '.join(sorted(ACCESS_REVIEW_KEYS))}")
+    clean = {}
+    for k, v in value.items():
+        if k in ("enabled", "apply_revocations"):
+            clean[k] = _bool(v, k)
+        elif k == "scope":
+            if v not in ("repo", "org"):
+                raise ValueError("scope must be repo or org")
+            clean[k] = v
+        elif k == "reviewers":
+            clean[k] = tuple(r if r.startswith("@") else f"@{r}" for r in _strings(v, k))
+        elif isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= (20 if k == "business_day" else 30):
+            raise ValueError(f"{k} must be a whole number of business days from 1 to {20 if k == 'business_day' else 30}")
+        else:
+            clean[k] = v
+    return clean
+
+
 KEYS = {
     "branches": _strings,
     "approval_phrases": _strings,
@@ -143,6 +185,7 @@ KEYS = {
     "checks": _checks,
     "ticket_pattern": _pattern,
     "require_fresh_approval": _bool,
+    "access_review": _access_review,
 }
 
 
@@ -190,6 +233,7 @@ def defaults(settings: Settings) -> dict:
         "checks": CHECKS,
         "ticket_pattern": None,
         "require_fresh_approval": False,
+        "access_review": {} if settings.access_reviews else {"enabled": False},
     }
 
 
@@ -198,6 +242,6 @@ def layer(settings: Settings, *layers: tuple[str, dict | None]) -> RepoConfig:
     values, sources = defaults(settings), dict.fromkeys(KEYS, "environment")
     for name, data in layers:
         for key, value in (data or {}).items():
-            values[key] = value
+            values[key] = {**values[key], **value} if key == "access_review" else value
             sources[key] = name
-    return RepoConfig(**values, sources=sources)
+    return RepoConfig(**{**values, "access_review": AccessReview(**values["access_review"])}, sources=sources)

@@ -16,7 +16,7 @@ from datetime import datetime, time, timedelta
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from tbr import audit, digest, lifecycle, sweep
+from tbr import accesscontrols, audit, digest, lifecycle, sweep
 from tbr.config import WEEKDAYS
 from tbr.engine import Engine
 from tbr.store import from_iso
@@ -85,6 +85,7 @@ class Scheduler:
         # Hourly, though the check is daily: queued once a day (keyed by the date), so a run that
         # failed (GitHub down) is made up within the hour instead of the next day.
         sched.add_job(self.run_controls, "interval", hours=1, next_run_time=now, id="controls")
+        sched.add_job(self.run_access, "interval", hours=1, next_run_time=now, id="access")
         sched.start()
         self._scheduler = sched
         log.info("scheduler.leading", pid=os.getpid(), sweep_minutes=settings.sweep_minutes,
@@ -120,6 +121,11 @@ class Scheduler:
     def run_controls(self) -> None:
         """Daily: every watched repository's branch controls, whether or not an event said they changed."""
         queue_daily_controls(self.engine)
+        self.wake()
+
+    def run_access(self) -> None:
+        """Access reviews, offboarding, two-factor coverage: their daily work, done once a day."""
+        accesscontrols.daily(self.engine, self.engine.clock())
         self.wake()
 
     def run_digest(self) -> None:

@@ -176,6 +176,59 @@ BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 
+-- Quarterly access reviews (CC6.3): one issue each, one line per person with write access or more.
+CREATE TABLE IF NOT EXISTS access_reviews (
+    key TEXT PRIMARY KEY,                         -- quarter:subject, e.g. 2026-Q4:acme/api
+    quarter TEXT NOT NULL,
+    subject TEXT NOT NULL,                        -- owner/repo, or the organization
+    installation_id INTEGER,
+    tracking_repo TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    url TEXT NOT NULL,
+    opened_at TEXT NOT NULL,
+    due_at TEXT NOT NULL,
+    terms TEXT NOT NULL,                          -- reviewers, apply_revocations, timezone, holidays, escalate
+    completed_at TEXT,
+    completed_by TEXT
+);
+CREATE TABLE IF NOT EXISTS access_lines (
+    review_key TEXT NOT NULL,
+    line_id TEXT NOT NULL,
+    repo TEXT NOT NULL,
+    login TEXT NOT NULL,
+    permission TEXT NOT NULL,
+    via TEXT NOT NULL,
+    decision TEXT,                                -- keep | revoke
+    decided_by TEXT,
+    decided_at TEXT,
+    applied_at TEXT,                              -- a revoked direct collaborator removed
+    PRIMARY KEY (review_key, line_id)
+);
+
+-- Offboarding (CC6.2): access a removed member still has, until it is gone.
+CREATE TABLE IF NOT EXISTS offboarding (
+    org TEXT NOT NULL COLLATE NOCASE,
+    login TEXT NOT NULL COLLATE NOCASE,
+    repo TEXT NOT NULL,
+    kind TEXT NOT NULL,                           -- collaborator (with its permission) | invitation
+    detail TEXT NOT NULL,
+    found_at TEXT NOT NULL,
+    issue_url TEXT,
+    resolved_at TEXT,
+    PRIMARY KEY (org, login, repo, kind)
+);
+
+-- Two-factor coverage (CC6.1), one row per daily look at an organization.
+CREATE TABLE IF NOT EXISTS twofa_checks (
+    org TEXT NOT NULL,
+    checked_at TEXT NOT NULL,
+    visible INTEGER NOT NULL,                     -- 0: the App may not see it (reason says why)
+    reason TEXT,
+    members TEXT NOT NULL DEFAULT '[]',           -- logins without 2FA
+    outside TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (org, checked_at)
+);
+
 CREATE TABLE IF NOT EXISTS digests (
     week TEXT PRIMARY KEY,                        -- the Monday, local date
     repo TEXT NOT NULL,

@@ -66,6 +66,19 @@ has no "[bot]" suffix, as in GitHub's GraphQL.  A review comment added with
 add_review_comment(review_id=...) belongs to that review; one added without a
 review_id is served (in GraphQL only) under a COMMENTED review of its own, as a
 single comment on GitHub is, whose node id is "PRR_fake<comment id>".
+
+Access control: a repo's owner is an organization unless add_repo(owner_type="User") makes it
+a personal account (admin of its repos, no teams; /orgs/<it>/... is 404).  An org has members
+(add_member; role "admin" is an owner, admin of every repo), teams (add_team, with members and
+{repo: permission}) and an optional base permission for members (set_base_permission); a repo
+has direct collaborators (add_collaborator; "outside" ones are not org members) and pending
+invitations (add_invitation).  Someone's role on a repo is the highest of these grants; on a
+public repo the permission endpoint answers read for anyone else, on a private one none (as
+GitHub does), and the collaborator list's `permission` filter keeps those with at least that
+permission.  remove_member drops org and team membership only, as on GitHub.  Two-factor
+status is per user; with fake.twofa_visible = False, filter=2fa_disabled (or 2fa_insecure, which
+matches nobody here) is refused with GitHub's 422 for a caller who is not an owner.  A token
+sees an org (/orgs/{org}/...) only if its installation has one of the org's repos.
 """
 
 from __future__ import annotations
@@ -151,6 +164,14 @@ def _dt(value) -> datetime | None:
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _role(permission: str) -> str:
+    """A repository role from a role or an older permission name (pull, push)."""
+    role = {"pull": "read", "push": "write"}.get(permission, permission)
+    if role not in _RANK:
+        raise ValueError(f"unknown repository permission {permission!r}")
+    return role
 
 
 def _sha() -> str:
@@ -326,6 +347,17 @@ _ROUTES = Map([
          endpoint="add_labels"),
     Rule("/repos/<owner>/<repo>/issues/<int:number>/labels/<path:name>", methods=["DELETE"],
          endpoint="remove_label"),
+    Rule("/repos/<owner>/<repo>/collaborators", methods=["GET"], endpoint="list_collaborators"),
+    Rule("/repos/<owner>/<repo>/collaborators/<username>/permission", methods=["GET"],
+         endpoint="get_collaborator_permission"),
+    Rule("/repos/<owner>/<repo>/collaborators/<username>", methods=["DELETE"],
+         endpoint="remove_collaborator"),
+    Rule("/repos/<owner>/<repo>/invitations", methods=["GET"], endpoint="list_invitations"),
+    Rule("/repos/<owner>/<repo>/teams", methods=["GET"], endpoint="list_repo_teams"),
+    Rule("/orgs/<org>/teams/<team_slug>/members", methods=["GET"], endpoint="list_team_members"),
+    Rule("/orgs/<org>/members", methods=["GET"], endpoint="list_org_members"),
+    Rule("/orgs/<org>/outside_collaborators", methods=["GET"],
+         endpoint="list_outside_collaborators"),
     Rule("/graphql", methods=["POST"], endpoint="graphql"),
     Rule("/slack/<path:hook>", methods=["POST"], endpoint="slack"),
     # The App-manifest flow: GitHub's web pages (a person confirms), then the API exchange.
@@ -340,6 +372,11 @@ _APP_ENDPOINTS = {"get_app", "create_token", "get_installation", "list_installat
 # manifest exchange (the one-time code is the credential).
 _PUBLIC_ENDPOINTS = {"slack", "manifest_form", "manifest_conversion"}
 _STATE_REASONS = {"completed", "not_planned", "duplicate", "reopened"}
+# Repository roles, lowest first, and the older permission names teams and `permissions` use.
+_ROLES = ("read", "triage", "write", "maintain", "admin")
+_RANK = {role: i for i, role in enumerate(_ROLES, 1)}
+_LEGACY = {"read": "pull", "triage": "triage", "write": "push", "maintain": "maintain",
+           "admin": "admin"}
 _PERMISSIONS = {"issues": "write", "pull_requests": "read", "contents": "read",
                 "metadata": "read", "administration": "read", "checks": "write"}
 # What apps may send (GitHub Actions alone may set waiting/requested/pending, GitHub alone stale).
@@ -381,6 +418,9 @@ class FakeGitHub:
         self._faults: list[dict] = []
         self._holds: list[Hold] = []
         self._users: dict[str, int] = {}
+        self._orgs: dict[str, dict] = {}  # login -> {"members", "teams", "base_permission"}
+        self._no_2fa: set[str] = set()  # users without two-factor authentication
+        self.twofa_visible = True  # False: the App may not use the 2fa_disabled filter
         self._installed_at: dict[int, datetime] = {}  # installation id -> created_at
         self._deliveries: list[dict] = []
         self.redelivery_requests: list[int] = []  # delivery ids, in request order
@@ -438,12 +478,18 @@ class FakeGitHub:
                  protected=("main",), ruleset_branches=(), archived: bool = False,
                  has_issues: bool = True, installation_id: int = 1,
                  private: bool = False, assignable=None,
-                 ruleset_parameters: dict | None = None) -> dict:
-        """ruleset_branches are fnmatch patterns; assignable=None lets anyone be assigned."""
+                 ruleset_parameters: dict | None = None,
+                 owner_type: str = "Organization") -> dict:
+        """ruleset_branches are fnmatch patterns; assignable=None lets anyone be assigned;
+        owner_type="User" makes the owner a personal account, not an organization."""
         owner, name = full_name.split("/")
         with self._lock:
+            if owner_type == "Organization":
+                self._org_state(owner)
+            elif owner in self._orgs:
+                raise ValueError(f"{owner!r} is an organization in the fake")
             repo = {
-                "full_name": full_name, "owner": owner, "name": name,
+                "full_name": full_name, "owner": owner, "name": name, "owner_type": owner_type,
                 "id": next(self._ids), "default_branch": default_branch,
                 "protected": set(protected), "ruleset_branches": list(ruleset_branches),
                 "ruleset_parameters": dict(ruleset_parameters or {}),
@@ -458,6 +504,8 @@ class FakeGitHub:
                 "check_runs": {},  # id -> run
                 "check_suites": {},  # head sha -> suite id
                 "files": {},  # ref -> {path: bytes}
+                "collaborators": {},  # login -> role, explicitly added
+                "invitations": [],  # pending: {"id", "login", "permission", "inviter", ...}
             }
             self._repos[full_name] = repo
             self._installed_at.setdefault(installation_id, self.clock())
@@ -758,6 +806,66 @@ class FakeGitHub:
             r = self._repo(repo)
             r["rulesets"] = [rs for rs in r["rulesets"] if rs["pattern"] != branch_pattern]
 
+    # Permissions are repository roles (read, triage, write, maintain, admin) or their older
+    # names (pull, push).  two_factor=None leaves a user's 2FA status as it was (on by default).
+    def add_member(self, org: str, login: str, *, role: str = "member",
+                   two_factor: bool | None = None) -> None:
+        """Make login a member of org; role "admin" makes them an owner."""
+        if role not in ("member", "admin"):
+            raise ValueError(f"unknown organization role {role!r}")
+        with self._lock:
+            self._org_state(org)["members"][login] = role
+            self._set_2fa(login, two_factor)
+
+    def remove_member(self, org: str, login: str) -> None:
+        """What organization.member_removed reports: login leaves org and its teams (and so
+        loses owner, team and base-permission access); direct collaborator access and pending
+        invitations stay."""
+        with self._lock:
+            o = self._org_state(org)
+            o["members"].pop(login, None)
+            for team in o["teams"].values():
+                team["members"].discard(login)
+
+    def add_collaborator(self, repo: str, login: str, permission: str = "write", *,
+                         two_factor: bool | None = None) -> None:
+        """A direct collaborator, replacing an earlier permission; an outside collaborator if
+        login is not a member of the repo's organization."""
+        with self._lock:
+            self._repo(repo)["collaborators"][login] = _role(permission)
+            self._set_2fa(login, two_factor)
+
+    def collaborators(self, repo: str) -> dict[str, str]:
+        """Snapshot of the repo's direct collaborators: login -> role."""
+        with self._lock:
+            return dict(self._repo(repo)["collaborators"])
+
+    def add_team(self, org: str, slug: str, members=(), repos: dict[str, str] | None = None, *,
+                 name: str | None = None) -> dict:
+        """A team (replacing one with the same slug) whose members get {repo: permission}."""
+        with self._lock:
+            teams = self._org_state(org)["teams"]
+            old = teams.get(slug)
+            teams[slug] = {"id": old["id"] if old else next(self._ids), "slug": slug,
+                           "name": name or slug, "members": set(members),
+                           "repos": {full: _role(p) for full, p in (repos or {}).items()}}
+            return copy.deepcopy(teams[slug])
+
+    def add_invitation(self, repo: str, login: str, permission: str = "write", *,
+                       inviter: str = "octocat") -> dict:
+        """A pending invitation for login to collaborate on repo."""
+        with self._lock:
+            invitation = {"id": next(self._ids), "login": login, "permission": _role(permission),
+                          "inviter": inviter, "created_at": self.clock()}
+            self._repo(repo)["invitations"].append(invitation)
+            return dict(invitation)
+
+    def set_base_permission(self, org: str, permission: str | None) -> None:
+        """The role every member of org has on its repos (None or "none": no base role)."""
+        with self._lock:
+            self._org_state(org)["base_permission"] = (
+                None if permission in (None, "none") else _role(permission))
+
     def count(self, method: str | None, path_regex: str) -> int:
         with self._lock:
             return sum(1 for m, p, _ in self.requests if self._matches(method, path_regex, m, p))
@@ -815,6 +923,34 @@ class FakeGitHub:
 
     def _pull(self, repo: str, number: int) -> dict:
         return self._repo(repo)["pulls"][number]
+
+    def _org_state(self, org: str) -> dict:
+        if any(r["owner"] == org and r["owner_type"] == "User" for r in self._repos.values()):
+            raise ValueError(f"{org!r} is a personal account in the fake, not an organization")
+        return self._orgs.setdefault(org, {"members": {}, "teams": {}, "base_permission": None})
+
+    def _set_2fa(self, login: str, two_factor: bool | None) -> None:
+        if two_factor is not None:
+            (self._no_2fa.discard if two_factor else self._no_2fa.add)(login)
+
+    def _access(self, r: dict) -> dict[str, str]:
+        """login -> highest role, for everyone granted access to r (a public repo's read access
+        for anyone aside)."""
+        grants = list(r["collaborators"].items())
+        org = self._orgs.get(r["owner"])
+        if org is None:
+            grants.append((r["owner"], "admin"))  # a personal account owns its repos
+        else:
+            base = org["base_permission"]
+            grants += [(login, "admin" if role == "admin" else base)
+                       for login, role in org["members"].items() if role == "admin" or base]
+            for team in org["teams"].values():
+                role = team["repos"].get(r["full_name"])
+                grants += [(login, role) for login in team["members"] if role]
+        best: dict[str, str] = {}
+        for login, role in grants:
+            best[login] = max(best.get(login, role), role, key=_RANK.__getitem__)
+        return best
 
     @staticmethod
     def _next_number(r: dict) -> int:
@@ -1153,6 +1289,37 @@ class FakeGitHub:
                    lock_branch={"enabled": False}, allow_fork_syncing={"enabled": False})
         return out
 
+    def _collaborator_obj(self, login: str, role: str | None) -> dict:
+        """login as a collaborator with `role` (None: no access)."""
+        out = _subst(_first("collaborators"), self._pairs())
+        out.update(self._user(login), role_name=role or "none",
+                   permissions={_LEGACY[x]: _RANK.get(role, 0) >= _RANK[x] for x in _ROLES})
+        return out
+
+    def _team_obj(self, org: str, team: dict, role: str, template: dict) -> dict:
+        tid = team["id"]
+        out = _subst(template, self._pairs())
+        out.update(id=tid, node_id=f"T_fake{tid}", name=team["name"], slug=team["slug"],
+                   url=f"{self.url}/teams/{tid}",
+                   html_url=f"{self.url}/orgs/{org}/teams/{team['slug']}",
+                   members_url=f"{self.url}/teams/{tid}/members{{/member}}",
+                   repositories_url=f"{self.url}/teams/{tid}/repos", permission=_LEGACY[role],
+                   # githubkit's Team model requires `type`, which the example predates.
+                   type="organization", parent=None)
+        return out
+
+    def _invitation_obj(self, r: dict, invitation: dict, template: dict) -> dict:
+        iid = invitation["id"]
+        out = _subst(template, self._pairs(r))
+        out.update(id=iid, node_id=f"RI_fake{iid}",
+                   repository=self._repository(r, out["repository"]),
+                   invitee=self._user(invitation["login"]),
+                   inviter=self._user(invitation["inviter"]),
+                   permissions=invitation["permission"], created_at=_iso(invitation["created_at"]),
+                   url=f"{self.url}/user/repository_invitations/{iid}",
+                   html_url=f"{self.url}/{r['full_name']}/invitations")
+        return out
+
     # ------------------------------------------------------------ HTTP plumbing
     def _wsgi(self, environ, start_response):
         request = Request(environ)
@@ -1171,6 +1338,7 @@ class FakeGitHub:
             if hold:
                 self._holds.remove(hold)
         if hold:
+            request.get_data()  # the whole request is in before its client can die: GitHub has it
             hold.arrived.set()
             hold.released.wait(60)
         if fault and not fault["after_effect"]:
@@ -1231,6 +1399,10 @@ class FakeGitHub:
             r = self._repos.get(f"{args['owner']}/{args['repo']}")
             if r is not None and r["installation_id"] != self._tokens[credential]:
                 raise _ApiError(404, "Not Found")
+        if "org" in args and not any(r["owner"] == args["org"]
+                                     and r["installation_id"] == self._tokens[credential]
+                                     for r in self._repos.values()):
+            raise _ApiError(404, "Not Found")
 
     def _r(self, owner, repo) -> dict:
         r = self._repos.get(f"{owner}/{repo}")
@@ -1264,6 +1436,29 @@ class FakeGitHub:
     def _writable(r) -> None:
         if r["archived"]:
             raise _ApiError(403, "Repository was archived so is read-only.")
+
+    def _org_or_404(self, org) -> dict:
+        """An organization (a personal account has no /orgs/ endpoints)."""
+        if org not in self._orgs:
+            raise _ApiError(404, "Not Found")
+        return self._orgs[org]
+
+    @staticmethod
+    def _choice(request: Request, name: str, allowed, default=None):
+        value = request.args.get(name, default)
+        if value not in allowed:
+            raise _ApiError(422, "Invalid request.")
+        return value
+
+    def _without_2fa(self, request: Request, logins: list[str], docs: str) -> list[str]:
+        """The 2FA `filter` of the organization member lists."""
+        wanted = self._choice(request, "filter", ("all", "2fa_disabled", "2fa_insecure"), "all")
+        if wanted == "all":
+            return logins
+        if not self.twofa_visible:
+            raise _ApiError(422, "Only owners can use this filter.", docs=docs)
+        # Every second factor is a secure one in the fake.
+        return [login for login in logins if wanted == "2fa_disabled" and login in self._no_2fa]
 
     def _pr_or_404(self, r, number) -> dict:
         if number not in r["pulls"]:
@@ -1786,6 +1981,75 @@ class FakeGitHub:
         template = _first("issue_label_removed")
         return self._json(200, [self._label(r, r["labels"][n.lower()], template)
                                 for n in issue["labels"]])
+
+    def _h_list_collaborators(self, request, owner, repo):
+        r = self._r(owner, repo)
+        access = self._access(r)
+        org = self._orgs.get(r["owner"])
+        affiliation = self._choice(request, "affiliation", ("all", "direct", "outside"), "all")
+        logins = access if affiliation == "all" else [
+            login for login in r["collaborators"]
+            if affiliation == "direct" or (org is not None and login not in org["members"])]
+        wanted = self._choice(request, "permission", (None, *_LEGACY.values()))
+        floor = _RANK[_role(wanted)] if wanted else 0
+        return self._paginate(request, [self._collaborator_obj(login, access[login])
+                                        for login in sorted(logins)
+                                        if _RANK[access[login]] >= floor])
+
+    def _h_get_collaborator_permission(self, request, owner, repo, username):
+        r = self._r(owner, repo)
+        role = self._access(r).get(username) or (None if r["private"] else "read")
+        out = _subst(_template("collaborator_permission"), self._pairs())
+        # `permission` is the legacy base role: maintain counts as write, triage as read.
+        out.update(permission={"maintain": "write", "triage": "read"}.get(role, role or "none"),
+                   role_name=role or "none", user=self._collaborator_obj(username, role))
+        return self._json(200, out)
+
+    def _h_remove_collaborator(self, request, owner, repo, username):
+        self._r(owner, repo)["collaborators"].pop(username, None)
+        return Response(status=204)
+
+    def _h_list_invitations(self, request, owner, repo):
+        r = self._r(owner, repo)
+        template = _first("repo_invitations")
+        return self._paginate(request, [self._invitation_obj(r, i, template)
+                                        for i in r["invitations"]])
+
+    def _h_list_repo_teams(self, request, owner, repo):
+        r = self._r(owner, repo)
+        teams = self._orgs.get(r["owner"], {"teams": {}})["teams"]
+        template = _first("repo_teams")
+        return self._paginate(request, [self._team_obj(r["owner"], t, t["repos"][r["full_name"]],
+                                                       template)
+                                        for _, t in sorted(teams.items())
+                                        if r["full_name"] in t["repos"]])
+
+    def _h_list_team_members(self, request, org, team_slug):
+        team = self._org_or_404(org)["teams"].get(team_slug)
+        if team is None:
+            raise _ApiError(404, "Not Found")
+        # Every member is a plain member: the fake has no team maintainers.
+        role = self._choice(request, "role", ("all", "member", "maintainer"), "all")
+        members = [] if role == "maintainer" else sorted(team["members"])
+        template = _first("team_members")
+        return self._paginate(request, [{**template, **self._user(m)} for m in members])
+
+    def _h_list_org_members(self, request, org):
+        members = self._org_or_404(org)["members"]
+        role = self._choice(request, "role", ("all", "admin", "member"), "all")
+        logins = sorted(login for login, theirs in members.items() if role in ("all", theirs))
+        docs = "https://docs.github.com/rest/orgs/members#list-organization-members"
+        return self._paginate(request, [self._user(login)
+                                        for login in self._without_2fa(request, logins, docs)])
+
+    def _h_list_outside_collaborators(self, request, org):
+        members = self._org_or_404(org)["members"]
+        logins = sorted({login for r in self._repos.values() if r["owner"] == org
+                         for login in r["collaborators"] if login not in members})
+        docs = ("https://docs.github.com/rest/orgs/outside-collaborators"
+                "#list-outside-collaborators-for-an-organization")
+        return self._paginate(request, [self._user(login)
+                                        for login in self._without_2fa(request, logins, docs)])
 
     def _h_manifest_form(self, request, org=None):
         """GitHub's "Create GitHub App" page, with the person clicking Create at once: redirect back

@@ -165,3 +165,21 @@ def protection_rule(full_name: str, repo_id: int, *, action: str, sender: str) -
     _repository(payload, full_name, repo_id, "main")
     payload.update(sender=_user(sender), installation={"id": 1, "node_id": "x"})
     return payload
+
+
+def issue_edited(full_name: str, number: int, *, body: str, previous: str, sender: str, at: datetime,
+                 sender_type: str = "User") -> dict:
+    """issues.edited: the body changed from `previous` to `body`."""
+    payload = issue_action(full_name, number, "edited", sender=sender, at=at, sender_type=sender_type)
+    payload["issue"]["body"] = body
+    payload["changes"] = {"body": {"from": previous}}
+    return payload
+
+
+def member_removed(org: str, login: str, *, sender: str = "octocat") -> dict:
+    """organization.member_removed: the examples have member_added, of the same shape; the action differs."""
+    payload = example("organization.member_added.1")
+    payload["organization"]["login"] = org
+    payload["membership"]["user"].update(login=login, html_url=f"https://github.com/{login}")
+    payload.update(action="member_removed", sender=_user(sender), installation={"id": 1, "node_id": "x"})
+    return payload

@@ -945,3 +945,116 @@ def test_graphql_faults_are_retried(fake, gateway):
     fake.fail("POST", r"/graphql", 502, times=5)
     with pytest.raises(GitHubUnavailable):
         merged_numbers(gateway, T0 - timedelta(hours=1))
+
+
+# ------------------------------------------------------------ access controls
+
+@pytest.fixture
+def acme(fake):
+    """Every way into acme/widgets: an org owner, a team, a member who is also a direct
+    collaborator, outside collaborators; rita and rob may only read; rita and xena lack 2FA."""
+    fake.add_member(OWNER, "olivia", role="admin")
+    fake.add_member(OWNER, "dave")
+    fake.add_member(OWNER, "tina")
+    fake.add_member(OWNER, "rita", two_factor=False)
+    fake.add_team(OWNER, "devs", members=["dave", "tina"], repos={REPO: "push"})
+    fake.add_team(OWNER, "readers", members=["rita"], repos={REPO: "pull"})
+    fake.add_collaborator(REPO, "dave", "maintain")
+    fake.add_collaborator(REPO, "xena", two_factor=False)
+    fake.add_collaborator(REPO, "rob", "read")
+    return fake
+
+
+def access_of(gateway, login):
+    return next((a for a in gateway.repo_access(1, REPO) if a["login"] == login), None)
+
+
+def test_repo_access_lists_everyone_who_can_write_and_how(acme, gateway):
+    assert gateway.repo_access(1, REPO) == [
+        {"login": "dave", "permission": "maintain", "via": ["direct", "team @acme/devs"]},
+        {"login": "olivia", "permission": "admin", "via": ["org owner"]},
+        {"login": "tina", "permission": "write", "via": ["team @acme/devs"]},
+        {"login": "xena", "permission": "write", "via": ["outside collaborator"]},
+    ]
+    acme.set_base_permission(OWNER, "write")
+    assert access_of(gateway, "rita") == {"login": "rita", "permission": "write",
+                                          "via": ["org base permission"]}
+
+
+def test_permission_of(acme, gateway):
+    acme.add_repo(f"{OWNER}/secret", private=True)
+    assert gateway.permission_of(1, REPO, "tina") == "write"
+    assert gateway.permission_of(1, REPO, "dave") == "maintain"
+    assert gateway.permission_of(1, REPO, "stranger") == "read"  # anyone may read a public repo
+    assert gateway.permission_of(1, f"{OWNER}/secret", "stranger") == "none"
+
+
+def test_removed_member_keeps_direct_access_until_removed(acme, gateway):
+    acme.add_invitation(REPO, "dave", "admin")
+    acme.remove_member(OWNER, "dave")
+    assert access_of(gateway, "dave") == {"login": "dave", "permission": "maintain",
+                                          "via": ["outside collaborator"]}
+    assert gateway.invitees(1, REPO) == ["dave"]
+
+    gateway.remove_collaborator(1, REPO, "dave")
+    gateway.remove_collaborator(1, REPO, "tina")  # team access is not a collaborator's
+    assert acme.collaborators(REPO) == {"xena": "write", "rob": "read"}
+    assert [a["login"] for a in gateway.repo_access(1, REPO)] == ["olivia", "tina", "xena"]
+    assert gateway.invitees(1, REPO) == ["dave"]  # a pending invitation outlives the removal
+
+
+def test_without_2fa(acme, gateway):
+    assert gateway.without_2fa(1, OWNER) == (["rita"], ["xena"])
+    acme.twofa_visible = False
+    assert gateway.without_2fa(1, OWNER) == "Only owners can use this filter."
+
+
+def test_access_endpoints_through_githubkit(acme, inst):
+    acme.add_invitation(REPO, "ivan", "triage")
+    [invitation] = inst.rest.repos.list_invitations(OWNER, NAME).parsed_data
+    assert (invitation.invitee.login, invitation.permissions, invitation.repository.full_name) \
+        == ("ivan", "triage", REPO)
+    teams = inst.rest.repos.list_teams(OWNER, NAME).parsed_data
+    assert [(t.slug, t.permission) for t in teams] == [("devs", "push"), ("readers", "pull")]
+    assert [m.login for m in inst.rest.teams.list_members_in_org(OWNER, "devs").parsed_data] \
+        == ["dave", "tina"]
+
+    everyone = list(inst.rest.paginate(inst.rest.repos.list_collaborators, owner=OWNER,
+                                       repo=NAME, per_page=2))
+    assert [(c.login, c.role_name) for c in everyone] == [
+        ("dave", "maintain"), ("olivia", "admin"), ("rita", "read"), ("rob", "read"),
+        ("tina", "write"), ("xena", "write")]
+    assert acme.count("GET", r"/repos/acme/widgets/collaborators") == 3
+    assert everyone[4].permissions.push and not everyone[4].permissions.maintain
+    pushers = inst.rest.repos.list_collaborators(OWNER, NAME, permission="push").parsed_data
+    assert [c.login for c in pushers] == ["dave", "olivia", "tina", "xena"]
+
+    p = inst.rest.repos.get_collaborator_permission_level(OWNER, NAME, "dave").parsed_data
+    assert (p.permission, p.role_name, p.user.login) == ("write", "maintain", "dave")
+    assert [u.login for u in inst.rest.orgs.list_members(OWNER, role="admin").parsed_data] \
+        == ["olivia"]
+    assert [u.login for u in inst.rest.orgs.list_outside_collaborators(OWNER).parsed_data] \
+        == ["rob", "xena"]
+    acme.twofa_visible = False
+    with pytest.raises(RequestFailed) as exc:
+        inst.rest.orgs.list_outside_collaborators(OWNER, filter_="2fa_disabled")
+    assert exc.value.response.status_code == 422
+
+
+def test_org_endpoints_are_404_for_other_installations_and_personal_accounts(fake, gh, gateway):
+    fake.add_repo("other/repo", installation_id=2)
+    fake.add_member("other", "oscar", role="admin")
+    fake.add_repo("alice/dotfiles", owner_type="User", installation_id=2)
+    fake.add_collaborator("alice/dotfiles", "bob")
+    inst1, inst2 = (gh.with_auth(gh.auth.as_installation(i)) for i in (1, 2))
+    for client, org in ((inst1, "other"), (inst2, "alice"), (inst1, "nobody")):
+        with pytest.raises(RequestFailed) as exc:
+            client.rest.orgs.list_members(org)
+        assert exc.value.response.status_code == 404
+    assert [u.login for u in inst2.rest.orgs.list_members("other").parsed_data] == ["oscar"]
+    # A personal account administers its own repos, without teams or owners.
+    assert [(a["login"], a["permission"]) for a in gateway.repo_access(2, "alice/dotfiles")] \
+        == [("alice", "admin"), ("bob", "write")]
+    with pytest.raises(GitHubError) as exc:
+        gateway.repo_access(1, "alice/dotfiles")
+    assert exc.value.status == 404
