@@ -40,7 +40,8 @@ def judged(store, change: dict, status: str, decision, at: datetime) -> int:
                        rule=decision.rule, summary=decision.summary, notes=list(decision.notes),
                        approver=approval.approver if approval else None,
                        approved_at=approval.at.isoformat() if approval and approval.at else None,
-                       link=approval.url if approval else None, source=change["source"])
+                       link=approval.url if approval else None, source=change["source"],
+                       declaration=decision.to_dict()["declaration"])
 
 
 def digest(seq: int, at: str, kind: str, subject: str, actor: str, data: str, prev_hash: str) -> str:

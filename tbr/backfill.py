@@ -76,7 +76,7 @@ def backfill(engine: Engine, since: datetime, repo: str | None = None, file_issu
 
 def _repo(engine: Engine, inst: int, info: RepoInfo, result: Result, file_issues: bool,
           tick: Callable[[str], None]) -> None:
-    gw, store = engine.gateway, engine.store
+    gw = engine.gateway
     cfg = engine.config(inst, info.full_name)
     policy, grace = policy_of(cfg), timedelta(seconds=cfg.grace_seconds)
     watched: dict[str, bool] = {}

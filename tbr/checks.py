@@ -30,10 +30,15 @@ def open_pull_status(decision: Decision) -> tuple[str, str, str]:
     if decision.approved:
         a = decision.approval
         return "success", f"Approved by @{a.approver} ({a.rule})", f"{decision.summary}\n\n[evidence]({a.url}){notes}"
+    declared = (f"\n\nEmergency declared by @{decision.declaration.by}: {decision.declaration.reason}"
+                if decision.declaration else
+                "\n\nIf this is an emergency, declare it before merging: add a line `TBR: <reason>` (with the ticket,"
+                " if there is one) to the description or a comment. Without one, the merge is counted as"
+                " accidental and escalated.")
     return ("neutral", "No approval yet: merging now opens a follow-up review",
             "Nobody other than the author has approved this pull request yet (a review, an `LGTM` comment, "
             "or someone else merging it counts). Merging it now is allowed, and opens a follow-up review "
-            f"due within the SLA.{notes}")
+            f"due within the SLA.{declared}{notes}")
 
 
 def merged_status(decision: Decision) -> tuple[str, str, str]:
@@ -43,11 +48,12 @@ def merged_status(decision: Decision) -> tuple[str, str, str]:
 
 
 def followup_status(state: str, url: str, due_at: datetime, reviewer: str | None = None,
-                    at: datetime | None = None) -> tuple[str, str, str]:
-    """For the commit of an unapproved change: owed, signed off or overdue. Pure."""
+                    at: datetime | None = None, how: str | None = None) -> tuple[str, str, str]:
+    """For the commit of an unapproved change: owed, signed off (or reverted) or overdue. Pure."""
     due = f"{due_at - timedelta(microseconds=1):%Y-%m-%d %H:%M} UTC"
     if state == "signed_off":
-        return "success", f"Reviewed after the fact by @{reviewer} on {at:%Y-%m-%d}", f"Follow-up: {url}"
+        done = "Reverted" if how == "reverted" else "Reviewed after the fact"
+        return "success", f"{done} by @{reviewer} on {at:%Y-%m-%d}", f"Follow-up: {url}"
     if state == "overdue":
         return "failure", f"Follow-up review overdue (was due {due})", f"Follow-up: {url}"
     return "action_required", f"Follow-up review due {due}", (

@@ -65,6 +65,7 @@ class CommitFact:
     committer: str | None
     committed_at: datetime | None
     coauthors: tuple[str, ...] = ()  # logins (from noreply addresses) or names, as the trailers say
+    message: str = ""
 
 
 COAUTHOR_RE = re.compile(r"^co-authored-by:\s*(.+?)\s*<([^>]*)>\s*$", re.IGNORECASE | re.MULTILINE)
@@ -96,6 +97,7 @@ class PullFacts:
     commits: tuple[CommitFact, ...] = ()
     body: str = ""
     head_ref: str = ""
+    labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ class Policy:
     exempt_authors: tuple[str, ...] = ("dependabot[bot]",)
     require_fresh_approval: bool = False  # an approval of an older head commit does not count
     independent_approvals: bool = False  # separation of duties: no approval by a (co-)author of the PR
+    ticket_pattern: str | None = None  # a ticket reference in a declared emergency's reason
 
     def is_exempt(self, actor: Actor) -> bool:
         return actor.login.lower() in {a.lower() for a in self.exempt_authors}
@@ -130,17 +133,32 @@ class Approval:
 
 
 @dataclass(frozen=True)
+class Declaration:
+    """An emergency declared by the PR's author or merger: a `TBR: <reason>` line."""
+
+    by: str
+    at: datetime | None
+    reason: str
+    ticket: str | None
+    url: str
+    where: str  # the pull request's description | a comment
+
+
+@dataclass(frozen=True)
 class Decision:
     approved: bool
     rule: str  # the approving rule, or "none"
     approval: Approval | None
     summary: str
     notes: tuple[str, ...] = field(default_factory=tuple)  # approvals that did not count, and why
+    declaration: Declaration | None = None  # for an unapproved merge: the emergency declared, if any
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        if self.approval and self.approval.at:
-            data["approval"]["at"] = self.approval.at.isoformat()
+        for name in ("approval", "declaration"):
+            value = getattr(self, name)
+            if value and value.at:
+                data[name]["at"] = value.at.isoformat()
         data["notes"] = list(self.notes)
         return data
 
@@ -154,9 +172,14 @@ def _phrase_pattern(phrase: str) -> re.Pattern:
     return re.compile(escaped, re.IGNORECASE)
 
 
+def unquoted(body: str | None) -> str:
+    """A comment without its quoted lines (`> ...`): those are someone else's words."""
+    return "\n".join(line for line in (body or "").splitlines() if not line.lstrip().startswith(">"))
+
+
 def find_phrase(body: str, phrases: tuple[str, ...]) -> str | None:
     """The first approval phrase in the unquoted lines of a comment, or None."""
-    text = "\n".join(line for line in (body or "").splitlines() if not line.lstrip().startswith(">"))
+    text = unquoted(body)
     for phrase in phrases:
         if _phrase_pattern(phrase).search(text):
             return phrase
@@ -260,6 +283,50 @@ def _approvals(facts: PullFacts, policy: Policy, cutoff: datetime, notes: list[s
     return found
 
 
+DECLARATION_RE = re.compile(r"^\s*TBR:[ \t]*(?P<reason>\S.*?)\s*$", re.MULTILINE)
+DECLARATION_LABEL = "tbr"
+REVERTS_RE = re.compile(r"^Reverts (?P<repo>[\w.-]+/[\w.-]+)#(?P<number>\d+)\s*$", re.MULTILINE)
+REVERTED_COMMIT_RE = re.compile(r"This reverts commit (?P<sha>[0-9a-f]{7,40})")
+
+
+def declaration(facts: PullFacts, policy: Policy, cutoff: datetime, notes: list[str]) -> Declaration | None:
+    """The first `TBR: <reason>` line by the PR's author or merger: in its description, or in a comment
+    made before the grace period ended. Lines by anyone else, or too late, are noted and do not count;
+    so is the `tbr` label without such a line, since an exception needs its reason."""
+    def ticket(reason: str) -> str | None:
+        m = re.search(policy.ticket_pattern, reason) if policy.ticket_pattern else None
+        return m.group(0) if m else None
+
+    labelled = DECLARATION_LABEL in {name.lower() for name in facts.labels}
+    also = " (and labelled `tbr`)" if labelled else ""
+    allowed = {facts.author.login.lower()} | ({facts.merged_by.login.lower()} if facts.merged_by else set())
+    m = DECLARATION_RE.search(unquoted(facts.body))
+    if m:
+        return Declaration(facts.author.login, facts.merged_at, m["reason"], ticket(m["reason"]), facts.url,
+                           f"the pull request's description{also}")
+    for c in sorted(facts.comments, key=lambda c: c.created_at or cutoff):
+        m = DECLARATION_RE.search(unquoted(c.body))
+        if not m:
+            continue
+        if c.author.login.lower() not in allowed:
+            notes.append(f"{c.author.login} declared an emergency, but only the author or the merger can")
+        elif c.created_at and c.created_at > cutoff:
+            notes.append(f"{c.author.login} declared an emergency at {_fmt(c.created_at)}, after the grace period")
+        else:
+            return Declaration(c.author.login, c.created_at, m["reason"], ticket(m["reason"]), c.url, f"a comment{also}")
+    if labelled:
+        notes.append("labelled `tbr`, but with no `TBR: <reason>` line by the author or the merger, so not declared")
+    return None
+
+
+def reverted(facts: PullFacts) -> tuple[int | None, tuple[str, ...]]:
+    """What a PR reverts in its own repository: GitHub's `Reverts owner/repo#N` description (another
+    repository's PR is not this one's to complete), and commits it reverts by sha."""
+    m = REVERTS_RE.search(facts.body or "")
+    number = int(m["number"]) if m and m["repo"].lower() == facts.repo.lower() else None
+    return number, tuple(dict.fromkeys(sha for c in facts.commits for sha in REVERTED_COMMIT_RE.findall(c.message)))
+
+
 def judge_pull(facts: PullFacts, policy: Policy, cutoff: datetime) -> Decision:
     """Judge a merged pull request with everything known at `cutoff` (merge time plus grace)."""
     notes: list[str] = []
@@ -276,7 +343,8 @@ def judge_pull(facts: PullFacts, policy: Policy, cutoff: datetime) -> Decision:
     merged_by = merger.login if merger else "an unknown account"
     summary = (f"No approval found: {facts.author.login} authored it, {merged_by} merged it, "
                "and nobody else approved it before the grace period ended")
-    return Decision(False, "none", None, summary, tuple(notes))
+    declared = declaration(facts, policy, cutoff, notes)
+    return Decision(False, "none", None, summary, tuple(notes), declared)
 
 
 def judge_push(facts: PushFacts, policy: Policy) -> Decision:

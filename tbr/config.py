@@ -162,7 +162,7 @@ def _escalate(env) -> str | None:
     raw = _get(env, "TBR_ESCALATE")
     if raw and not ESCALATE_RE.match(raw):
         raise ConfigError(f"TBR_ESCALATE must be a user (@name) or a team (@org/team), got {raw!r}")
-    return raw
+    return "@" + raw.lstrip("@") if raw else None  # a mention, wherever it is written
 
 
 def _hour(env) -> int:

@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta
 import httpx
 import structlog
 
-from tbr import access, accesscontrols, audit, sla
+from tbr import access, accesscontrols, audit, evidence, sla
 from tbr.engine import Engine
 from tbr.followups import LABEL_COLOR
 from tbr.store import from_iso, iso
@@ -84,6 +84,7 @@ def build(engine: Engine, now: datetime) -> Digest:
                      f" {'(within SLA)' if r['within_sla'] else '(late)'}")
     lines.append("" if done else "None.\n")
 
+    lines += exceptions_section(store, now)
     lines += access_section(store, now, tz)
 
     sweeps = store.db.execute("SELECT count(*), count(error) FROM sweeps WHERE started_at >= ? AND started_at < ?",
@@ -105,6 +106,16 @@ def build(engine: Engine, now: datetime) -> Digest:
     summary = (f"tbr weekly digest, week of {week}: {len(overdue)} overdue, {len(due_soon)} due this week, "
                f"{len(done)} completed last week (SLA hit rate {rate}), {len(cover.gaps)} coverage gaps.")
     return Digest(week, f"TBR weekly digest: week of {week.isoformat()}", "\n".join(lines) + "\n", summary)
+
+
+def exceptions_section(store, now: datetime) -> list[str]:
+    """The last three months' unapproved merges: declared emergencies, accidents, reverts."""
+    rows = evidence.monthly(store.db, evidence.Period(now - timedelta(days=92), now))
+    lines = ["## Exceptions by month (declared, undeclared, reverted)"]
+    lines += [f"- {m['month']}: {m['exceptions']} unapproved; {m['declared']} declared, {m['undeclared']} undeclared,"
+              f" {m['reverted']} reverted; median {m['median_business_days']} business days to sign-off"
+              for m in rows]
+    return lines + ["" if rows else "None.\n"]
 
 
 def access_section(store, now: datetime, tz) -> list[str]:

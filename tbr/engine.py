@@ -16,8 +16,8 @@ from datetime import datetime, timedelta, timezone
 
 import structlog
 
-from tbr import accesscontrols, audit, checks, controls, events, lifecycle, sla
-from tbr.classify import Actor, Decision, Policy, PushFacts, judge_pull, judge_push, separation
+from tbr import accesscontrols, audit, checks, controls, events, lifecycle, reverts, sla
+from tbr.classify import Actor, Decision, Policy, PushFacts, judge_pull, judge_push, reverted, separation
 from tbr.config import Settings
 from tbr.configstore import RepoConfigs, touches_config
 from tbr.repoconfig import PATH as CONFIG_PATH
@@ -60,7 +60,7 @@ def owner_dead(owner: str) -> bool:
 
 def policy_of(cfg: RepoConfig) -> Policy:
     return Policy(cfg.approval_phrases, cfg.exempt_authors, cfg.require_fresh_approval,
-                  independent_approvals="separation-of-duties" in cfg.checks)
+                  independent_approvals="separation-of-duties" in cfg.checks, ticket_pattern=cfg.ticket_pattern)
 
 
 class Engine:
@@ -362,10 +362,11 @@ class Engine:
                 self.store.update_change(key, filing_at=iso(self.clock()))
             issue = self.filer.file(tracking_inst, tracking, change, decision, due, tz,
                                     from_iso(row["first_seen_at"]), cfg.sla_business_days,
-                                    retry=bool(row["filing_at"]))
+                                    retry=bool(row["filing_at"]), escalate=cfg.escalate)
             values.update(followup_repo=tracking, followup_number=issue.number, followup_url=issue.url,
                           due_at=iso(due), followup_state="open", terms=terms)
-        review_check = "review" in self.config(inst, row["repo"]).checks  # asked before taking the lock
+        cfg = self.config(inst, row["repo"])  # asked before taking the lock
+        review_check = "review" in cfg.checks
         now = self.clock()
         with self.store.write():
             self.store.update_change(key, **values)
@@ -375,6 +376,12 @@ class Engine:
                                  issue=values["followup_url"], due=values["due_at"])
             if review_check:
                 self._queue_commit_check(row, status, decision, values)
+            undone = change.facts.get("reverts")
+            if cfg.revert_completes and undone:
+                reverts.record(self.store, self.settings, row, undone["pull"], undone["shas"], change.happened_at,
+                               change.actor or change.facts["author"], change.facts["url"], now)
+            if status == "followup":
+                reverts.complete_if_reverted(self.store, self.settings, row, now)
         bound.info("change.judged", status=status, rule=decision.rule, summary=decision.summary,
                    approver=decision.approval.approver if decision.approval else None,
                    followup=values.get("followup_url"), due=values.get("due_at"))
@@ -402,7 +409,9 @@ class Engine:
             self.store.retry_later("changes", row["key"], "waiting for the grace period", cutoff)
             return None
         decision = judge_pull(facts, policy_of(cfg), cutoff)
-        facts_dict = {**change.facts, "title": facts.title, "url": facts.url, "author": facts.author.login}
+        pull, shas = reverted(facts)
+        facts_dict = {**change.facts, "title": facts.title, "url": facts.url, "author": facts.author.login,
+                      **({"reverts": {"pull": pull, "shas": list(shas)}} if pull or shas else {})}
         merged_by = facts.merged_by.login if facts.merged_by else ""
         change = Change(change.key, change.kind, change.repo, change.branch, change.number, change.sha,
                         merged_by, facts.merged_at, facts_dict)

@@ -12,17 +12,19 @@ from __future__ import annotations
 import csv
 import html
 import json
+import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TextIO
 
 from tbr import accesscontrols, audit, sla
-from tbr.store import from_iso, iso
+from tbr.store import iso
 
 COLUMNS = ("repo", "change", "kind", "branch", "url", "title", "author", "merged_by", "merged_at", "decision",
-           "rule", "approver", "approved_at", "approval_link", "explanation", "followup", "due", "followup_state",
-           "signed_off_at", "signed_off_by", "business_days", "within_sla", "found_by")
+           "rule", "approver", "approved_at", "approval_link", "explanation", "emergency", "declared_by", "declared_at",
+           "reason", "ticket", "followup", "due", "followup_state", "signed_off_at", "signed_off_by", "completed_how",
+           "business_days", "within_sla", "found_by")
 
 DECISIONS = {"approved": "approved", "followup": "follow-up", "unapproved": "unapproved (before tbr, no follow-up)",
              "pending": "pending (grace period)"}
@@ -77,7 +79,34 @@ def summary(db, period: Period, now: datetime) -> dict:
         "audit_chain": {"intact": check.ok, "records": check.records, "head_seq": check.head_seq,
                         "head_hash": check.head_hash, "problem": check.problem},
         "access": access_summary(db, period),
+        "by_month": monthly(db, period),
     }
+
+
+def monthly(db, period: Period) -> list[dict]:
+    """Per month: exceptions (unapproved merges of PRs and pushes), declared, undeclared, reverted, and the
+    median business days to sign-off: the figures the process wants to see fall."""
+    where, args = period.where()
+    months: dict[str, dict] = {}
+    for month, kind, declared, how, seconds in db.execute(
+            f"SELECT substr(happened_at, 1, 7), kind, json_extract(decision, '$.declaration') IS NOT NULL,"
+            f" signoff_how, business_seconds FROM changes WHERE {where} AND status = 'followup'", args):
+        m = months.setdefault(month, {"month": month, "exceptions": 0, "declared": 0, "undeclared": 0,
+                                      "reverted": 0, "_seconds": []})
+        m["exceptions"] += 1
+        if kind == "pr":
+            m["declared" if declared else "undeclared"] += 1
+        m["reverted"] += how == "reverted"
+        if seconds is not None:
+            m["_seconds"].append(seconds)
+    out = []
+    for month in sorted(months):
+        m = months[month]
+        taken = sorted(m.pop("_seconds"))
+        m["median_business_days"] = (sla.business_days(timedelta(seconds=statistics.median(taken)))
+                                     if taken else None)
+        out.append(m)
+    return out
 
 
 def access_summary(db, period: Period) -> dict:
@@ -109,14 +138,18 @@ def _row(r: dict) -> dict:
         title = commits[-1]["message"].split("\n", 1)[0] if commits else ""
         author = " ".join(sorted({c.get("author") or "" for c in commits} - {""})) or r["actor"]
     seconds = r["business_seconds"]
+    declared = decision.get("declaration") or {}
+    emergency = ("declared" if declared else "undeclared") if r["status"] == "followup" and r["kind"] == "pr" else ""
     return {
         "repo": r["repo"], "change": change, "kind": r["kind"], "branch": r["branch"], "url": url, "title": title,
         "author": author, "merged_by": r["actor"], "merged_at": r["happened_at"],
         "decision": DECISIONS[r["status"]], "rule": decision.get("rule", ""), "approver": approval.get("approver", ""),
         "approved_at": approval.get("at") or "", "approval_link": approval.get("url", ""),
-        "explanation": decision.get("summary", ""), "followup": r["followup_url"] or "", "due": r["due_at"] or "",
+        "explanation": decision.get("summary", ""), "emergency": emergency, "declared_by": declared.get("by", ""),
+        "declared_at": declared.get("at") or "", "reason": declared.get("reason", ""),
+        "ticket": declared.get("ticket") or "", "followup": r["followup_url"] or "", "due": r["due_at"] or "",
         "followup_state": r["followup_state"] or "", "signed_off_at": r["signed_off_at"] or "",
-        "signed_off_by": r["signed_off_by"] or "",
+        "signed_off_by": r["signed_off_by"] or "", "completed_how": r["signoff_how"] or "",
         "business_days": sla.business_days(timedelta(seconds=seconds)) if seconds is not None else "",
         "within_sla": {1: "yes", 0: "no"}.get(r["within_sla"], ""), "found_by": _found_by(r["source"]),
     }
@@ -219,6 +252,9 @@ def summary_lines(s: dict) -> list[str]:
     lines += [f"  gap {g['from'][:16]} to {g['to'][:16]} UTC ({g['hours']} h): "
               + (f"filled by the sweep at {g['filled_by_sweep_at'][:16]}" if g["filled_by_sweep_at"] else "not filled")
               for g in cov["gaps"]]
+    lines += [f"{m['month']}: {m['exceptions']} exceptions, {m['declared']} declared, {m['undeclared']} undeclared,"
+              f" {m['reverted']} reverted; median {m['median_business_days']} business days to sign-off"
+              for m in s["by_month"]]
     a = s["access"]
     lines.append(f"Access reviews: {a['reviews_complete']} of {a['reviews']} complete; {a['lines_kept']} kept,"
                  f" {a['lines_revoked']} revoked, {a['lines_undecided']} undecided. Offboarding: {a['offboarding_findings']}"

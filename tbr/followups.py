@@ -24,6 +24,9 @@ log = structlog.get_logger("tbr.followups")
 LABEL = "tbr"
 LABEL_COLOR = "d93f0b"
 LABEL_DESCRIPTION = "Follow-up review of a change that reached production without an approver"
+UNDECLARED = "tbr:undeclared"
+LABELS = {LABEL: (LABEL_COLOR, LABEL_DESCRIPTION),
+          UNDECLARED: ("b60205", "Merged without approval and without a declared emergency (`TBR: <reason>`)")}
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,24 @@ def _when(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def body(change: Change, decision: Decision, due: datetime, tz: ZoneInfo, days: int = 2) -> str:
+
+
+def _declaration(change: Change, decision: Decision, escalate: str | None) -> list[str]:
+    d = decision.declaration
+    if d:
+        ticket = f" (ticket {d.ticket})" if d.ticket else ""
+        return ["", "### Declared emergency",
+                f"@{d.by} declared it in [{d.where}]({d.url}) on {_when(d.at) if d.at else 'unknown date'}:"
+                f" {d.reason}{ticket}"]
+    if change.kind != "pr":
+        return []
+    cc = f" {escalate}: for your attention." if escalate else ""
+    return ["", "### Undeclared", "Nobody declared an emergency (a `TBR: <reason>` line by the author or the merger,"
+            " in the description or a comment, before the grace period ended): this merge looks accidental." + cc]
+
+
+def body(change: Change, decision: Decision, due: datetime, tz: ZoneInfo, days: int = 2,
+         escalate: str | None = None) -> str:
     due_local = (due - timedelta(microseconds=1)).astimezone(tz)
     due_text = f"**{due_local:%a %d %b %Y}**, end of day ({tz.key}; {_when(due)})"
     facts = change.facts
@@ -89,6 +109,7 @@ def body(change: Change, decision: Decision, due: datetime, tz: ZoneInfo, days: 
     ]
     if change.kind == "push":
         lines += ["", "### Commits", *(f"- [`{c['sha'][:7]}`]({c['url']}) {c['message']}" for c in facts["commits"])]
+    lines += _declaration(change, decision, escalate)
     lines += ["", "### Why no approval was found", decision.summary]
     lines += [f"- {note}" for note in decision.notes]
     lines += [
@@ -105,10 +126,11 @@ class Filer:
 
     def __init__(self, gateway: Gateway):
         self.gateway = gateway
-        self._labelled: set[str] = set()
+        self._labelled: set[tuple[str, str]] = set()
 
     def file(self, inst: int, tracking_repo: str, change: Change, decision: Decision, due: datetime,
-             tz: ZoneInfo, first_seen: datetime, days: int = 2, retry: bool = True) -> IssueRef:
+             tz: ZoneInfo, first_seen: datetime, days: int = 2, retry: bool = True,
+             escalate: str | None = None) -> IssueRef:
         """File the follow-up; on a `retry` (an earlier try may have created it), look for it first."""
         gw = self.gateway
         found = retry and gw.find_issue(inst, tracking_repo, LABEL, marker(change.key),
@@ -116,16 +138,18 @@ class Filer:
         if found:
             log.info("followup.found_existing", change=change.key, issue=found.url)
             return found
-        if tracking_repo.lower() not in self._labelled:
-            gw.ensure_label(inst, tracking_repo, LABEL, LABEL_COLOR, LABEL_DESCRIPTION)
-            self._labelled.add(tracking_repo.lower())
-        text = body(change, decision, due, tz, days)
+        labels = [LABEL] + ([UNDECLARED] if change.kind == "pr" and not decision.declaration else [])
+        for name in labels:  # once per process: GitHub would make a missing one grey and unexplained
+            if (tracking_repo.lower(), name) not in self._labelled:
+                gw.ensure_label(inst, tracking_repo, name, *LABELS[name])
+                self._labelled.add((tracking_repo.lower(), name))
+        text = body(change, decision, due, tz, days, escalate)
         assignees = [change.actor] if change.actor else []
         try:
-            return gw.create_issue(inst, tracking_repo, title(change), text, [LABEL], assignees)
+            return gw.create_issue(inst, tracking_repo, title(change), text, labels, assignees)
         except GitHubError as e:
             if e.status != 422 or not assignees:
                 raise
             # GitHub refuses assignees without access to the tracking repo: file it anyway.
             log.warning("followup.assignee_refused", change=change.key, assignee=change.actor, error=str(e))
-            return gw.create_issue(inst, tracking_repo, title(change), text, [LABEL], [])
+            return gw.create_issue(inst, tracking_repo, title(change), text, labels, [])

@@ -35,6 +35,7 @@ PULL_FIELDS = f"""
         {ACTOR}
         mergedBy {{ login __typename }}
         mergeCommit {{ oid }}
+        labels(first: 20) {{ nodes {{ name }} }}
         reviews(first: {FIRST_PAGE["reviews"]}) {{ {PAGE_INFO} {REVIEW} }}
         comments(first: {FIRST_PAGE["comments"]}) {{ {PAGE_INFO} {ISSUE_COMMENT} }}
         commits(first: {FIRST_PAGE["commits"]}) {{ {PAGE_INFO} {COMMIT} }}
@@ -138,8 +139,10 @@ def pull_facts(repo: str, node: dict) -> PullFacts:
         head_sha=node["headRefOid"],
         base=node["baseRefName"],
         commits=tuple(CommitFact(c["commit"]["oid"], _user(c["commit"]["author"]), _user(c["commit"]["committer"]),
-                                 when(c["commit"]["committedDate"]), coauthors(c["commit"]["message"]))
+                                 when(c["commit"]["committedDate"]), coauthors(c["commit"]["message"]),
+                                 c["commit"]["message"] or "")
                       for c in node["commits"]["nodes"]),
         body=node["body"] or "",
         head_ref=node["headRefName"],
+        labels=tuple(label["name"] for label in node["labels"]["nodes"]),
     )

@@ -81,22 +81,9 @@ def _apply(store: Store, settings: Settings, row: dict, ev: IssueEvent, verdict:
            now: datetime) -> str:
     key, repo, number = row["key"], row["followup_repo"], row["followup_number"]
     if verdict.kind == "signed_off":
-        happened, due = from_iso(row["happened_at"]), from_iso(row["due_at"])
-        business = sla.business_duration(happened, verdict.at, *clock_of(terms_of(row, settings)))
-        within = verdict.at <= due
-        store.update_change(key, followup_state="signed_off", signed_off_at=iso(verdict.at),
-                            signed_off_by=verdict.reviewer, signoff_how=verdict.how,
-                            business_seconds=int(business.total_seconds()), within_sla=int(within))
         how = f"[commented]({ev.comment_url})" if verdict.how == "comment" else "closed this follow-up"
-        store.add_action(f"signoff:{key}:{iso(verdict.at)}", "comment", repo, number, now, key,
-                         body=f"Review signed off: @{verdict.reviewer} {how} on {verdict.at:%Y-%m-%d %H:%M} UTC, "
-                              f"{sla_text(business, within, due, verdict.at)}.")
-        if verdict.how == "comment":
-            store.add_action(f"close:{key}:{iso(verdict.at)}", "close", repo, number, now, key)
-        if _review_check_on(row, settings):
-            queue_check(store, row, f"signed-off:{iso(verdict.at)}",
-                        checks.followup_status("signed_off", row["followup_url"], due, verdict.reviewer, verdict.at),
-                        row["followup_url"], now)
+        complete(store, settings, row, verdict.at, verdict.reviewer, verdict.how,
+                 f"Review signed off: @{verdict.reviewer} {how}", now)
         return f"signed off by {verdict.reviewer}"
     if verdict.kind == "refuse":
         # Keyed by the close's time, which the webhook and the sweep both see: one answer per close.
@@ -114,6 +101,26 @@ def _apply(store: Store, settings: Settings, row: dict, ev: IssueEvent, verdict:
         store.update_change(key, followup_state=ev.action)
         return verdict.message
     return "nothing to do"
+
+
+def complete(store: Store, settings: Settings, row: dict, at: datetime, by: str, how: str, said: str,
+             now: datetime) -> None:
+    """The follow-up is complete: record who and when against its SLA, say so on it (closing it unless a
+    person just did), and turn the commit's `tbr/review` green. Call within a write transaction."""
+    key, repo, number = row["key"], row["followup_repo"], row["followup_number"]
+    happened, due = from_iso(row["happened_at"]), from_iso(row["due_at"])
+    business = sla.business_duration(happened, at, *clock_of(terms_of(row, settings)))
+    within = at <= due
+    store.update_change(key, followup_state="signed_off", signed_off_at=iso(at), signed_off_by=by, signoff_how=how,
+                        business_seconds=int(business.total_seconds()), within_sla=int(within))
+    store.add_action(f"signoff:{key}:{iso(at)}", "comment", repo, number, now, key,
+                     body=f"{said} on {at:%Y-%m-%d %H:%M} UTC, {sla_text(business, within, due, at)}.")
+    if how != "closed":
+        store.add_action(f"close:{key}:{iso(at)}", "close", repo, number, now, key)
+    if _review_check_on(row, settings):
+        queue_check(store, row, f"signed-off:{iso(at)}", checks.followup_status("signed_off", row["followup_url"],
+                                                                                 due, by, at, how),
+                    row["followup_url"], now)
 
 
 def plan_reminders(store: Store, settings: Settings, as_of: datetime, now: datetime | None = None,

@@ -12,6 +12,7 @@ from datetime import datetime
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from tbr.evidence import Period, monthly
 from tbr.store import Store, from_iso, iso
 
 
@@ -65,7 +66,14 @@ class Collector:
         rate = GaugeMetricFamily("tbr_github_rate_limit_remaining", "Requests left in GitHub's rate-limit window")
         if "github_rate_limit_remaining" in counters:
             rate.add_metric([], counters["github_rate_limit_remaining"])
-        yield from (deliveries, refused, decisions, followups, overdue, pending, sweeps, repos, since, github, rate)
+        exceptions = CounterMetricFamily("tbr_exceptions", "Unapproved merges by month: declared, undeclared, reverted",
+                                         labels=["month", "kind"])
+        everything = Period(datetime.min.replace(tzinfo=now.tzinfo), now)
+        for m in monthly(db, everything):
+            for kind in ("declared", "undeclared", "reverted"):
+                exceptions.add_metric([m["month"], kind], m[kind])
+        yield from (deliveries, refused, decisions, followups, overdue, pending, sweeps, repos, since, github, rate,
+                    exceptions)
 
 
 def render(store: Store, clock: Callable[[], datetime]) -> bytes:

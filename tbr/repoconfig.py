@@ -55,6 +55,7 @@ class RepoConfig:
     checks: tuple[str, ...]
     ticket_pattern: str | None
     require_fresh_approval: bool
+    revert_completes: bool = True
     access_review: AccessReview = None
     sources: dict = field(default_factory=dict, compare=False)  # key -> where its value came from
 
@@ -119,7 +120,7 @@ def _escalate(value, key: str) -> str | None:
         return None
     if not isinstance(value, str) or not ESCALATE_RE.match(value):
         raise ValueError("must be a user (@name) or a team (@org/team)")
-    return value
+    return "@" + value.lstrip("@")  # a mention, wherever it is written
 
 
 def _checks(value, key: str) -> tuple[str, ...]:
@@ -185,6 +186,7 @@ KEYS = {
     "checks": _checks,
     "ticket_pattern": _pattern,
     "require_fresh_approval": _bool,
+    "revert_completes": _bool,
     "access_review": _access_review,
 }
 
@@ -233,6 +235,7 @@ def defaults(settings: Settings) -> dict:
         "checks": CHECKS,
         "ticket_pattern": None,
         "require_fresh_approval": False,
+        "revert_completes": True,
         "access_review": {} if settings.access_reviews else {"enabled": False},
     }
 

@@ -72,6 +72,19 @@ CREATE TABLE IF NOT EXISTS changes (
 CREATE INDEX IF NOT EXISTS changes_due ON changes (status, next_attempt_at);
 CREATE INDEX IF NOT EXISTS changes_sha ON changes (repo_id, sha);
 
+-- What each merged PR reverts, so a follow-up filed after its revert was judged is completed too.
+CREATE TABLE IF NOT EXISTS reverts (
+    revert_key TEXT NOT NULL,                     -- the reverting change
+    repo_id INTEGER NOT NULL,
+    target TEXT NOT NULL,                         -- pr:<number> | sha:<sha or its prefix>
+    at TEXT NOT NULL,                             -- when the revert was merged
+    by TEXT NOT NULL,
+    url TEXT NOT NULL,
+    what TEXT NOT NULL,                           -- owner/repo#N
+    PRIMARY KEY (revert_key, target)
+);
+CREATE INDEX IF NOT EXISTS reverts_repo ON reverts (repo_id);
+
 -- Every commit tbr has accounted for, so a sweep can tell which commits on a branch it never saw.
 CREATE TABLE IF NOT EXISTS commits (
     repo_id INTEGER NOT NULL,

@@ -60,6 +60,15 @@ def with_(settings: Settings, **changes) -> Settings:
     return dataclasses.replace(settings, **changes)
 
 
+def tracked(github, gh_settings: Settings, clock: Clock, repo: str, track: str = "acme/compliance"):
+    """`repo` and a tracking repo on the fake GitHub (on the test's clock), and a bot that files follow-ups
+    in the tracking repo and escalates to @acme/security."""
+    created = github.add_repo(repo)
+    github.add_repo(track)
+    github.clock = clock
+    return created, Bot(with_(gh_settings, tracking_repo=track, escalate="@acme/security"), clock)
+
+
 class Bot:
     """tbr wired to a fake GitHub: deliver webhooks through Flask, then run the worker's pass by hand."""
 

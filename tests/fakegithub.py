@@ -57,7 +57,7 @@ e.g. NOT_FOUND; validation errors, as on GitHub, have none and no `data`).
 Resolved: repository(owner, name) (databaseId, nameWithOwner, defaultBranchRef,
 ref(qualifiedName) -> a Commit target with history(since, until),
 pullRequests(states, orderBy, baseRefName, headRefName)), pull requests (with
-reviews, their inline comments, issue comments, commits, mergeCommit),
+reviews, their inline comments, issue comments, commits, mergeCommit, labels),
 Commit.associatedPullRequests (the same links as /commits/{sha}/pulls), and
 node(id:) for PullRequest and PullRequestReview ids.  Connections page with
 first/after/last/before (at most 100, opaque cursors).  A field or argument the
@@ -525,8 +525,10 @@ class FakeGitHub:
                  merged_by: str | None = "alice", merged_at=None,
                  merge_commit_sha: str | None = None, head_sha: str | None = None,
                  title: str | None = None, body: str | None = "", state: str | None = None,
-                 created_at=None, author_type: str = "User", updated_at=None) -> dict:
-        """updated_at defaults to merged_at (or created_at); issue comments bump it."""
+                 created_at=None, author_type: str = "User", updated_at=None,
+                 labels=()) -> dict:
+        """updated_at defaults to merged_at (or created_at); issue comments bump it. `labels`
+        (names) are served in GraphQL only."""
         with self._lock:
             r = self._repo(repo)
             number = number if number is not None else self._next_number(r)
@@ -542,7 +544,7 @@ class FakeGitHub:
                 "body": body, "state": state or ("closed" if merged else "open"),
                 "created_at": _dt(created_at) or now - timedelta(hours=1),
                 "reviews": [], "review_comments": [], "issue_comments": [],
-                "pull_commits": [],
+                "pull_commits": [], "labels": list(labels),
             }
             pr["updated_at"] = _dt(updated_at) or pr["merged_at"] or pr["created_at"]
             r["pulls"][number] = pr
@@ -2246,6 +2248,8 @@ class _GraphQLView:
             "author": self._actor(pr["author"], pr["author_type"]),
             "mergedBy": self._actor(pr["merged_by"]),
             "mergeCommit": (lambda info: self._merge_commit(r, pr)) if pr["merged"] else None,
+            "labels": self._connection(lambda: pr["labels"],
+                                       lambda name: {"__typename": "Label", "name": name}),
             "reviews": self._connection(lambda: self._reviews_of(pr),
                                         lambda rv: self._review(r, pr, rv)),
             "comments": self._connection(lambda: pr["issue_comments"],

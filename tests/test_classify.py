@@ -4,7 +4,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tbr.classify import Actor, Comment, Policy, PullFacts, PushFacts, Review, find_phrase, judge_pull, judge_push
+from tbr.classify import (Actor, Comment, CommitFact, Policy, PullFacts, PushFacts, Review, find_phrase, judge_pull,
+                          judge_push, reverted)
 
 MERGED = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)
 CUTOFF = MERGED + timedelta(minutes=5)
@@ -157,3 +158,75 @@ def test_independent_approvals_policy():
     assert judge_pull(facts, Policy(), CUTOFF).approved  # off: co-authorship is not checked
     decision = judge_pull(facts, Policy(independent_approvals=True), CUTOFF)
     assert not decision.approved and "bob co-authored ccccccc" in decision.notes[-1]
+
+
+def declared_pull(body="", comments=(), labels=(), reviews=()):
+    return PullFacts("acme/api", 7, URL, "Fix outage", ALICE, ALICE, MERGED, tuple(reviews), tuple(comments),
+                     body=body, labels=tuple(labels))
+
+
+DECLARATIONS = [
+    # (name, facts, (by, reason, ticket, where) or None, a note that must be there)
+    ("in the description", declared_pull("Fixes the outage.\n\nTBR: checkout down, INC-42 paging"),
+     ("alice", "checkout down, INC-42 paging", "INC-42", "the pull request's description"), None),
+    ("in the description, labelled too", declared_pull("TBR: hotfix", labels=["bug", "TBR"]),
+     ("alice", "hotfix", None, "the pull request's description (and labelled `tbr`)"), None),
+    ("in a comment by the author before the merge", declared_pull(comments=[comment(ALICE, "TBR: INC-7 db failover")]),
+     ("alice", "INC-7 db failover", "INC-7", "a comment"), None),
+    ("after the merge, within grace", declared_pull(comments=[comment(ALICE, "TBR: forgot to say: outage", 4)]),
+     ("alice", "forgot to say: outage", None, "a comment"), None),
+    ("after the grace period", declared_pull(comments=[comment(ALICE, "TBR: outage", 6)]), None,
+     "alice declared an emergency at 2026-11-20 02:06 UTC, after the grace period"),
+    ("by someone else", declared_pull(comments=[comment(BOB, "TBR: outage")]), None,
+     "bob declared an emergency, but only the author or the merger can"),
+    ("someone else's, then the author's", declared_pull(comments=[comment(BOB, "TBR: x", -9), comment(ALICE, "TBR: y")]),
+     ("alice", "y", None, "a comment"), "bob declared an emergency, but only the author or the merger can"),
+    ("quoted in a reply", declared_pull(comments=[comment(ALICE, "> TBR: outage\nno, not this time")]), None, None),
+    ("a TBR: with no reason", declared_pull("TBR:   \n"), None, None),
+    ("the label without a reason", declared_pull(labels=["tbr"]), None,
+     "labelled `tbr`, but with no `TBR: <reason>` line by the author or the merger, so not declared"),
+    ("nothing", declared_pull("Just a fix"), None, None),
+]
+
+
+@pytest.mark.parametrize("name,facts,expected,note", DECLARATIONS, ids=[c[0] for c in DECLARATIONS])
+def test_declarations(name, facts, expected, note):
+    decision = judge_pull(facts, Policy(ticket_pattern=r"INC-\d+"), CUTOFF)
+    assert not decision.approved
+    d = decision.declaration
+    assert (d and (d.by, d.reason, d.ticket, d.where)) == (expected or None)
+    if d:
+        assert d.url.startswith(URL)
+    if note:
+        assert note in decision.notes
+    else:
+        assert not [n for n in decision.notes if "declared" in n]
+
+
+def test_an_approval_within_grace_still_clears_a_declared_change():
+    facts = declared_pull("TBR: outage", reviews=[review(BOB, "APPROVED", 3)])
+    decision = judge_pull(facts, Policy(), CUTOFF)
+    assert decision.approved and decision.declaration is None
+
+
+def test_a_declaration_serialises_with_its_time():
+    decision = judge_pull(declared_pull(comments=[comment(ALICE, "TBR: outage")]), Policy(), CUTOFF)
+    assert decision.to_dict()["declaration"] == {"by": "alice", "at": "2026-11-20T01:55:00+00:00", "reason": "outage",
+                                                 "ticket": None, "url": f"{URL}#issuecomment--5", "where": "a comment"}
+
+
+REVERTS = [
+    ("GitHub's revert button", "Reverts acme/api#7", ["This reverts commit 1234567abcdef."], (7, ("1234567abcdef",))),
+    ("another repository's PR is not ours", "Reverts acme/other#7", [], (None, ())),
+    ("the repository's name in any case", "Reverts ACME/Api#12\n", [], (12, ())),
+    ("by sha only, each once", "", ["Revert x\n\nThis reverts commit abcdef1.", "This reverts commit abcdef1."],
+     (None, ("abcdef1",))),
+    ("not a revert", "Reverts nothing here", ["Update"], (None, ())),
+]
+
+
+@pytest.mark.parametrize("name,body,messages,expected", REVERTS, ids=[c[0] for c in REVERTS])
+def test_what_a_pull_reverts(name, body, messages, expected):
+    commits = tuple(CommitFact(f"{i:040x}", "alice", "alice", MERGED, (), m) for i, m in enumerate(messages))
+    facts = PullFacts("acme/api", 9, URL, "Revert", ALICE, ALICE, MERGED, body=body, commits=commits)
+    assert reverted(facts) == expected

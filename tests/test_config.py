@@ -64,3 +64,8 @@ def test_bad_settings_name_the_variable(env, change, message):
         load(env)
     assert message in str(e.value)
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("raw, mention", [("acme/security", "@acme/security"), ("@oncall-lead", "@oncall-lead"), ("", None)])
+def test_escalate_is_always_a_mention(env, raw, mention):
+    assert load({**env, "TBR_ESCALATE": raw}).escalate == mention

@@ -43,7 +43,7 @@ def test_unapproved_merge_gets_one_followup_after_grace(github, repo, bot):
     bot.run(after_seconds=1)
     [issue] = filed(github)
     assert issue["title"] == "TBR acme/api#7 follow-up review"
-    assert issue["labels"] == ["tbr"] and issue["assignees"] == ["alice"]
+    assert issue["labels"] == ["tbr", "tbr:undeclared"] and issue["assignees"] == ["alice"]
     body = issue["body"]
     assert f"<!-- tbr:change=pr:{repo['id']}:7 -->" in body
     assert "https://github.com/acme/api/pull/7" in body or f"{github.url}/acme/api/pull/7" in body

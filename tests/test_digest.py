@@ -68,7 +68,9 @@ def test_digest_content_for_a_known_week(github, week):
     body = d.body
     sections = [line for line in body.splitlines() if line.startswith("## ")]
     assert sections == ["## Overdue (1)", "## Due this week (1)", "## Completed last week (2; SLA hit rate 50%)",
-                        "## Access controls", "## Coverage last week (23 Nov to 29 Nov)"]
+                        "## Exceptions by month (declared, undeclared, reverted)", "## Access controls",
+                        "## Coverage last week (23 Nov to 29 Nov)"]
+    assert "- 2026-11: 3 unapproved; 0 declared, 3 undeclared, 0 reverted; median 2.58 business days" in body
     assert f"acme/api#1]({c['overdue']['followup_url']}): @alice, 4 business days overdue (due Tue 24 Nov)" in body
     assert "acme/api#2" in body.split("## Due this week")[1].split("##")[0]
     assert "reviewed by @bob in 1.08 business days (within SLA)" in body

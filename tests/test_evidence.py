@@ -89,17 +89,19 @@ def test_csv_has_one_row_per_change_with_every_column(population):
         "title": "Change 2", "author": "alice", "merged_by": "alice", "merged_at": "2026-11-02T10:00:00.000000+00:00",
         "decision": "approved", "rule": "review", "approver": "bob", "approved_at": "2026-11-02T09:00:00+00:00",
         "approval_link": reviewed["approval_link"],
-        "explanation": "Approved: bob approved the pull request (2026-11-02 09:00 UTC)", "followup": "", "due": "",
-        "followup_state": "", "signed_off_at": "", "signed_off_by": "", "business_days": "", "within_sla": "",
-        "found_by": "webhook"}
+        "explanation": "Approved: bob approved the pull request (2026-11-02 09:00 UTC)", "emergency": "",
+        "declared_by": "", "declared_at": "", "reason": "", "ticket": "", "followup": "", "due": "",
+        "followup_state": "", "signed_off_at": "", "signed_off_by": "", "completed_how": "", "business_days": "",
+        "within_sla": "", "found_by": "webhook"}
     assert reviewed["url"].endswith("/acme/api/pull/2") and "pullrequestreview" in reviewed["approval_link"]
     assert (by_other["rule"], by_other["approver"], by_other["merged_by"]) == ("merged-by-other", "carol", "carol")
-    assert {k: signed[k] for k in ("decision", "rule", "followup", "due", "followup_state", "signed_off_at",
-                                   "signed_off_by", "business_days", "within_sla")} == {
-        "decision": "follow-up", "rule": "none", "followup": c["signed"]["followup_url"],
+    assert {k: signed[k] for k in ("decision", "rule", "emergency", "followup", "due", "followup_state",
+                                   "signed_off_at", "signed_off_by", "completed_how", "business_days",
+                                   "within_sla")} == {
+        "decision": "follow-up", "rule": "none", "emergency": "undeclared", "followup": c["signed"]["followup_url"],
         "due": "2026-11-07T00:00:00.000000+00:00", "followup_state": "signed_off",
-        "signed_off_at": "2026-11-05T15:00:00.000000+00:00", "signed_off_by": "bob", "business_days": "1.21",
-        "within_sla": "yes"}
+        "signed_off_at": "2026-11-05T15:00:00.000000+00:00", "signed_off_by": "bob", "completed_how": "closed",
+        "business_days": "1.21", "within_sla": "yes"}
     assert signed["explanation"].startswith("No approval found: alice authored it, alice merged it")
     assert (overdue["followup_state"], overdue["signed_off_by"], overdue["within_sla"]) == ("open", "", "")
     assert {k: push[k] for k in ("kind", "title", "author", "merged_by", "decision")} == {

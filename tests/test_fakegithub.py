@@ -16,7 +16,7 @@ from githubkit.exception import (
 )
 
 from tbr import graphql as queries
-from tbr.classify import Actor, CommitFact
+from tbr.classify import Actor
 from tbr.config import Settings
 from tbr.github import Gateway, GitHubError, GitHubUnavailable, RetryPolicy
 from tbr.graphql import pull_facts
@@ -857,9 +857,10 @@ def test_graphql_bots_and_pull_facts(fake, gateway):
     assert [(c.author, c.body, c.kind) for c in facts.comments] == [
         (Actor("ci[bot]", "Bot"), "green", "comment"), (Actor("bob"), "nit", "review comment"),
         (Actor("erin"), "why?", "review comment")]
-    assert facts.commits == (CommitFact(first, "carol", "carol", T0 - 4 * h, ("bob",)),
-                             CommitFact(head, None, None, T0 - 3 * h, ()))
-    rest = gateway.pull_facts(1, REPO, 8)  # the REST path sees the same comments and commits
+    assert [(c.sha, c.author, c.committer, c.committed_at, c.coauthors) for c in facts.commits] == [
+        (first, "carol", "carol", T0 - 4 * h, ("bob",)), (head, None, None, T0 - 3 * h, ())]
+    assert facts.commits[0].message.startswith("Bump x")
+    rest = gateway.pull_facts(1, REPO, 8)  # the gateway's own path sees the same comments and commits
     assert rest.comments == facts.comments
     assert rest.commits == facts.commits
 

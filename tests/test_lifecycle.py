@@ -8,18 +8,14 @@ import pytest
 
 from tbr import lifecycle
 from tests import payloads
-from tests.conftest import Bot, with_
+from tests.conftest import Bot, tracked
 
 REPO, TRACK = "acme/api", "acme/compliance"
 
 
 @pytest.fixture
 def env(github, gh_settings, clock):
-    repo = github.add_repo(REPO)
-    github.add_repo(TRACK)
-    github.clock = clock
-    bot = Bot(with_(gh_settings, tracking_repo=TRACK, escalate="@acme/security"), clock)
-    return repo, bot
+    return tracked(github, gh_settings, clock, REPO, TRACK)
 
 
 def file_followup(github, repo, bot, number=7, author="alice", merged_by="carol"):

@@ -80,3 +80,10 @@ def test_layers_repo_over_org_over_environment(settings):
 def test_which_branches_are_production(settings, branches, branch, default, protected, watched):
     cfg = layer(settings, ("repo", {"branches": branches} if branches else {}))
     assert cfg.watches_branch(branch, default, protected) is watched
+
+
+def test_escalate_and_revert_completes():
+    assert parse("escalate: acme/leads\nrevert_completes: false\n") == {"escalate": "@acme/leads", "revert_completes": False}
+    with pytest.raises(InvalidConfig) as e:
+        parse("revert_completes: sometimes")
+    assert e.value.problems == ["revert_completes: must be true or false"]
