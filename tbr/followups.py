@@ -58,8 +58,6 @@ def _when(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%d %H:%M UTC")
 
 
-
-
 def _declaration(change: Change, decision: Decision, escalate: str | None) -> list[str]:
     d = decision.declaration
     if d:

@@ -29,30 +29,29 @@ def record(store: Store, settings: Settings, row: dict, number: int | None, shas
     for target in targets:
         store.db.execute("INSERT OR IGNORE INTO reverts (revert_key, repo_id, target, at, by, url, what)"
                          " VALUES (?, ?, ?, ?, ?, ?, ?)", [row["key"], row["repo_id"], target, iso(at), by, url, what])
+    # Only a change merged before the revert can be what it took back out.
     for target in store.db.query(
             "SELECT * FROM changes WHERE repo_id = ? AND key != ? AND status = 'followup' AND followup_state = 'open'"
-            " AND ((kind = 'pr' AND number = ?) OR (sha != '' AND EXISTS (SELECT 1 FROM json_each(?)"
-            " WHERE changes.sha LIKE json_each.value || '%')))", [row["repo_id"], row["key"], number, json.dumps(shas)]):
-        complete(store, settings, target, {"at": iso(at), "by": by, "url": url, "what": what},
-                 now)
+            " AND happened_at <= ? AND ((kind = 'pr' AND number = ?) OR (sha != '' AND EXISTS"
+            " (SELECT 1 FROM json_each(?) WHERE changes.sha LIKE json_each.value || '%')))",
+            [row["repo_id"], row["key"], iso(at), number, json.dumps(shas)]):
+        complete(store, settings, target, {"at": iso(at), "by": by, "url": url, "what": what}, now)
 
 
 def complete_if_reverted(store: Store, settings: Settings, row: dict, now: datetime) -> None:
     """A follow-up just filed for a change whose revert tbr judged earlier: complete it at once
     (call within a write transaction, after the follow-up is recorded)."""
     revert = next(iter(store.db.query(
-        "SELECT * FROM reverts WHERE repo_id = ? AND revert_key != ? AND (target = ? OR (? != '' AND target LIKE 'sha:%'"
-        " AND ? LIKE substr(target, 5) || '%')) ORDER BY at LIMIT 1",
-        [row["repo_id"], row["key"], f"pr:{row['number']}" if row["kind"] == "pr" else "", row["sha"], row["sha"]])),
-        None)
+        "SELECT * FROM reverts WHERE repo_id = ? AND revert_key != ? AND at >= ? AND (target = ?"
+        " OR (? != '' AND target LIKE 'sha:%' AND ? LIKE substr(target, 5) || '%')) ORDER BY at LIMIT 1",
+        [row["repo_id"], row["key"], row["happened_at"], f"pr:{row['number']}" if row["kind"] == "pr" else "",
+         row["sha"], row["sha"]])), None)
     if revert:
         complete(store, settings, store.change(row["key"]), revert, now)
 
 
 def complete(store: Store, settings: Settings, row: dict, revert: dict, now: datetime) -> None:
     at = from_iso(revert["at"])
-    if at < from_iso(row["happened_at"]):
-        return  # merged before the change it names: it cannot have reverted it
     lifecycle.complete(store, settings, row, at, revert["by"], "reverted",
                        f"Completed by a revert: @{revert['by']} merged [{revert['what']}]({revert['url']}),"
                        " which took this change back out of production,", now)

@@ -231,3 +231,14 @@ def test_monthly_figures_in_the_evidence_and_metrics(env, github):
     text = metrics.render(bot.store, bot.clock).decode()
     for kind, value in (("declared", 1), ("undeclared", 1), ("reverted", 1)):
         assert f'tbr_exceptions_total{{kind="{kind}",month="2026-11"}} {value}.0' in text
+
+
+def test_a_revert_merged_before_the_change_it_names_completes_nothing(env, github):
+    repo, bot = env
+    merge(github, repo, bot, 8, body=f"Reverts {REPO}#7", merged_by="carol")  # names a PR not merged yet
+    bot.run(after_seconds=300)
+    merge(github, repo, bot, 7)
+    bot.run(after_seconds=300)
+    bot.run()
+    change, issue = followup(github, bot, repo, 7)
+    assert change["followup_state"] == "open" and issue["state"] == "open"
