@@ -66,14 +66,18 @@ class Collector:
         rate = GaugeMetricFamily("tbr_github_rate_limit_remaining", "Requests left in GitHub's rate-limit window")
         if "github_rate_limit_remaining" in counters:
             rate.add_metric([], counters["github_rate_limit_remaining"])
-        exceptions = CounterMetricFamily("tbr_exceptions", "Unapproved merges by month: declared, undeclared, reverted",
-                                         labels=["month", "kind"])
-        everything = Period(datetime.min.replace(tzinfo=now.tzinfo), now)
-        for m in monthly(db, everything):
+        exceptions = CounterMetricFamily("tbr_exceptions", "Unapproved changes by month (all) and unapproved merges"
+                                         " declared, undeclared and reverted", labels=["month", "kind"])
+        median = GaugeMetricFamily("tbr_exceptions_median_business_days", "Median business days to sign-off, by month",
+                                   labels=["month"])
+        for m in monthly(db, Period(datetime.min.replace(tzinfo=now.tzinfo), now)):
+            exceptions.add_metric([m["month"], "all"], m["exceptions"])
             for kind in ("declared", "undeclared", "reverted"):
                 exceptions.add_metric([m["month"], kind], m[kind])
+            if m["median_business_days"] is not None:
+                median.add_metric([m["month"]], m["median_business_days"])
         yield from (deliveries, refused, decisions, followups, overdue, pending, sweeps, repos, since, github, rate,
-                    exceptions)
+                    exceptions, median)
 
 
 def render(store: Store, clock: Callable[[], datetime]) -> bytes:

@@ -229,8 +229,9 @@ def test_monthly_figures_in_the_evidence_and_metrics(env, github):
     assert month == {"month": "2026-11", "exceptions": 2, "declared": 1, "undeclared": 1, "reverted": 1,
                      "median_business_days": 0.25}
     text = metrics.render(bot.store, bot.clock).decode()
-    for kind, value in (("declared", 1), ("undeclared", 1), ("reverted", 1)):
+    for kind, value in (("all", 2), ("declared", 1), ("undeclared", 1), ("reverted", 1)):
         assert f'tbr_exceptions_total{{kind="{kind}",month="2026-11"}} {value}.0' in text
+    assert 'tbr_exceptions_median_business_days{month="2026-11"} 0.25' in text
 
 
 def test_a_revert_merged_before_the_change_it_names_completes_nothing(env, github):
