@@ -71,7 +71,8 @@ def open_reviews(engine: Engine, quarter: str, now: datetime, repo: str | None =
 
 def _open(engine: Engine, key: str, quarter: str, subject: str, repos, cfg, tz: ZoneInfo, now: datetime) -> str:
     gw, ar = engine.gateway, cfg.access_review
-    org_wide = ar.scope == "org"
+    # From the subject, not `ar`: a repository's own file may ask for org scope the org's file lacks.
+    org_wide = "/" not in subject
     lines = [access.Line(f"{info.full_name}:{a['login']}" if org_wide else a["login"], info.full_name, a["login"],
                          a["permission"], tuple(a["via"]))
              for inst, info in repos for a in gw.repo_access(inst, info.full_name)]
@@ -192,7 +193,8 @@ def plan_reminders(store: Store, settings, now: datetime) -> int:
         who = " @".join(r.lstrip("@") for r in terms["reviewers"])
         owed = remind.plan(remind.Open(f"access:{review['key']}", review["url"], who, from_iso(review["due_at"]),
                                        "access review", HOW),
-                           now, tz, holidays, settings.reminder_hour, settings.overdue_reminder_days, None)
+                           now, tz, holidays, settings.reminder_hour, settings.overdue_reminder_days,
+                           remind.mention(terms.get("escalate")))
         with store.write():
             for r in owed:
                 queued += store.add_action(r.key, "comment", review["tracking_repo"], review["number"], now,
@@ -239,9 +241,12 @@ def check_offboarding(engine: Engine, org: str, login: str, actor: str, now: dat
     issue = _offboarding_issue(engine, org, login, found, actor, now)
     with store.write():
         for repo, kind, detail in found:
-            store.db.execute("INSERT OR IGNORE INTO offboarding (org, login, repo, kind, detail, found_at, issue_url)"
-                             " VALUES (?, ?, ?, ?, ?, ?, ?)", [org, login, repo, kind, detail, iso(now),
-                                                              issue.url if issue else None])
+            # Removed again after an earlier finding was resolved: a new finding, with its new issue.
+            store.db.execute("INSERT INTO offboarding (org, login, repo, kind, detail, found_at, issue_url)"
+                             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (org, login, repo, kind) DO UPDATE SET"
+                             " detail = excluded.detail, found_at = excluded.found_at, issue_url = excluded.issue_url,"
+                             " resolved_at = NULL WHERE resolved_at IS NOT NULL",
+                             [org, login, repo, kind, detail, iso(now), issue.url if issue else None])
         store.audit("offboarding.lingering_access", f"{org}/@{login}", actor, now, org=org, login=login,
                     access=[f"{r} ({d})" for r, _, d in found], issue=issue.url if issue else None)
     log.warning("offboarding.lingering_access", org=org, login=login, repos=[r for r, _, _ in found])
@@ -291,9 +296,9 @@ def recheck_offboarding(engine: Engine, now: datetime) -> int:
                     resolved += 1
             if not still and mine[0]["issue_url"]:
                 repo, number = _issue_ref(mine[0]["issue_url"])
-                store.add_action(f"offboarded:{org}:{login}", "comment", repo, number, now,
+                store.add_action(f"offboarded:{org}:{login}:{repo}#{number}", "comment", repo, number, now,
                                  body=f"@{login} has no access left to {org}'s watched repositories. Closing.")
-                store.add_action(f"close:offboarding:{org}:{login}", "close", repo, number, now)
+                store.add_action(f"close:offboarding:{org}:{login}:{repo}#{number}", "close", repo, number, now)
     return resolved
 
 

@@ -131,7 +131,7 @@ def plan_reminders(store: Store, settings: Settings, as_of: datetime, now: datet
     queued = []
     for row in store.open_followups():
         terms = terms_of(row, settings)
-        escalate = f"@{terms['escalate'].lstrip('@')}" if terms.get("escalate") else None
+        escalate = remind.mention(terms.get("escalate"))
         owed = remind.plan(
             remind.Open(row["key"], row["followup_url"] or "", row["actor"], from_iso(row["due_at"])), as_of,
             *clock_of(terms), settings.reminder_hour, settings.overdue_reminder_days, escalate)

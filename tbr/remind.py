@@ -46,6 +46,11 @@ def _at(day: date, hour: int, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time(hour), tzinfo=tz)
 
 
+def mention(handle: str | None) -> str | None:
+    """An escalation handle as a mention (follow-ups filed before handles were normalised lack the @)."""
+    return f"@{handle.lstrip('@')}" if handle else None
+
+
 def plan(f: Open, now: datetime, tz: ZoneInfo, holidays: Container[date], hour: int = 9, every: int = 2,
          escalate: str | None = None) -> list[Reminder]:
     due_day = _due_day(f.due_at, tz)

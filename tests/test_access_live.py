@@ -115,7 +115,8 @@ def test_revocations_applied_when_configured_and_reminders_sent(github, org):
     while bot.run():
         pass
     texts = [c["body"] for c in github.comments(TRACK, issue["number"])]
-    assert any("this access review is overdue" in t for t in texts)
+    [overdue] = [t for t in texts if "this access review is overdue" in t]
+    assert "@acme/security: for your attention." in overdue  # escalated, like an overdue follow-up
 
 
 def test_tbr_access_review_commands(github, org, cli_env, capsys):
@@ -211,3 +212,46 @@ def test_evidence_has_the_access_sections(github, org):
     assert head["access"]["reviews"] == 1 and head["access"]["lines_revoked"] == 1
     assert head["access"]["offboarding_unresolved"] == 1
     assert access.LABEL in [label for i in github.issues(TRACK) for label in i["labels"]]
+
+
+def test_org_scope_asked_for_in_repository_files_is_one_review_of_every_repo(github, org):
+    github.add_repo("acme/web")
+    github.add_collaborator("acme/web", "bob", "admin")
+    for repo in (REPO, "acme/web"):  # the org's own .github file says nothing of scope
+        github.put_file(repo, ".github/tbr.yml", "access_review:\n  scope: org\n")
+    bot = Bot(with_(org.settings, repos=frozenset({REPO, "acme/web"})), org.clock)
+    assert accesscontrols.open_reviews(bot.engine, "2026-Q4", bot.clock()) == ["2026-Q4:acme"]
+    bob = {(ln.repo, ln.permission) for ln in accesscontrols.lines_of(bot.store, "2026-Q4:acme") if ln.login == "bob"}
+    assert bob == {(REPO, "write"), ("acme/web", "admin")}  # one line per repository, none dropped
+    assert review_issue(github)["title"] == "TBR access review 2026-Q4: acme"
+
+
+def test_someone_removed_again_after_a_resolved_finding_is_found_again(github, org):
+    bot = org
+
+    def remove_bob():
+        github.remove_member("acme", "bob")
+        bot.deliver("organization", payloads.member_removed("acme", "bob", sender="olivia"))
+        while bot.run():
+            pass
+
+    def admin_removes_access_and_tbr_rechecks():
+        bot.gateway.remove_collaborator(bot.gateway.installation_for(REPO), REPO, "bob")
+        bot.clock.advance(86400)
+        accesscontrols.daily(bot.engine, bot.clock())
+        while bot.run():
+            pass
+
+    remove_bob()
+    admin_removes_access_and_tbr_rechecks()
+    github.add_member("acme", "bob")  # rejoins, gets direct access again, and leaves again a month later
+    github.add_collaborator(REPO, "bob", "write")
+    bot.clock.advance(30 * 86400)
+    remove_bob()
+    [finding] = bot.store.db.query("SELECT * FROM offboarding WHERE login = 'bob'")
+    assert finding["resolved_at"] is None and finding["found_at"].startswith("2026-11-01")
+    issues = [i for i in github.issues(TRACK, include_seeded=False) if "@bob" in i["title"]]
+    assert [i["state"] for i in issues] == ["closed", "open"] and finding["issue_url"].endswith(f"/{issues[1]['number']}")
+    assert "People who left with access remaining: 1" in digest.build(bot.engine, bot.clock()).body
+    admin_removes_access_and_tbr_rechecks()
+    assert [i["state"] for i in github.issues(TRACK, include_seeded=False) if "@bob" in i["title"]] == ["closed", "closed"]
