@@ -103,11 +103,15 @@ def _repo(engine: Engine, inst: int, info: RepoInfo, result: Result, file_issues
         for c in gw.branch_history(inst, info.full_name, branch, result.since):
             if any(base == branch for _, base in c["pulls"]):
                 continue  # delivered by a merged PR, judged on its own
+            key = events.push_key(info.id, branch, c["sha"])
+            if engine.store.commit_owners(info.id, [c["sha"]]).get(c["sha"], key) != key:
+                result.known += 1  # part of a change tbr knows already (a live push of several commits)
+                continue
             commit = {"sha": c["sha"], "url": c["url"], "message": c["message"], "author": c["author"]}
             pusher = Actor(c["author"] or "unknown")
             decision = judge_push(PushFacts(info.full_name, branch, pusher, c["at"], False, (commit,), c["url"]),
                                   policy)
-            row = _row(engine, inst, info, "push", events.push_key(info.id, branch, c["sha"]), branch, c["sha"],
+            row = _row(engine, inst, info, "push", key, branch, c["sha"],
                        pusher.login, c["at"], {"before": "", "forced": False, "compare": "", "found_by": "backfill",
                                                "commits": [commit]})
             _record(engine, row, [c["sha"]], decision, result, file_issues)

@@ -74,7 +74,7 @@ def blueprint(secret: str, store, wake: Callable[[], None], clock: Callable[[], 
             now = clock()
             # The fields the work relies on, checked before storing.
             events.check(event, payload, now)
-        except (ValueError, UnicodeDecodeError) as e:
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: JSON nested too deep
             log.warning("webhook.malformed", delivery=guid, event_name=event, error=str(e))
             return refuse(400, f"malformed payload: {e}")
         repo, action = events.text(payload, "repository.full_name"), events.text(payload, "action")

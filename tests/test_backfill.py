@@ -147,3 +147,19 @@ def test_evidence_shows_backfilled_changes(github, bot, history):
         ("#4", "unapproved (before tbr, no follow-up)", "backfill"),
         (history[1][:7], "unapproved (before tbr, no follow-up)", "backfill")]
     assert rows[0]["approval_link"] and rows[0]["title"] and rows[0]["author"] == "alice"
+
+
+def test_every_commit_of_a_push_tbr_saw_live_is_left_alone(github, bot, history):
+    """A live push of two commits is one change, keyed by its head: backfill must not record the other
+    commit again as a push of its own (a second exception in the evidence)."""
+    repo, _ = history
+    first = github.add_commit(REPO, "main", message="Hotfix, part 1", author="frank", committed_at=bot.clock())
+    head = github.add_commit(REPO, "main", message="Hotfix, part 2", author="frank", committed_at=bot.clock())
+    bot.deliver("push", payloads.push(REPO, repo["id"], commits=[(first, "Hotfix, part 1"), (head, "Hotfix, part 2")],
+                                      sender="frank", pushed_at=bot.clock()))
+    bot.run(after_seconds=300)
+    before = {c["key"] for c in bot.changes()}
+    result = backfill(bot.engine, SINCE, repo=REPO)
+    assert result.known == 2  # both commits of the live push
+    assert {c["key"] for c in bot.changes()} - before == {c["key"] for c in bot.changes() if c["source"] == "backfill"}
+    assert [c["sha"] for c in bot.changes() if c["kind"] == "push" and c["sha"] in (first, head)] == [head]

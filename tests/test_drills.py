@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import sqlite3
 from datetime import datetime, timedelta, timezone
@@ -69,7 +70,9 @@ def test_a_full_disk_answers_503_and_stores_nothing(github, bot):
     finally:
         bot.store.db.execute("PRAGMA max_page_count = 1073741823")
     assert bot.store.delivery("full-1") is None
-    assert post(bot, "pull_request", payload, "full-1").status_code == 202
+    assert post(bot, "pull_request", payload, "full-1").status_code == 202  # GitHub's redelivery
+    bot.run(after_seconds=300)
+    assert followups(github) == ["TBR acme/api#1 follow-up review"]
 
 
 # a killed process's work ----------------------------------------------------------------------
@@ -151,6 +154,7 @@ ENDPOINTS = [  # every endpoint the scenario below makes tbr use, as (method, pa
     ("GET", r"/app/hook/deliveries"),
     ("GET", r"/installation/repositories"),
     ("GET", r"/repos/acme/api/installation"),
+    ("GET", r"/repos/acme/api"),
     ("GET", r"/repos/acme/[^/]+/contents/.*"),
     ("POST", r"/graphql"),
     ("GET", r"/repos/acme/api/commits/\w+/pulls"),
@@ -222,11 +226,14 @@ EXPECTED = (["TBR acme/api#1 follow-up review", "TBR acme/api#3 follow-up review
              "TBR acme/api@ddddddd follow-up review"], 0, 1)
 
 
-def test_the_scenario_without_faults_uses_every_endpoint_listed(github, bot):
+def test_the_scenario_without_faults_uses_every_endpoint_listed_and_no_other(github, bot):
     scenario(github, bot)
     assert outcome(github, bot) == EXPECTED
     unused = [f"{method} {path}" for method, path in ENDPOINTS if not github.count(method, path)]
     assert unused == [], "not used: drop them from ENDPOINTS"
+    unlisted = sorted({f"{m} {p}" for m, p, _ in github.requests
+                       if not any(m == method and re.fullmatch(path, p) for method, path in ENDPOINTS)})
+    assert unlisted == [], "used but not drilled: add them to ENDPOINTS"
 
 
 @pytest.mark.parametrize("fault", FAULTS)

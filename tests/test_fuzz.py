@@ -129,3 +129,12 @@ def test_the_database_refusing_is_503_not_500(bot, rows, monkeypatch):
     monkeypatch.setattr(bot.store, "add_delivery", broken)
     body = json.dumps(payloads.example("ping.none.1")).encode()
     assert send(bot, body, "ping", "g", signed(body)).status_code == 503
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000],
+                         ids=["lists", "objects"])
+def test_json_nested_too_deep_is_a_400_and_stored_nowhere(bot, rows, body):
+    before = rows()
+    answer = send(bot, body, "push", "deep", signed(body))
+    assert answer.status_code == 400 and "malformed payload" in answer.json["message"]
+    assert rows() == before
