@@ -141,7 +141,7 @@ class Declaration:
     reason: str
     ticket: str | None
     url: str
-    where: str  # the pull request's description | a comment
+    where: str  # "the pull request's description" or "a comment", with " (and labelled `tbr`)" when it is
 
 
 @dataclass(frozen=True)
