@@ -112,9 +112,7 @@ def exceptions_section(store, now: datetime) -> list[str]:
     """The last three months' unapproved merges: declared emergencies, accidents, reverts."""
     rows = evidence.monthly(store.db, evidence.Period(now - timedelta(days=92), now))
     lines = ["## Exceptions by month (declared, undeclared, reverted)"]
-    lines += [f"- {m['month']}: {m['exceptions']} unapproved; {m['declared']} declared, {m['undeclared']} undeclared,"
-              f" {m['reverted']} reverted; median {m['median_business_days']} business days to sign-off"
-              for m in rows]
+    lines += [f"- {evidence.month_text(m)}" for m in rows]
     return lines + ["" if rows else "None.\n"]
 
 

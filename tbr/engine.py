@@ -343,11 +343,11 @@ class Engine:
         values = {"status": status, "decision": decision.to_dict(), "judged_at": iso(self.clock()),
                   "lease_owner": None, "lease_until": None, "last_error": None,
                   "actor": change.actor, "facts": change.facts}
+        cfg = self.config(inst, row["repo"])  # asked before taking the lock
         if status == "followup":
             if not self.store.holds("changes", key, self.owner, self.clock()):
                 bound.warning("change.lease_lost")  # another worker took it over; let it finish
                 return
-            cfg = self.config(inst, row["repo"])
             # The SLA's terms are fixed when the follow-up is filed; a later configuration change
             # does not move a promise already made.
             terms = {"timezone": cfg.timezone, "holidays": cfg.holidays, "days": cfg.sla_business_days,
@@ -365,7 +365,6 @@ class Engine:
                                     retry=bool(row["filing_at"]), escalate=cfg.escalate)
             values.update(followup_repo=tracking, followup_number=issue.number, followup_url=issue.url,
                           due_at=iso(due), followup_state="open", terms=terms)
-        cfg = self.config(inst, row["repo"])  # asked before taking the lock
         review_check = "review" in cfg.checks
         now = self.clock()
         with self.store.write():

@@ -109,6 +109,12 @@ def monthly(db, period: Period) -> list[dict]:
     return out
 
 
+def month_text(m: dict) -> str:
+    """One month of `monthly`, as the digest and the evidence summary say it."""
+    return (f"{m['month']}: {m['exceptions']} unapproved; {m['declared']} declared, {m['undeclared']} undeclared,"
+            f" {m['reverted']} reverted; median {m['median_business_days']} business days to sign-off")
+
+
 def access_summary(db, period: Period) -> dict:
     reviews = db.execute("SELECT count(*), count(completed_at) FROM access_reviews WHERE opened_at >= ? AND opened_at < ?",
                          [iso(period.start), iso(period.end)]).fetchone()
@@ -252,9 +258,7 @@ def summary_lines(s: dict) -> list[str]:
     lines += [f"  gap {g['from'][:16]} to {g['to'][:16]} UTC ({g['hours']} h): "
               + (f"filled by the sweep at {g['filled_by_sweep_at'][:16]}" if g["filled_by_sweep_at"] else "not filled")
               for g in cov["gaps"]]
-    lines += [f"{m['month']}: {m['exceptions']} exceptions, {m['declared']} declared, {m['undeclared']} undeclared,"
-              f" {m['reverted']} reverted; median {m['median_business_days']} business days to sign-off"
-              for m in s["by_month"]]
+    lines += [month_text(m) for m in s["by_month"]]
     a = s["access"]
     lines.append(f"Access reviews: {a['reviews_complete']} of {a['reviews']} complete; {a['lines_kept']} kept,"
                  f" {a['lines_revoked']} revoked, {a['lines_undecided']} undecided. Offboarding: {a['offboarding_findings']}"
