@@ -9,18 +9,15 @@ shows who decided what, and an edit that ticks one's own line is undone.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Container
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from tbr import usertext
 from tbr.sla import is_business_day
 
 LABEL = "tbr-access-review"
-LINE_RE = re.compile(r"^- \[(?P<mark>[ xX])\] .*?<!-- tbr:line=(?P<id>[^ ]+) -->\s*$", re.MULTILINE)
-COMMAND_RE = re.compile(r"^\s*(?P<verb>revoke|keep)\s+@(?P<login>[A-Za-z0-9-]+(?:\[bot\])?)"
-                        r"(?:\s+(?:on|in)\s+(?P<repo>[\w.-]+/[\w.-]+))?", re.IGNORECASE | re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -93,9 +90,7 @@ def render(key: str, quarter: str, subject: str, lines: list[Line], due: datetim
     return "\n".join(head + body) + "\n"
 
 
-def ticks(body: str) -> dict[str, bool]:
-    """Each line's checkbox in an issue body, by line id."""
-    return {m["id"]: m["mark"] != " " for m in LINE_RE.finditer(body or "")}
+ticks = usertext.ticks  # each line's checkbox in an issue body, by line id
 
 
 def edited(before: str, after: str) -> dict[str, bool]:
@@ -104,9 +99,7 @@ def edited(before: str, after: str) -> dict[str, bool]:
     return {line_id: mark for line_id, mark in new.items() if old.get(line_id, mark) != mark}
 
 
-def commands(comment: str) -> list[tuple[str, str, str | None]]:
-    """`revoke @login [on owner/repo]` and `keep @login` lines of a comment, as (verb, login, repo)."""
-    return [(m["verb"].lower(), m["login"], m["repo"]) for m in COMMAND_RE.finditer(comment or "")]
+commands = usertext.commands  # `revoke @login [on owner/repo]` and `keep @login` lines, as (verb, login, repo)
 
 
 @dataclass(frozen=True)

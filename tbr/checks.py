@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import re
-
+from tbr import patterns
 from tbr.classify import Approval, Decision, PullFacts
 from tbr.github import Gateway
 from tbr.store import Store, iso
@@ -77,9 +76,9 @@ def separation_status(approvals: list[Approval], conflicted: dict[str, list[str]
 def reference_status(facts: PullFacts, pattern: str) -> tuple[str, str, str]:
     """Wants a ticket matching `pattern` in the PR's title, body or branch. Pure."""
     for where, text in (("title", facts.title), ("body", facts.body), ("branch", facts.head_ref)):
-        m = re.search(pattern, text or "")
-        if m:
-            return "success", f"References {m.group(0)} (in the {where})", f"Pattern: `{pattern}`"
+        found = patterns.search(pattern, text)
+        if found:
+            return "success", f"References {found} (in the {where})", f"Pattern: `{pattern}`"
     return ("failure", "No change reference",
             f"Reference a ticket matching `{pattern}` in the pull request's title, body or branch name.")
 

@@ -5,7 +5,8 @@ The rules, in the order a decision names them when several hold:
    verdict (GitHub's rule: a reviewer's latest APPROVED / CHANGES_REQUESTED / DISMISSED review
    counts; COMMENTED reviews change nothing).
 2. comment: an approval phrase in an issue comment, review comment or review body by a human other
-   than the author. Quoted lines (`> ...`) are someone else's words and "not LGTM" is not approval.
+   than the author, stated as an approval (tbr.usertext's grammar: not quoted, in code, negated,
+   asked or talked about).
 3. merged-by-other: the PR was merged by a human other than its author.
 4. exempt-author: the author is on the exempt list (merging their PR is the approval).
 Bots never approve. Only evidence from before the cutoff (merge time plus grace) counts; later
@@ -14,9 +15,10 @@ approvals are listed in the evidence as late, not made retroactive.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+
+from tbr import patterns, usertext
 
 VERDICT_STATES = ("APPROVED", "CHANGES_REQUESTED", "DISMISSED")
 
@@ -68,17 +70,7 @@ class CommitFact:
     message: str = ""
 
 
-COAUTHOR_RE = re.compile(r"^co-authored-by:\s*(.+?)\s*<([^>]*)>\s*$", re.IGNORECASE | re.MULTILINE)
-
-
-def coauthors(message: str) -> tuple[str, ...]:
-    """Who a commit message's Co-authored-by trailers name: the login of a GitHub noreply address,
-    else the name given (compared with logins case-insensitively)."""
-    found = []
-    for name, email in COAUTHOR_RE.findall(message or ""):
-        m = re.match(r"^(?:\d+\+)?([A-Za-z0-9-]+)@users\.noreply\.github\.com$", email.strip())
-        found.append(m.group(1) if m else name.strip())
-    return tuple(found)
+coauthors = usertext.coauthors  # the logins or names a commit's Co-authored-by trailers give
 
 
 @dataclass(frozen=True)
@@ -163,27 +155,9 @@ class Decision:
         return data
 
 
-def _phrase_pattern(phrase: str) -> re.Pattern:
-    escaped = re.escape(phrase)
-    if re.fullmatch(r"\w+", phrase):
-        # A word phrase must stand as a word ("LGTM", not "LGTMS"), and a negation before it
-        # ("not LGTM", "no lgtm") cancels it.
-        return re.compile(rf"(?<![\w])(?<!not )(?<!no ){escaped}(?![\w])", re.IGNORECASE)
-    return re.compile(escaped, re.IGNORECASE)
-
-
-def unquoted(body: str | None) -> str:
-    """A comment without its quoted lines (`> ...`): those are someone else's words."""
-    return "\n".join(line for line in (body or "").splitlines() if not line.lstrip().startswith(">"))
-
-
-def find_phrase(body: str, phrases: tuple[str, ...]) -> str | None:
-    """The first approval phrase in the unquoted lines of a comment, or None."""
-    text = unquoted(body)
-    for phrase in phrases:
-        if _phrase_pattern(phrase).search(text):
-            return phrase
-    return None
+def find_phrase(body: str | None, phrases: tuple[str, ...]) -> str | None:
+    """The first of `phrases` that a comment or review body states as an approval, or None."""
+    return usertext.approving_phrase(body, phrases)
 
 
 def _fmt(at: datetime | None) -> str:
@@ -283,10 +257,7 @@ def _approvals(facts: PullFacts, policy: Policy, cutoff: datetime, notes: list[s
     return found
 
 
-DECLARATION_RE = re.compile(r"^\s*TBR:[ \t]*(?P<reason>\S.*?)\s*$", re.MULTILINE)
 DECLARATION_LABEL = "tbr"
-REVERTS_RE = re.compile(r"^Reverts (?P<repo>[\w.-]+/[\w.-]+)#(?P<number>\d+)\s*$", re.MULTILINE)
-REVERTED_COMMIT_RE = re.compile(r"This reverts commit (?P<sha>[0-9a-f]{7,40})")
 
 
 def declaration(facts: PullFacts, policy: Policy, cutoff: datetime, notes: list[str]) -> Declaration | None:
@@ -294,26 +265,25 @@ def declaration(facts: PullFacts, policy: Policy, cutoff: datetime, notes: list[
     made before the grace period ended. Lines by anyone else, or too late, are noted and do not count;
     so is the `tbr` label without such a line, since an exception needs its reason."""
     def ticket(reason: str) -> str | None:
-        m = re.search(policy.ticket_pattern, reason) if policy.ticket_pattern else None
-        return m.group(0) if m else None
+        return patterns.search(policy.ticket_pattern, reason) if policy.ticket_pattern else None
 
     labelled = DECLARATION_LABEL in {name.lower() for name in facts.labels}
     also = " (and labelled `tbr`)" if labelled else ""
     allowed = {facts.author.login.lower()} | ({facts.merged_by.login.lower()} if facts.merged_by else set())
-    m = DECLARATION_RE.search(unquoted(facts.body))
-    if m:
-        return Declaration(facts.author.login, facts.merged_at, m["reason"], ticket(m["reason"]), facts.url,
+    reason = usertext.declaration(facts.body)
+    if reason:
+        return Declaration(facts.author.login, facts.merged_at, reason, ticket(reason), facts.url,
                            f"the pull request's description{also}")
     for c in sorted(facts.comments, key=lambda c: c.created_at or cutoff):
-        m = DECLARATION_RE.search(unquoted(c.body))
-        if not m:
+        reason = usertext.declaration(c.body)
+        if not reason:
             continue
         if c.author.login.lower() not in allowed:
             notes.append(f"{c.author.login} declared an emergency, but only the author or the merger can")
         elif c.created_at and c.created_at > cutoff:
             notes.append(f"{c.author.login} declared an emergency at {_fmt(c.created_at)}, after the grace period")
         else:
-            return Declaration(c.author.login, c.created_at, m["reason"], ticket(m["reason"]), c.url, f"a comment{also}")
+            return Declaration(c.author.login, c.created_at, reason, ticket(reason), c.url, f"a comment{also}")
     if labelled:
         notes.append("labelled `tbr`, but with no `TBR: <reason>` line by the author or the merger, so not declared")
     return None
@@ -322,9 +292,9 @@ def declaration(facts: PullFacts, policy: Policy, cutoff: datetime, notes: list[
 def reverted(facts: PullFacts) -> tuple[int | None, tuple[str, ...]]:
     """What a PR reverts in its own repository: GitHub's `Reverts owner/repo#N` description (another
     repository's PR is not this one's to complete), and commits it reverts by sha."""
-    m = REVERTS_RE.search(facts.body or "")
-    number = int(m["number"]) if m and m["repo"].lower() == facts.repo.lower() else None
-    return number, tuple(dict.fromkeys(sha for c in facts.commits for sha in REVERTED_COMMIT_RE.findall(c.message)))
+    ref = usertext.reverts_pull(facts.body)
+    number = ref[1] if ref and ref[0].lower() == facts.repo.lower() else None
+    return number, tuple(dict.fromkeys(sha for c in facts.commits for sha in usertext.reverted_commits(c.message)))
 
 
 def judge_pull(facts: PullFacts, policy: Policy, cutoff: datetime) -> Decision:

@@ -19,7 +19,7 @@ REPO_RE = re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$")
 
 DEFAULT_EXEMPT_AUTHORS = ("dependabot[bot]",)
 DEFAULT_APPROVAL_PHRASES = ("LGTM", "🚢", ":shipit:")
-DEFAULT_SIGNOFF_PHRASES = ("LGTM", "reviewed")
+DEFAULT_SIGNOFF_PHRASES = ("LGTM",)  # or close the follow-up as completed
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ESCALATE_RE = re.compile(r"^@?[A-Za-z0-9-]+(/[A-Za-z0-9._-]+)?$")
 

@@ -7,13 +7,12 @@ a whole number of seconds from 0 to 86400") and the last valid configuration sta
 
 from __future__ import annotations
 
-import fnmatch
-import re
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from tbr import patterns
 from tbr.config import ESCALATE_RE, REPO_RE, Settings
 
 PATH = ".github/tbr.yml"
@@ -62,7 +61,7 @@ class RepoConfig:
     def watches_branch(self, branch: str, default_branch: str | None, protected: bool) -> bool:
         """`branches` globs name the production branches; without them, the default and protected ones."""
         if self.branches is not None:
-            return any(fnmatch.fnmatchcase(branch, pattern) for pattern in self.branches)
+            return any(patterns.glob_match(pattern, branch) for pattern in self.branches)
         return branch == default_branch or protected
 
     def as_dict(self) -> dict:
@@ -132,12 +131,12 @@ def _checks(value, key: str) -> tuple[str, ...]:
 
 
 def _pattern(value, key: str) -> str | None:
+    """A regular expression tbr can match in linear time (RE2), or None."""
     if value is None:
         return None
-    try:
-        re.compile(str(value))
-    except re.error as e:
-        raise ValueError(f"is not a regular expression: {e}") from None
+    problem = patterns.problem(str(value))
+    if problem:
+        raise ValueError(problem)
     return str(value)
 
 
