@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from tbr.usertext import phrase_problem
+
 REPO_RE = re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$")
 
 DEFAULT_EXEMPT_AUTHORS = ("dependabot[bot]",)
@@ -190,6 +192,15 @@ def _list(env, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+def _phrases(env, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    phrases = _list(env, name, default)
+    for phrase in phrases:
+        problem = phrase_problem(phrase)
+        if problem:
+            raise ConfigError(f"{name}: {problem}")
+    return phrases
+
+
 def _digest_at(env) -> tuple[str, tuple[int, int]]:
     raw = _get(env, "TBR_DIGEST_AT") or "mon 09:00"
     m = re.fullmatch(r"([A-Za-z]{3})\s+([01]?\d|2[0-3]):([0-5]\d)", raw)
@@ -277,10 +288,10 @@ def load(env=None) -> Settings:
         holidays=_holidays(env),
         repos=frozenset(_repo("TBR_REPOS", r).lower() for r in repos_raw) if repos_raw else None,
         exempt_authors=_list(env, "TBR_EXEMPT_AUTHORS", DEFAULT_EXEMPT_AUTHORS),
-        approval_phrases=_list(env, "TBR_APPROVAL_PHRASES", DEFAULT_APPROVAL_PHRASES),
+        approval_phrases=_phrases(env, "TBR_APPROVAL_PHRASES", DEFAULT_APPROVAL_PHRASES),
         log_format=log_format,
         escalate=_escalate(env),
-        signoff_phrases=_list(env, "TBR_SIGNOFF_PHRASES", DEFAULT_SIGNOFF_PHRASES),
+        signoff_phrases=_phrases(env, "TBR_SIGNOFF_PHRASES", DEFAULT_SIGNOFF_PHRASES),
         overdue_reminder_days=_int(env, "TBR_OVERDUE_REMINDER_DAYS", 2),
         reminder_hour=_hour(env),
         sweep_minutes=_int(env, "TBR_SWEEP_MINUTES", 60, minimum=5),

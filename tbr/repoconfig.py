@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from tbr import patterns
+from tbr import patterns, usertext
 from tbr.config import ESCALATE_RE, REPO_RE, Settings
 
 PATH = ".github/tbr.yml"
@@ -140,6 +140,16 @@ def _pattern(value, key: str) -> str | None:
     return str(value)
 
 
+def _phrases(value, key: str) -> tuple[str, ...]:
+    """Approval phrases, read by tbr.usertext's grammar: each must hold a word or an emoji."""
+    phrases = _strings(value, key)
+    for phrase in phrases:
+        problem = usertext.phrase_problem(phrase)
+        if problem:
+            raise ValueError(problem)
+    return phrases
+
+
 def _bool(value, key: str) -> bool:
     if not isinstance(value, bool):
         raise ValueError("must be true or false")
@@ -174,7 +184,7 @@ def _access_review(value, key: str) -> dict:
 
 KEYS = {
     "branches": _strings,
-    "approval_phrases": _strings,
+    "approval_phrases": _phrases,
     "exempt_authors": _strings,
     "grace_seconds": _seconds,
     "sla_business_days": _days,
