@@ -4,6 +4,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from tbr.config import DEFAULT_SIGNOFF_PHRASES
 from tbr.events import IssueEvent
 from tbr.signoff import Followup, judge
 
@@ -47,3 +48,15 @@ def test_refusals_explain_themselves():
     assert "Separation of duties: @alice authored and @carol merged acme/api#7, so @alice cannot sign off" in judge(
         OPEN, ev("closed", "alice", "completed"), PHRASES).message
     assert "cannot be waived" in judge(OPEN, ev("closed", "bob", "not_planned"), PHRASES).message
+
+
+@pytest.mark.parametrize("comment, phrases", [
+    ("I have not yet reviewed this", DEFAULT_SIGNOFF_PHRASES),
+    ("I have not yet reviewed this", ("LGTM", "reviewed")),  # even with `reviewed` configured
+    ("Reviewed.", DEFAULT_SIGNOFF_PHRASES),  # no longer a default phrase: close the issue instead
+    ("LGTM? I have not looked at the diff yet", DEFAULT_SIGNOFF_PHRASES),
+    ("> LGTM\nwaiting for the logs", DEFAULT_SIGNOFF_PHRASES),
+])
+def test_what_does_not_sign_off(comment, phrases):
+    assert judge(OPEN, ev("commented", comment=comment), phrases).kind == "ignore"
+    assert judge(OPEN, ev("commented", comment="Looked at the diff. LGTM"), phrases).kind == "signed_off"
