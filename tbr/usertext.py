@@ -36,116 +36,40 @@ at most 1,000 phrase occurrences are judged in one text (a real approval is neve
 
 from __future__ import annotations
 
+import bisect
+import functools
 import string
 from dataclasses import dataclass
 
 MAX_TEXT = 65_536  # GitHub's limit for an issue or PR body and for a comment
 MAX_MESSAGE = 65_536  # commit messages (git has none): a trailer past this is as if never written
 MAX_PHRASE = 100
-MAX_OCCURRENCES = 1_000
 MAX_REASON = 1_000  # a declaration's reason, as recorded and shown in the follow-up
+# Budgets that bound the work on any text; each errs towards "not an approval", "not declared".
+MAX_MARKERS = 100  # code fences and HTML tags looked at before the last phrase; past them, all is hidden
+MAX_CANDIDATES = 200  # phrase (or `TBR:`) occurrences looked at in one text
+MAX_WINDOWS = 10  # phrase occurrences judged in one text
+WINDOW = 200  # characters read either side of a phrase; a clause reaching past them does not approve
+MAX_RUNS = 200  # backtick or tilde runs in a line; a line with more is code, not a statement
+MAX_TRAILERS = 20  # Co-authored-by lines in one commit message (more: as if not written)
+MAX_DECLARATIONS = 20  # `TBR:` occurrences looked at in one text
+MAX_REVERTS = 50  # `This reverts commit` sentences in one commit message
+MAX_COMMANDS = 500  # `revoke` / `keep` words in one comment
+ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)  # keeps every position
 
 # ---------------------------------------------------------------------------------------------
 # 1. The writer's own words
 
 
 def _capped(text: str | None, limit: int = MAX_TEXT) -> str:
-    return (text or "")[:limit].replace("\r\n", "\n").replace("\r", "\n")
+    text = (text or "")[:limit]
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
-def _fence(stripped: str) -> tuple[str, int] | None:
-    """(character, length) of a code fence opening this (left-stripped) line, if it is one."""
-    if stripped[:3] in ("```", "~~~"):
-        ch = stripped[0]
-        return ch, len(stripped) - len(stripped.lstrip(ch))
-    return None
-
-
-def own_lines(text: str | None) -> list[str]:
-    """The text's lines with code blocks and quotes blanked (line numbers stay), HTML comments and
-    hidden HTML elements removed: the writer's own words, as whole lines."""
-    lines = _capped(text).split("\n")
-    out = []
-    fence = None  # (char, length) while inside a fenced block
-    previous_blank_or_code = True
-    for line in lines:
-        stripped = line.lstrip()
-        if fence:
-            ch, length = fence
-            if stripped.startswith(ch * length) and not stripped.rstrip().strip(ch):
-                fence = None
-            out.append("")
-            continue
-        opened = _fence(stripped) if stripped[:1] in "`~" and stripped else None
-        if opened:
-            fence = opened
-            out.append("")
-            previous_blank_or_code = True
-            continue
-        if not stripped:
-            out.append("")
-            previous_blank_or_code = True
-            continue
-        if line[:4] == "    " or line[:1] == "\t":
-            if previous_blank_or_code:  # indented code: after a blank line or more code
-                out.append("")
-                continue
-        elif stripped[0] == ">":
-            out.append("")
-            previous_blank_or_code = False
-            continue
-        out.append(line)
-        previous_blank_or_code = False
-    joined = "\n".join(out)
-    if "<" in joined:
-        joined = _without_html(joined)
-    return joined.split("\n")
-
-
-HIDDEN_TAGS = frozenset({"blockquote", "pre", "code", "del", "s", "strike"})
-
-
-def _without_html(text: str) -> str:
-    """Drop HTML comments and the content of quoting, code and struck-through elements (nested
-    ones counted; an unclosed one hides the rest, as a browser shows it). Newlines are kept."""
-    parts, depth, pos, start = [], 0, 0, 0  # text[start:] is not yet copied (or dropped)
-    n = len(text)
-    while True:
-        i = text.find("<", pos)
-        if i < 0:
-            break
-        if text.startswith("<!--", i):
-            end = text.find("-->", i + 4)
-            stop = n if end < 0 else end + 3
-            if depth == 0:
-                parts.append(text[start:i] + "\n" * text.count("\n", i, stop))
-                start = stop
-            pos = stop
-            continue
-        head = text[i + 1:i + 13].lower()
-        closing = head.startswith("/")
-        name = head[1:] if closing else head
-        k = 0
-        while k < len(name) and "a" <= name[k] <= "z":
-            k += 1
-        if name[:k] not in HIDDEN_TAGS or name[k:k + 1] not in ("", ">", " ", "\t", "\n", "/"):
-            pos = i + 1
-            continue
-        gt = text.find(">", i, i + 1_000)
-        stop = i + 1 + k + closing if gt < 0 else gt + 1
-        if not closing:
-            if depth == 0:
-                parts.append(text[start:i])
-                start = i
-            depth += 1
-        elif depth:
-            depth -= 1
-            if depth == 0:
-                parts.append("\n" * text.count("\n", start, stop))
-                start = stop
-        pos = stop
-    parts.append("\n" * text.count("\n", start, n) if depth else text[start:])
-    return "".join(parts)
+def _lower(text: str) -> str:
+    """Lowercase with every position kept (str.lower lengthens a few letters, such as "İ")."""
+    low = text.lower()
+    return low if len(low) == len(text) else text.translate(ASCII_LOWER)
 
 
 def _run_end(text: str, i: int, ch: str) -> int:
@@ -159,16 +83,139 @@ def _run_end(text: str, i: int, ch: str) -> int:
         size *= 2
 
 
-def _drop_spans(text: str, ch: str, lengths: tuple[int, ...] | None = None) -> str:
+def _line_start(text: str, pos: int) -> int:
+    return text.rfind("\n", 0, pos) + 1
+
+
+def _line_end(text: str, pos: int) -> int:
+    end = text.find("\n", pos)
+    return len(text) if end < 0 else end
+
+
+def _starts_line(text: str, pos: int) -> bool:
+    """Whether only spaces and tabs (at most 64) stand between the line's start and `pos`."""
+    start = max(0, pos - 64)
+    before = text[start:pos]
+    cut = before.rfind("\n")
+    return not before[cut + 1:].strip(" \t") and (cut >= 0 or start == 0)
+
+
+HIDDEN_TAGS = frozenset({"blockquote", "pre", "code", "del", "s", "strike"})
+
+
+class Text:
+    """A text, capped at GitHub's limit, and which of its positions are not its writer's own words:
+    fenced code, HTML comments and hidden elements (computed once, up to a position, within a
+    budget of markers: past it, everything counts as hidden), `>` quote lines and indented code."""
+
+    def __init__(self, text: str, upto: int):
+        self.text = text
+        self.spans: list[tuple[int, int]] = []
+        if text.find("```", 0, upto + 3) >= 0 or text.find("~~~", 0, upto + 3) >= 0:
+            self._fences(upto)
+        if text.find("<", 0, upto) >= 0:
+            self._html(upto)
+        merged: list[list[int]] = []  # fences and HTML may overlap: keep their union, disjoint
+        for start, end in sorted(self.spans):
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        self.spans = [(a, b) for a, b in merged]
+        self.starts = [a for a, _ in merged]
+
+    def _fences(self, upto: int) -> None:
+        text, pos, seen, fence = self.text, 0, 0, None  # fence: (char, length, start) while open
+        while True:
+            found = [i for i in (text.find("```", pos, upto + 3), text.find("~~~", pos, upto + 3)) if i >= 0]
+            if not found:
+                break
+            i = min(found)
+            seen += 1
+            if seen > MAX_MARKERS:
+                self.spans.append((i, len(text)))
+                return
+            end = _run_end(text, i, text[i])
+            pos = end
+            if not _starts_line(text, i):
+                continue
+            if fence is None:
+                fence = (text[i], end - i, _line_start(text, i))
+            elif text[i] == fence[0] and end - i >= fence[1] and not text[end:_line_end(text, end)].strip():
+                self.spans.append((fence[2], _line_end(text, end)))
+                fence = None
+        if fence:
+            self.spans.append((fence[2], len(text)))
+
+    def _html(self, upto: int) -> None:
+        text, n = self.text, len(self.text)
+        pos, seen, depth, start = 0, 0, 0, 0
+        while True:
+            i = text.find("<", pos, upto)
+            if i < 0:
+                break
+            seen += 1
+            if seen > MAX_MARKERS:
+                self.spans.append((i if depth == 0 else start, n))
+                return
+            if text.startswith("<!--", i):
+                end = text.find("-->", i + 4)
+                stop = n if end < 0 else end + 3
+                if depth == 0:
+                    self.spans.append((i, stop))
+                pos = stop
+                continue
+            head = text[i + 1:i + 13].lower()
+            closing = head.startswith("/")
+            name = head[1:] if closing else head
+            k = 0
+            while k < len(name) and "a" <= name[k] <= "z":
+                k += 1
+            if name[:k] not in HIDDEN_TAGS or name[k:k + 1] not in ("", ">", " ", "\t", "\n", "/"):
+                pos = i + 1
+                continue
+            gt = text.find(">", i, i + 1_000)
+            stop = i + 1 + k + closing if gt < 0 else gt + 1
+            if not closing:
+                if depth == 0:
+                    start = i
+                depth += 1
+            elif depth:
+                depth -= 1
+                if depth == 0:
+                    self.spans.append((start, stop))
+            pos = stop
+        if depth:
+            self.spans.append((start, n))
+
+    def hidden(self, pos: int) -> bool:
+        k = bisect.bisect_right(self.starts, pos) - 1
+        if k >= 0 and pos < self.spans[k][1]:
+            return True
+        text, start = self.text, _line_start(self.text, pos)
+        first = text[start:start + 64].lstrip(" \t")[:1]
+        if first == ">":
+            return True
+        if text.startswith(("    ", "\t"), start):  # indented code: after a blank line or more code
+            if start == 0:
+                return True
+            previous = text[_line_start(text, start - 1):start - 1]
+            return not previous.strip() or previous.startswith(("    ", "\t"))
+        return False
+
+
+def _drop_spans(text: str, ch: str, lengths: tuple[int, ...] | None = None) -> str | None:
     """Remove spans delimited by equal runs of `ch` (code spans with backticks, strikethrough with
     tildes), as CommonMark pairs them: an opener takes the next run of the same length; one
-    without a partner is literal. Linear: each run is looked at a bounded number of times."""
+    without a partner is literal. None past MAX_RUNS runs: such a line is not read."""
     runs = []  # (start, end)
     pos = text.find(ch)
     while pos >= 0:
         end = _run_end(text, pos, ch)
         if lengths is None or end - pos in lengths:
             runs.append((pos, end))
+            if len(runs) > MAX_RUNS:
+                return None
         pos = text.find(ch, end)
     if len(runs) < 2:
         return text
@@ -187,31 +234,11 @@ def _drop_spans(text: str, ch: str, lengths: tuple[int, ...] | None = None) -> s
             index += 1
             continue
         closer = same[c]
-        parts.append(text[start:s])
-        parts.append("\n" * text.count("\n", s, runs[closer][1]))
+        parts.append(text[start:s] + " ")
         start = runs[closer][1]
         index = closer + 1
     parts.append(text[start:])
     return "".join(parts)
-
-
-def _without_inline(lines: list[str]) -> list[str]:
-    """Drop code spans and strikethrough, paragraph by paragraph (a span may cross a line break)."""
-    out, para = [], []
-    for line in lines + [""]:
-        if line.strip():
-            para.append(line)
-            continue
-        if para:
-            text = "\n".join(para)
-            if "`" in text:
-                text = _drop_spans(text, "`")
-            if "~" in text:
-                text = _drop_spans(text, "~", (1, 2))
-            out.extend(text.split("\n"))
-            para = []
-        out.append(line)
-    return out[:-1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,8 +375,13 @@ def _matches(toks: list[str], words: tuple[str, ...]) -> list[int]:
     return found
 
 
-def _approving_in_line(line: str, phrases: list[Phrase]) -> list[Phrase]:
+CUT_BEFORE = "\x00before"  # the clause began before the window read: as good as negated
+CUT_AFTER = "\x00after"  # the sentence ends after the window read: as good as a question
+
+
+def _approving_in_line(line: str, phrases: list[Phrase], cut_before=False, cut_after=False) -> list[Phrase]:
     toks = tokens(_url_free(line))
+    toks = [CUT_BEFORE] * cut_before + toks + [CUT_AFTER] * cut_after
     at: dict[int, Phrase] = {}
     taken = bytearray(len(toks))
     for p in phrases:
@@ -372,11 +404,12 @@ def _approving_in_line(line: str, phrases: list[Phrase]) -> list[Phrase]:
     found, clauses, index = [], [[]], 0
     while index <= len(items):
         item = items[index] if index < len(items) else "."
-        if isinstance(item, str) and item in SENTENCE_ENDS:
+        if isinstance(item, str) and (item in SENTENCE_ENDS or item == CUT_AFTER):
             # The run of ends and symbols closing the sentence says whether it is a question.
             question = False
-            while index < len(items) and isinstance(items[index], str) and not _is_word(items[index]):
-                question = question or items[index] in "?？"
+            while index < len(items) and isinstance(items[index], str) and not _is_word(items[index]) \
+                    and items[index] != CUT_BEFORE:
+                question = question or items[index] in ("?", "？", CUT_AFTER)
                 index += 1
             if not question:
                 for clause in clauses:
@@ -405,7 +438,9 @@ def _approving_in_clause(clause: list) -> list[Phrase]:
     found, before, negated = [], [], False  # before: the last two words so far
     for k, x in enumerate(clause):
         if isinstance(x, str):
-            if _is_word(x):
+            if x == CUT_BEFORE:
+                negated = True
+            elif _is_word(x):
                 negated = negated or _negation(x)
                 before = [*before[-1:], x]
             continue
@@ -419,27 +454,72 @@ def _approving_in_clause(clause: list) -> list[Phrase]:
     return found
 
 
+def _window(line: str, q: int, size: int) -> tuple[int, int] | None:
+    """The stretch of `line` read to judge the phrase at q: WINDOW characters either side, cut at
+    whitespace; None when a single word reaches past it (no phrase stands alone there)."""
+    left, right = max(0, q - WINDOW), min(len(line), q + size + WINDOW)
+    if left and not line[left - 1].isspace():
+        gaps = [i for i in (line.find(" ", left, q), line.find("\t", left, q)) if i >= 0]
+        if not gaps:
+            return None
+        left = min(gaps) + 1
+    if right < len(line) and not line[right].isspace():
+        gap = max(line.rfind(" ", q + size, right), line.rfind("\t", q + size, right))
+        if gap < 0:
+            return None
+        right = gap
+    return left, right
+
+
+@functools.lru_cache(maxsize=64)  # a judgement reads each text twice (approvals, separation of duties)
 def approving_phrase(text: str | None, phrases: tuple[str, ...]) -> str | None:
     """The first of `phrases` (in their order) that the text states as an approval, or None."""
-    if not text or not phrases:
-        return None
     parsed = [p for p in (phrase(t) for t in phrases) if p.words]
-    low = text[:MAX_TEXT].lower()
-    wanted = [p for p in parsed if max(p.words, key=len) in low]
+    if not text or not parsed:
+        return None
+    low = _lower(_capped(text))
+    wanted = [(p, max(p.words, key=len)) for p in parsed]
+    wanted = [(p, key) for p, key in wanted if key in low]
     if not wanted:
         return None
-    keys = {max(p.words, key=len) for p in wanted}
+    candidates = set()
+    for _, key in wanted:
+        pos = low.find(key)
+        while pos >= 0 and len(candidates) < MAX_CANDIDATES:
+            candidates.add(pos)
+            pos = low.find(key, pos + len(key))
+    ordered = sorted(candidates)
+    reader = Text(low, ordered[-1] + 1)
+    here = [p for p, _ in wanted]
     approving: set[str] = set()
-    examined = 0
-    for line in _without_inline(own_lines(text)):
-        lowered = line.lower()
-        if not any(k in lowered for k in keys):
+    windows, read_line = 0, -1
+    for pos in ordered:
+        start = _line_start(low, pos)
+        if start == read_line or reader.hidden(pos):
             continue
-        examined += sum(lowered.count(k) for k in keys)
-        if examined > MAX_OCCURRENCES:
-            break
-        approving.update(p.text for p in _approving_in_line(line, wanted))
-        if parsed[0].text in approving:
+        read_line = start
+        line = low[start:_line_end(low, pos)]
+        if "`" in line:
+            line = _drop_spans(line, "`")
+        if line and "~" in line:
+            line = _drop_spans(line, "~", (1, 2))
+        if not line:
+            continue
+        for _, key in wanted:
+            q = line.find(key)
+            while q >= 0 and windows < MAX_WINDOWS:
+                bounds = _window(line, q, len(key))
+                if bounds is None:
+                    q = line.find(key, q + len(key))
+                    continue
+                left, right = bounds
+                windows += 1
+                found = _approving_in_line(line[left:right], here, left > 0, right < len(line))
+                approving.update(p.text for p in found)
+                if parsed[0].text in approving:
+                    return parsed[0].text
+                q = line.find(key, max(right, q + len(key)))
+        if windows >= MAX_WINDOWS:
             break
     return next((p.text for p in parsed if p.text in approving), None)
 
@@ -458,39 +538,55 @@ def _login_chars(s: str) -> bool:
 def coauthors(message: str | None) -> tuple[str, ...]:
     """Who a commit message's `Co-authored-by: Name <email>` trailers name: the login of a GitHub
     noreply address (`[ID+]login@users.noreply.github.com`), else the name given."""
-    found = []
-    for line in _capped(message, MAX_MESSAGE).split("\n"):
-        if line[:len(COAUTHOR)].lower() != COAUTHOR:
-            continue
-        rest = line[len(COAUTHOR):].rstrip()
-        if not rest.endswith(">"):
-            continue
-        inner = rest[:-1]
-        lt = inner.find("<", inner.rfind(">") + 1)
-        if lt < 1:  # no address, or no name before it
-            continue
-        name, email = inner[:lt].strip(), inner[lt + 1:].strip()
-        login = None
-        if email.endswith(NOREPLY):
-            local = email[:-len(NOREPLY)]
-            number, plus, rest_login = local.partition("+")
-            candidate = rest_login if plus else local
-            if (not plus or (number.isascii() and number.isdigit())) and _login_chars(candidate):
-                login = candidate
-        if login or name:
-            found.append(login or name)
+    text = _capped(message, MAX_MESSAGE)
+    low = _lower(text)
+    found, pos, seen = [], low.find(COAUTHOR), 0
+    while pos >= 0 and seen < MAX_TRAILERS:
+        seen += 1
+        if pos == 0 or low[pos - 1] == "\n":
+            who = _trailer(text[pos + len(COAUTHOR):_line_end(text, pos)])
+            if who:
+                found.append(who)
+        pos = low.find(COAUTHOR, pos + len(COAUTHOR))
     return tuple(found)
+
+
+def _trailer(rest: str) -> str | None:
+    """` Name <email>` after `Co-authored-by:`: the noreply address's login, else the name."""
+    rest = rest.rstrip()
+    if not rest.endswith(">"):
+        return None
+    inner = rest[:-1]
+    lt = inner.find("<", inner.rfind(">") + 1)
+    if lt < 1:  # no address, or no name before it
+        return None
+    name, email = inner[:lt].strip(), inner[lt + 1:].strip()
+    if email.endswith(NOREPLY):
+        local = email[:-len(NOREPLY)]
+        number, plus, login = local.partition("+")
+        candidate = login if plus else local
+        if (not plus or (number.isascii() and number.isdigit())) and _login_chars(candidate):
+            return candidate
+    return name or None
 
 
 def declaration(text: str | None) -> str | None:
     """The reason of the first `TBR: <reason>` line in the writer's own words (not quoted, not in
     code or an HTML comment), or None. Long reasons are cut at MAX_REASON characters."""
-    for line in own_lines(text):
-        stripped = line.strip()
-        if stripped.startswith("TBR:"):
-            reason = stripped[4:].strip()
-            if reason:
-                return reason if len(reason) <= MAX_REASON else reason[:MAX_REASON - 1] + "…"
+    text = _capped(text)
+    starts, pos, seen = [], text.find("TBR:"), 0
+    while pos >= 0 and seen < MAX_DECLARATIONS:
+        seen += 1
+        if _starts_line(text, pos):
+            starts.append(pos)
+        pos = text.find("TBR:", pos + 4)
+    if not starts:
+        return None
+    reader = Text(text, starts[-1] + 1)
+    for pos in starts:
+        reason = text[pos + 4:_line_end(text, pos)].strip()
+        if reason and not reader.hidden(pos):
+            return reason if len(reason) <= MAX_REASON else reason[:MAX_REASON - 1] + "…"
     return None
 
 
@@ -500,14 +596,17 @@ def _repo_chars(s: str) -> bool:
 
 def reverts_pull(body: str | None) -> tuple[str, int] | None:
     """GitHub's revert button's `Reverts owner/repo#N` line: (owner/repo, N), or None."""
-    for line in _capped(body).split("\n"):
-        if not line.startswith("Reverts "):
-            continue
-        ref, hash_, number = line[len("Reverts "):].rstrip().rpartition("#")
-        owner, slash, name = ref.partition("/")
-        if hash_ and slash and number.isascii() and number.isdigit() and len(number) <= 10 \
-                and _repo_chars(owner) and _repo_chars(name):
-            return ref, int(number)
+    text = _capped(body)
+    pos, seen = text.find("Reverts "), 0
+    while pos >= 0 and seen < MAX_CANDIDATES:
+        seen += 1
+        if pos == 0 or text[pos - 1] == "\n":
+            ref, hash_, number = text[pos + len("Reverts "):_line_end(text, pos)].rstrip().rpartition("#")
+            owner, slash, name = ref.partition("/")
+            if hash_ and slash and number.isascii() and number.isdigit() and len(number) <= 10 \
+                    and _repo_chars(owner) and _repo_chars(name):
+                return ref, int(number)
+        pos = text.find("Reverts ", pos + 8)
     return None
 
 
@@ -518,8 +617,9 @@ HEX = frozenset("0123456789abcdef")
 def reverted_commits(message: str | None) -> list[str]:
     """The shas that `This reverts commit <sha>` sentences of a commit message name (7 to 40 hex)."""
     text, found = _capped(message, MAX_MESSAGE), []
-    pos = text.find(REVERTS_COMMIT)
-    while pos >= 0:
+    pos, seen = text.find(REVERTS_COMMIT), 0
+    while pos >= 0 and seen < MAX_REVERTS:
+        seen += 1
         start = pos + len(REVERTS_COMMIT)
         end = start
         while end < len(text) and end - start < 40 and text[end] in HEX:
@@ -538,19 +638,28 @@ TICK_MARKER = "<!-- tbr:line="
 
 def ticks(body: str | None) -> dict[str, bool]:
     """Each `- [ ] ... <!-- tbr:line=ID -->` line's checkbox in an access-review issue, by line id."""
-    found = {}
-    for line in _capped(body).split("\n"):
-        if not (line.startswith("- [") and line[3:4] in (" ", "x", "X") and line[4:6] == "] "):
-            continue
-        s = line.rstrip()
-        if not s.endswith(" -->"):
-            continue
-        head, _, line_id = s[:-4].rpartition(" ")
-        if head.endswith("<!--") and line_id.startswith("tbr:line=") and len(head) >= 10:
-            line_id = line_id[len("tbr:line="):]
-            if line_id:
-                found[line_id] = line[3] != " "
+    text, found, end = _capped(body), {}, 0
+    pos = text.find(TICK_MARKER)
+    while pos >= 0:
+        start = text.rfind("\n", end, pos) + 1 or end
+        end = _line_end(text, pos)
+        _tick(text[start:end], found)
+        pos = text.find(TICK_MARKER, end)
     return found
+
+
+def _tick(line: str, found: dict[str, bool]) -> None:
+    if not (line.startswith("- [") and line[3:4] in (" ", "x", "X") and line[4:6] == "] "):
+        return
+    s = line.rstrip()
+    if not s.endswith(" -->"):
+        return
+    head, _, line_id = s[:-4].rpartition(" ")
+    if head.endswith("<!--") and line_id.startswith("tbr:line=") and len(head) >= 10 and line_id[9:]:
+        found[line_id[9:]] = line[3] != " "
+
+
+MAX_LOGIN = 100  # GitHub's logins have at most 39 characters
 
 
 def _take(s: str, ok) -> int:
@@ -571,19 +680,25 @@ def _repo_char(c: str) -> bool:
 def commands(comment: str | None) -> list[tuple[str, str, str | None]]:
     """`revoke @login [on|in owner/repo]` and `keep @login` at the start of a comment's lines, as
     (verb, login, repo or None)."""
+    text = _capped(comment)
+    low = _lower(text)
+    starts = []
+    for verb in ("revoke", "keep"):
+        pos, seen = low.find(verb), 0
+        while pos >= 0 and seen < MAX_COMMANDS:
+            seen += 1
+            if _starts_line(low, pos):
+                starts.append((pos, verb))
+            pos = low.find(verb, pos + len(verb))
     found = []
-    for line in _capped(comment).split("\n"):
-        s = line.lstrip()
-        verb = s[:6].lower() if s[:6].lower() == "revoke" else s[:4].lower() if s[:4].lower() == "keep" else None
-        if not verb:
-            continue
-        rest = s[len(verb):]
+    for pos, verb in sorted(starts):
+        rest = text[pos + len(verb):_line_end(text, pos)]
         gap = len(rest) - len(rest.lstrip())
         if not gap or rest[gap:gap + 1] != "@":
             continue
         rest = rest[gap + 1:]
-        n = _take(rest, _login_char)
-        if not n:
+        n = _take(rest[:MAX_LOGIN + 1], _login_char)
+        if not n or n > MAX_LOGIN:
             continue
         login = rest[:n]
         if rest[n:n + 5].lower() == "[bot]":
@@ -597,7 +712,7 @@ def _target(rest: str) -> str | None:
     words = rest.split(None, 2)
     if len(words) < 2 or rest[:1] not in string.whitespace or words[0].lower() not in ("on", "in"):
         return None
-    candidate = words[1]
+    candidate = words[1][:MAX_LOGIN * 3]
     owner_n = _take(candidate, _repo_char)
     if not owner_n or candidate[owner_n:owner_n + 1] != "/":
         return None

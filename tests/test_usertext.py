@@ -179,9 +179,21 @@ def test_phrases_that_would_match_punctuation_are_refused(phrase, problem):
     assert usertext.phrase_problem("LGTM") is None and usertext.phrase_problem("🚢") is None
 
 
-def test_own_lines_keep_line_numbers_and_drop_what_is_not_the_writers():
-    text = "mine\n> theirs\n```\ncode\n```\n<!-- hidden\nstill -->\nmine too\n<blockquote>q</blockquote>"
-    assert usertext.own_lines(text) == ["mine", "", "", "", "", "", "", "mine too", ""]
+def test_what_is_not_the_writers_own_words():
+    text = ("mine\n> theirs\n```\ncode\n```\n<!-- hidden\nstill -->\nmine too\n<blockquote>q</blockquote>\n\n"
+            "    indented code\n<pre>\ncode\n</pre>\nafter")
+    reader = usertext.Text(text, len(text))
+    own = {line for line in text.split("\n") if not reader.hidden(text.index(line))}
+    assert own == {"mine", "mine too", "", "after"}
+
+
+def test_budgets_err_towards_no_approval():
+    assert usertext.approving_phrase("<b>" * 600 + "LGTM", PHRASES) is None  # past MAX_MARKERS tags
+    assert usertext.approving_phrase("<b>" * 100 + "\nLGTM", PHRASES) == "LGTM"
+    assert usertext.approving_phrase("not " + "a " * 150 + "LGTM", PHRASES) is None  # the clause began unread
+    assert usertext.approving_phrase("LGTM " + "a " * 150 + "?", PHRASES) is None  # its end unread
+    assert usertext.approving_phrase("not LGTM\n" * 10 + "LGTM", PHRASES) is None  # past MAX_WINDOWS
+    assert usertext.approving_phrase("not LGTM\n" * 9 + "LGTM", PHRASES) == "LGTM"
 
 
 @pytest.mark.parametrize("message, names", [
