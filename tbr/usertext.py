@@ -53,7 +53,7 @@ WINDOW = 200  # characters read either side of a phrase; a clause reaching past 
 MAX_RUNS = 200  # backtick or tilde runs in a line; a line with more is code, not a statement
 MAX_TRAILERS = 20  # Co-authored-by lines in one commit message (more: as if not written)
 MAX_DECLARATIONS = 20  # `TBR:` occurrences looked at in one text
-MAX_REVERTS = 50  # `This reverts commit` sentences in one commit message
+MAX_REVERTS = 20  # `This reverts commit` sentences in one commit message
 MAX_COMMANDS = 500  # `revoke` / `keep` words in one comment
 ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)  # keeps every position
 

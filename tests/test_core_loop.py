@@ -355,3 +355,23 @@ def test_merge_into_an_unwatched_branch_is_ignored(github, repo, bot):
     bot.deliver("pull_request", payload)
     bot.run(after_seconds=300)
     assert filed(github) == [] and bot.changes() == []
+
+
+@pytest.mark.parametrize("text, approved", [
+    ("LGTM? I have not looked at the diff yet", False),
+    ("NOT  LGTM", False),
+    ("isn't LGTM", False),
+    ("Not yet LGTM", False),
+    ("```\nLGTM\n```", False),
+    ("<blockquote>LGTM</blockquote>", False),
+    ("LGTM, thanks", True),  # the legitimate twin
+    ("Looks good. LGTM 🚢", True),
+])
+def test_only_a_comment_that_states_approval_approves(github, repo, bot, text, approved):
+    _, payload = merge(github, repo, bot)
+    github.add_issue_comment(REPO, 7, "bob", text, created_at=bot.clock() - timedelta(minutes=1))
+    bot.deliver("pull_request", payload)
+    bot.run(after_seconds=300)
+    change = bot.change(f"pr:{repo['id']}:7")
+    assert change["status"] == ("approved" if approved else "followup")
+    assert len(filed(github)) == (0 if approved else 1)

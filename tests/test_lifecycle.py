@@ -238,3 +238,17 @@ def test_late_webhook_after_the_sweep_handled_the_close_adds_nothing(env, github
     bot.deliver("issues", payloads.issue_action(TRACK, number, "closed", sender="alice", at=bot.clock()))
     bot.run()
     assert len(comments(github, number)) == 1
+
+
+def test_a_comment_that_does_not_state_approval_does_not_sign_off(env, github, followup):
+    _, bot = env
+    number = followup["followup_number"]
+    for i, text in enumerate(["I have not yet reviewed this", "LGTM? I have not looked at the diff yet",
+                              "> LGTM\nwho wrote this?"]):
+        github.add_issue_comment(TRACK, number, "bob", text, created_at=bot.clock())
+        bot.deliver("issue_comment", payloads.issue_comment(TRACK, number, commenter="bob", body=text, at=bot.clock()),
+                    f"c-{i}")
+        bot.run()
+    assert github.issues(TRACK)[0]["state"] == "open" and bot.change(followup["key"])["followup_state"] == "open"
+    assert comments(github, number) == ["I have not yet reviewed this", "LGTM? I have not looked at the diff yet",
+                                        "> LGTM\nwho wrote this?"]
