@@ -1,16 +1,18 @@
 """Text that people write, read in linear time: approval phrases, co-author trailers, `TBR:`
 declarations, revert references and access-review commands. Pure; no I/O, and no regular
 expressions: a backtracking matcher on an attacker's 64 KB comment can hold the interpreter for
-minutes. Everything here is plain string operations, line by line, capped at GitHub's own limits
-(65,536 characters for a body or comment), so its cost grows with the text, never faster.
+minutes. Everything here is plain string operations, capped at GitHub's own limits (65,536
+characters for a body or comment): texts are searched at C speed for what matters (a phrase,
+`TBR:`, a trailer, a command) and only those places are read, within budgets (the MAX_ constants)
+that bound the work on any text and err towards "no approval", "not declared".
 
 ## When a text approves (`approving_phrase`)
 
 One grammar decides it, for PR comments, review bodies and follow-up sign-off comments alike.
 
-1. **The writer's own words.** Dropped first, as GitHub would show them set apart: fenced code
+1. **The writer's own words.** Set apart as GitHub shows them, and never an approval: fenced code
    (``` or ~~~), indented code, `>` quote lines, HTML comments, `<blockquote>`, `<pre>`, `<code>`,
-   `<del>`, `<s>` and `<strike>` elements, then inline code spans and ~~strikethrough~~.
+   `<del>`, `<s>` and `<strike>` elements, inline code spans and ~~strikethrough~~.
 2. **Sentences and clauses.** Each remaining line is split into sentences at `.`, `!`, `?`, `;` and
    `…` (and at the line's end), and a sentence into clauses at `,`, `:`, `|`, a dash, and the words
    "but", "though", "although", "however", "otherwise", "anyway", "nonetheless", "nevertheless".
@@ -30,8 +32,10 @@ One grammar decides it, for PR comments, review bodies and follow-up sign-off co
      "needs LGTM", "will LGTM"), or an article or possessive ("an LGTM", "my LGTM").
    A phrase in the middle of its clause ("The LGTM bot is down") is talk about the phrase.
 
-Caps keep the worst case small: a text is read up to 65,536 characters, a line up to 65,536 too;
-at most 1,000 phrase occurrences are judged in one text (a real approval is never the 1,001st).
+Budgets: at most 10 phrase occurrences are judged in a text, each from the 200 characters either
+side of it (a clause that began earlier counts as negated, a sentence that ends later as a
+question); 100 code fences or HTML tags before them are looked at (past them, everything is
+hidden); a line with over 200 backtick or tilde runs is code.
 """
 
 from __future__ import annotations
@@ -282,19 +286,19 @@ def _is_word(token: str) -> bool:
 
 def _split_chunk(chunk: str) -> list[str]:
     """A chunk mixing letters with symbols (emoji, say): words and single symbols."""
-    tokens, word = [], []
+    out, word = [], []
     for c in chunk:
         if c.isalnum() or (c in _JOINERS and word):
             word.append(c)
             continue
         if word:
-            tokens.append("".join(word).rstrip(_JOINERS))
+            out.append("".join(word).rstrip(_JOINERS))
             word = []
         if c not in _JOINERS:
-            tokens.append(c)
+            out.append(c)
     if word:
-        tokens.append("".join(word).rstrip(_JOINERS))
-    return [t for t in tokens if t]
+        out.append("".join(word).rstrip(_JOINERS))
+    return [t for t in out if t]
 
 
 def tokens(line: str) -> list[str]:
@@ -379,7 +383,8 @@ CUT_BEFORE = "\x00before"  # the clause began before the window read: as good as
 CUT_AFTER = "\x00after"  # the sentence ends after the window read: as good as a question
 
 
-def _approving_in_line(line: str, phrases: list[Phrase], cut_before=False, cut_after=False) -> list[Phrase]:
+def _approving_in(line: str, phrases: list[Phrase], cut_before=False, cut_after=False) -> list[Phrase]:
+    """The phrase occurrences that approve in a line, or in the stretch of one that was read."""
     toks = tokens(_url_free(line))
     toks = [CUT_BEFORE] * cut_before + toks + [CUT_AFTER] * cut_after
     at: dict[int, Phrase] = {}
@@ -514,7 +519,7 @@ def approving_phrase(text: str | None, phrases: tuple[str, ...]) -> str | None:
                     continue
                 left, right = bounds
                 windows += 1
-                found = _approving_in_line(line[left:right], here, left > 0, right < len(line))
+                found = _approving_in(line[left:right], here, left > 0, right < len(line))
                 approving.update(p.text for p in found)
                 if parsed[0].text in approving:
                     return parsed[0].text
