@@ -192,6 +192,18 @@ class Text:
         if depth:
             self.spans.append((start, n))
 
+    def visible(self, start: int, end: int) -> str:
+        """text[start:end] with its fenced or HTML-hidden stretches blanked out."""
+        k = max(0, bisect.bisect_right(self.starts, start) - 1)
+        parts, at = [], start
+        while k < len(self.spans) and self.spans[k][0] < end:
+            a, b = max(self.spans[k][0], at), min(self.spans[k][1], end)
+            if a < b:
+                parts.append(self.text[at:a] + " " * (b - a))
+                at = b
+            k += 1
+        return "".join(parts) + self.text[at:end]
+
     def hidden(self, pos: int) -> bool:
         k = bisect.bisect_right(self.starts, pos) - 1
         if k >= 0 and pos < self.spans[k][1]:
@@ -503,7 +515,7 @@ def approving_phrase(text: str | None, phrases: tuple[str, ...]) -> str | None:
         if start == read_line or reader.hidden(pos):
             continue
         read_line = start
-        line = low[start:_line_end(low, pos)]
+        line = reader.visible(start, _line_end(low, pos))
         if "`" in line:
             line = _drop_spans(line, "`")
         if line and "~" in line:
