@@ -77,7 +77,7 @@ def facts(text: str, message: str) -> tuple[PullFacts, list[str]]:
 
 def judgement(pull: PullFacts, messages: list[str]) -> None:
     """What tbr does with a merged PR's text, from the GraphQL answer to the check runs."""
-    usertext.approving_phrase.cache_clear()  # each judgement starts cold
+    usertext._approving_phrase.cache_clear()  # each judgement starts cold
     commits = tuple(CommitFact(f"{i:040x}", "alice", "alice", AT, classify.coauthors(m), m)
                     for i, m in enumerate(messages))
     pull = PullFacts(**{**pull.__dict__, "commits": commits})

@@ -488,9 +488,13 @@ def _window(line: str, q: int, size: int) -> tuple[int, int] | None:
     return left, right
 
 
-@functools.lru_cache(maxsize=64)  # a judgement reads each text twice (approvals, separation of duties)
-def approving_phrase(text: str | None, phrases: tuple[str, ...]) -> str | None:
+def approving_phrase(text: str | None, phrases) -> str | None:
     """The first of `phrases` (in their order) that the text states as an approval, or None."""
+    return _approving_phrase(text, tuple(phrases))
+
+
+@functools.lru_cache(maxsize=64)  # a judgement reads each text twice (approvals, separation of duties)
+def _approving_phrase(text: str | None, phrases: tuple[str, ...]) -> str | None:
     parsed = [p for p in (phrase(t) for t in phrases) if p.words]
     if not text or not parsed:
         return None
