@@ -153,6 +153,7 @@ def test_the_tables_are_big_enough():
 def test_the_classifier_and_sign_off_use_the_same_grammar():
     assert find_phrase("LGTM? I have not looked at the diff yet", PHRASES) is None
     assert find_phrase("Looks good. LGTM 🚢", PHRASES) == "LGTM"
+    assert find_phrase("LGTM", ["LGTM"]) == "LGTM"  # a repository's phrases, as stored (JSON: a list)
 
 
 @pytest.mark.parametrize("text, phrases, expected", [
