@@ -293,3 +293,19 @@ def test_commands_agree_with_the_old_expression(comment):
         if m:
             expected.append((m["verb"].lower(), m["login"], m["repo"]))
     assert usertext.commands(comment) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(["LGTM", "lgtm", "not", "?", ".", ",", "`", "``", "~", "~~", "```", "\n", " ", ">",
+                                 "<!--", "-->", "<blockquote>", "</blockquote>", "<pre", "</", "TBR:", "🚢", ":shipit:",
+                                 "    ", "\t", "\r", "İ", "x", "but", "for", "revoke @bob", "- [x] ",
+                                 "<!-- tbr:line=a -->", "Co-authored-by: a <b>", "Reverts a/b#1"]),
+                max_size=40).map("".join))
+def test_any_text_is_read_without_error(text):
+    phrase = usertext.approving_phrase(text, PHRASES)
+    assert phrase in (None, *PHRASES)
+    if phrase:  # quoted, the same words approve nothing
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        assert usertext.approving_phrase("\n".join("> " + line for line in lines), PHRASES) is None
+    usertext.declaration(text), usertext.commands(text), usertext.ticks(text), usertext.coauthors(text)
+    usertext.reverts_pull(text), usertext.reverted_commits(text)
