@@ -5,8 +5,8 @@ The rules, in the order a decision names them when several hold:
    verdict (GitHub's rule: a reviewer's latest APPROVED / CHANGES_REQUESTED / DISMISSED review
    counts; COMMENTED reviews change nothing).
 2. comment: an approval phrase in an issue comment, review comment or review body by a human other
-   than the author, stated as an approval (tbr.usertext's grammar: not quoted, in code, negated,
-   asked or talked about).
+   than the author, stated as an approval (tbr.usertext's grammar): not quoted or in code, not
+   negated, asked for or talked about.
 3. merged-by-other: the PR was merged by a human other than its author.
 4. exempt-author: the author is on the exempt list (merging their PR is the approval).
 Bots never approve. Only evidence from before the cutoff (merge time plus grace) counts; later
