@@ -12,8 +12,9 @@ import functools
 
 import re2
 
+from tbr.usertext import MAX_TEXT  # GitHub's limit for a body; titles and branch names are far shorter
+
 MAX_PATTERN = 1_000
-MAX_TEXT = 65_536  # GitHub's limit for a body; titles and branch names are far shorter
 
 
 def _options() -> re2.Options:
