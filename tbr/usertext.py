@@ -529,12 +529,12 @@ def _approving_phrase(text: str | None, phrases: tuple[str, ...]) -> str | None:
         for _, key in wanted:
             q = line.find(key)
             while q >= 0 and windows < MAX_WINDOWS:
+                windows += 1
                 bounds = _window(line, q, len(key))
                 if bounds is None:
                     q = line.find(key, q + len(key))
                     continue
                 left, right = bounds
-                windows += 1
                 found = _approving_in(line[left:right], here, left > 0, right < len(line))
                 approving.update(p.text for p in found)
                 if parsed[0].text in approving:
