@@ -53,6 +53,7 @@ SHAPES = {
     "strikethrough": fill("~~LGTM~~ ~x "),
     "emoji glued to phrases": fill("LGTM👍x🚢y "),
     "one 65 KB word": fill("a", " LGTM?"),
+    "phrases inside long words": fill("x" * 300 + "lgtm"),
     "one long clause ending in a request": fill("LGTM LGTM, ") + "",
     "padded declaration": "TBR: x" + " " * (LIMIT - 7) + "y",
     "many declarations in code": fill("```\nTBR: x\n```\n"),
