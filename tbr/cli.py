@@ -280,32 +280,36 @@ def _state(row: dict, settings: config.Settings, now: datetime) -> str:
 
 def followups_cmd(args) -> int:
     """Follow-ups with their repository, change, assignee, due date and state, soonest due first."""
+    settings = _settings()
+    now = _when(args.now, settings) or datetime.now(timezone.utc)
+    return print_followups(_store(), settings, now, args.open, args.overdue, args.json)
+
+
+def print_followups(store, settings: config.Settings, now: datetime, open_only: bool = False,
+                    overdue_only: bool = False, as_json: bool = False) -> int:
     from tbr.audit import subject
     from tbr.store import from_iso
 
-    settings = _settings()
-    now = _when(args.now, settings) or datetime.now(timezone.utc)
-    rows = _store().followups()
-    if args.open or args.overdue:
+    rows = store.followups()
+    if open_only or overdue_only:
         rows = [r for r in rows if r["followup_state"] == "open"]
-    if args.overdue:
+    if overdue_only:
         rows = [r for r in rows if r["due_at"] and from_iso(r["due_at"]) <= now]
     listed = [{"followup": _followup_name(r), "url": r["followup_url"], "change": subject(r), "assignee": r["actor"],
                "due": _due_day(r, settings) if r["due_at"] else None,
                "due_at": from_iso(r["due_at"]).astimezone(settings.tz).isoformat() if r["due_at"] else None,
                "state": _state(r, settings, now).split(",")[0]} for r in rows]
-    if args.json:
+    if as_json:
         print(json.dumps(listed, indent=1))
         return 0
     if not listed:
-        which = "overdue " if args.overdue else "open " if args.open else ""
+        which = "overdue " if overdue_only else "open " if open_only else ""
         print(f"no {which}follow-ups" + ("" if which else " filed yet"))
         return 0
-    print(f"{'FOLLOW-UP':26} {'CHANGE':28} {'ASSIGNEE':16} {'DUE BY END OF (' + settings.timezone + ')':28} STATE")
+    print(f"{'FOLLOW-UP':22} {'CHANGE':24} {'ASSIGNEE':12} {'DUE BY END OF (' + settings.timezone + ')':30} STATE")
     for f in listed:
-        print(f"{f['followup']:26} {f['change']:28} {'@' + f['assignee']:16} {f['due'] or '-':28} {f['state']}")
+        print(f"{f['followup']:22} {f['change']:24} {'@' + f['assignee']:12} {f['due'] or '-':30} {f['state']}")
     return 0
-
 
 def _store():
     from tbr.store import Store

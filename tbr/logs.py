@@ -10,10 +10,11 @@ import structlog
 _progress = {"open": False}  # a progress line (redrawn with \r) is on the terminal, not yet ended
 
 
-def configure(fmt: str = "auto", level: int = logging.INFO) -> None:
+def configure(fmt: str = "auto", level: int = logging.INFO, file=None) -> None:
     """fmt: json, console, or auto (console at a terminal, JSON into a pipe or a file, where a program
     reads the lines). Colours only at a terminal: escape codes in a file or a pipe are noise."""
-    tty = sys.stderr.isatty()
+    file = file or sys.stderr
+    tty = file.isatty()
     if fmt == "auto":
         fmt = "console" if tty else "json"
     renderer = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=tty)
@@ -29,7 +30,7 @@ def configure(fmt: str = "auto", level: int = logging.INFO) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(level),
         # One write per line: gunicorn's workers share stderr, and a line written in two parts can
         # interleave with another worker's.
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(file=file),
         cache_logger_on_first_use=False,
     )
 
