@@ -180,13 +180,18 @@ class Week:
     # what tbr did -----------------------------------------------------------------------------
 
     def verdict(self, key: str) -> str:
+        """What tbr decided, and what did not count, as the follow-up says it."""
         change = self.store.change(key)
-        summary = json.loads(change["decision"])["summary"] if change["decision"] else change["last_error"] or ""
+        decision = json.loads(change["decision"] or "{}")
+        lines = [decision.get("summary") or change["last_error"] or "not judged yet"]
         if change["status"] == "followup":
             issue = next(i for i in self.github.issues(TRACK) if i["number"] == change["followup_number"])
-            return (f"follow-up {TRACK}#{issue['number']} filed for @{issue['assignees'][0]}, labelled"
-                    f" {', '.join(issue['labels'])}: {summary}")
-        return f"{change['status']}: {summary}"
+            lines[0] = (f"follow-up {TRACK}#{issue['number']} filed for @{issue['assignees'][0]}, labelled"
+                        f" {', '.join(issue['labels'])}: {lines[0]}")
+        if decision.get("declaration"):
+            lines.append(f"declared emergency: {decision['declaration'].get('reason')}")
+        lines += [f"note: {note}" for note in decision.get("notes") or ()]
+        return "\n                    ".join(lines)
 
     def last_comment(self, key: str) -> str:
         change = self.store.change(key)
