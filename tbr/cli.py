@@ -225,9 +225,9 @@ def status(args) -> int:
     if rows:
         print(f"\nLatest {len(rows)} change(s), newest first:")
     for r in rows:
-        where = f" {_followup_name(r)}" if r["followup_number"] else ""
+        where = f": {_followup_name(r)}" if r["followup_number"] else ""
         print(f"  {subject(r):28} {_state(r, settings, now)}{where}")
-        if _summary(r) or r["last_error"]:
+        if r["status"] != "covered" and (_summary(r) or r["last_error"]):  # covered: judged with the other one
             print(f"  {'':28} {r['last_error'] if r['status'] == 'pending' and r['last_error'] else _summary(r)}")
     return 0
 
@@ -528,7 +528,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv  # anywhere on the line, after any command (and commands added later)
     argv = [a for a in argv if a != "--debug"]
     parser = argparse.ArgumentParser(prog="tbr", description="tbr: follow-up reviews for unapproved changes",
-                                     epilog=ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     epilog=ENVIRONMENT, formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(
+                                         prog, max_help_position=24, width=100))
     parser.add_argument("--version", action="version", version=f"tbr {__version__}")
     parser.add_argument("--debug", action="store_true", help="on an error, show the traceback too")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

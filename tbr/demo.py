@@ -70,6 +70,7 @@ class Week:
     def __init__(self, out: Path, fakegithub, payloads):
         self.out, self.payloads = out, payloads
         self.clock = Clock(at(0, 0))
+        self.next_sweep = self.clock.now
         self.github = fakegithub.FakeGitHub().start()
         self.github.clock = self.clock
         self.repos = {name: self.github.add_repo(name) for name in (API, WEB, TRACK)}
@@ -128,8 +129,9 @@ class Week:
         while self.clock.now < when:
             self.clock.now = min(self.clock.now + STEP, when)
             self.scheduler.beat()
-            if self.clock.now.minute == 0 and self.clock.now.hour % SWEEP_HOURS == 0:
+            if self.clock.now >= self.next_sweep:
                 self.scheduler.run_sweep()
+                self.next_sweep += timedelta(hours=SWEEP_HOURS)
             self.scheduler.run_remind()
             self.scheduler.run_digest()
             while self.engine.run_due():
