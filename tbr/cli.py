@@ -154,10 +154,13 @@ def remind_cmd(args) -> int:
     engine = runtime.engine
     now = _when(args.now, runtime.settings) or engine.clock()
     queued = lifecycle.plan_reminders(runtime.store, runtime.settings, now, engine.clock(), dry_run=args.dry_run)
-    for item in queued:
-        print(f"{'would post' if args.dry_run else 'queued'} {item['kind']} on {item['issue']}: {item['text']}")
     if not args.dry_run:
         engine.run_due()
+    if args.json:
+        print(json.dumps(queued, indent=1, ensure_ascii=False))
+        return 0
+    for item in queued:
+        print(f"{'would post' if args.dry_run else 'queued'} {item['kind']} on {item['issue']}: {item['text']}")
     print(f"{len(queued)} reminder(s)" + ("" if queued else ": none owed (each is posted once, at"
                                           f" {runtime.settings.reminder_hour}:00 on a business day)"))
     return 0
@@ -569,6 +572,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--now", metavar="TIME",
                        help="judge as if it were this ISO 8601 time; without an offset, in TBR_TIMEZONE")
         p.add_argument("--dry-run", action="store_true", help="print, write nothing")
+        if name == "remind":  # a listing
+            p.add_argument("--json", action="store_true", help="the reminders owed, as a JSON list")
         p.set_defaults(fn=fn)
     p = sub.add_parser("backfill", help="judge the merges before tbr was installed, for the evidence")
     p.add_argument("--since", required=True, metavar="TIME",

@@ -199,3 +199,13 @@ def test_backfill_ends_its_progress_line(filed, monkeypatch, capsys):
     last_progress = err.rindex("\r\x1b[K")
     assert "\n" in err[last_progress:], "the progress line is ended"
 
+
+
+def test_remind_lists_as_json(filed, capsys):
+    merge(filed, 4, datetime.now(timezone.utc) - timedelta(days=20))
+    assert main(["sweep", "--since", (datetime.now(timezone.utc) - timedelta(days=21)).isoformat()]) == 0
+    capsys.readouterr()
+    assert main(["remind", "--dry-run", "--json"]) == 0
+    owed = json.loads(capsys.readouterr().out)
+    assert [r["kind"] for r in owed] == ["overdue", "still-overdue"]
+    assert owed[0]["issue"].endswith("/acme/compliance/issues/1") and "@alice" in owed[0]["text"]
