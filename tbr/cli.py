@@ -45,7 +45,6 @@ def _settings() -> config.Settings:
 def check_config(_args) -> int:
     """Settings first, then what only GitHub can tell: the key works, the tracking repo takes issues."""
     from tbr.github import Gateway, GitHubError, RetryPolicy
-
     from tbr.store import Store
 
     settings = _settings()
@@ -75,16 +74,14 @@ def check_config(_args) -> int:
         print("ok: no TBR_TRACKING_REPO: each follow-up goes to the repository that changed")
         return 1 if missing else 0
     info = gateway.repo(gateway.installation_for(repo), repo)
-    if missing:
-        return 1
     if info.archived:
         print(f"tbr: TBR_TRACKING_REPO {repo} is archived: follow-ups cannot be filed there", file=sys.stderr)
-        return 1
-    if not info.has_issues:
+    elif not info.has_issues:
         print(f"tbr: TBR_TRACKING_REPO {repo} has issues disabled: enable them in its settings", file=sys.stderr)
-        return 1
-    print(f"ok: tracking repo {info.full_name} exists, is not archived and has issues enabled")
-    return 0
+    else:
+        print(f"ok: tracking repo {info.full_name} exists, is not archived and has issues enabled")
+        return 1 if missing else 0
+    return 1
 
 
 def process(args) -> int:
