@@ -34,25 +34,17 @@ SWEEP_HOURS = 6  # fewer than the default hourly sweeps, so the week takes secon
 
 
 def _simulation():
-    """The tests' fake GitHub and webhook payloads, imported from the clone."""
+    """The tests' fake GitHub, webhook payloads and wiring of tbr to them, imported from the clone."""
     if not (ROOT / "tests" / "fakegithub.py").is_file():
         raise SystemExit(f"tbr: the demo runs from a clone of tbr (it uses tests/fakegithub.py), installed with"
                          f" pip install -e; {ROOT} has no tests/")
     sys.path.insert(0, str(ROOT))
     try:
-        from tests import fakegithub, payloads
+        from tests import conftest, fakegithub, payloads
     except ImportError as e:
         raise SystemExit(f"tbr: the demo needs the test extras ({e.name} is missing):"
                          " .venv/bin/pip install -c requirements.lock -e '.[test]'") from None
-    return fakegithub, payloads
-
-
-class Clock:
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
+    return conftest, fakegithub, payloads
 
 
 def at(day: int, hour: int, minute: int = 0) -> datetime:
@@ -67,9 +59,9 @@ def say(when: datetime, text: str) -> None:
 class Week:
     """tbr, the fake GitHub and the clock, and the moves of the week's people."""
 
-    def __init__(self, out: Path, fakegithub, payloads):
+    def __init__(self, out: Path, conftest, fakegithub, payloads):
         self.out, self.payloads = out, payloads
-        self.clock = Clock(at(0, 0))
+        self.clock = conftest.Clock(at(0, 0))
         self.next_sweep = self.clock.now
         self.github = fakegithub.FakeGitHub().start()
         self.github.clock = self.clock
@@ -85,7 +77,7 @@ class Week:
             api_url=self.github.url, db_path=str(out / "tbr.db"), tracking_repo=TRACK, timezone=TZ.key,
             escalate="@acme/security", access_reviews=False, log_format="json", sweep_minutes=SWEEP_HOURS * 60)
         self._save_credentials()
-        self._start_tbr()
+        self._start_tbr(conftest.Bot)
 
     def _save_credentials(self) -> None:
         """As /setup would: so `tbr status` and friends read this database afterwards (not GitHub)."""
@@ -95,18 +87,16 @@ class Week:
             json.dump({"app_id": self.settings.app_id, "private_key": self.settings.private_key,
                        "webhook_secret": self.settings.webhook_secret}, f)
 
-    def _start_tbr(self) -> None:
+    def _start_tbr(self, bot) -> None:
+        """tbr wired to the fake as the tests wire it, its web app served on loopback."""
         from werkzeug.serving import WSGIRequestHandler, make_server
 
-        from tbr.github import Gateway, RetryPolicy
         from tbr.schedule import Scheduler
-        from tbr.web import create_app
 
         self.log_file = open(self.out / "tbr.log", "w", encoding="utf-8")
-        gateway = Gateway(self.settings, timeout=10, retry=RetryPolicy(base_seconds=0.01))
         with contextlib.redirect_stderr(self.log_file):  # tbr's own log lines: a file, not the story on screen
-            app = create_app(self.settings, gateway=gateway, clock=self.clock, start_worker=False)
-        self.runtime = app.extensions["tbr"]
+            bot = bot(self.settings, self.clock)
+        app, self.runtime = bot.app, bot.runtime
         self.engine, self.store = self.runtime.engine, self.runtime.store
         self.scheduler = Scheduler(self.engine)  # its jobs, run on the simulated clock below
         quiet = type("Quiet", (WSGIRequestHandler,), {"log": lambda *args: None})
@@ -284,7 +274,7 @@ def write_issues(week: Week) -> Path:
 def run(out: str | None = None) -> int:
     from tbr import cli
 
-    fakegithub, payloads = _simulation()
+    conftest, fakegithub, payloads = _simulation()
     folder = Path(out) if out else Path(tempfile.mkdtemp(prefix="tbr-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
     if (folder / "tbr.db").exists():
@@ -292,7 +282,7 @@ def run(out: str | None = None) -> int:
     started = timer.monotonic()
     print(f"tbr demo: one week of {ORG} (api, web; follow-ups in {TRACK}), Europe/Berlin, on a simulated clock.\n"
           f"GitHub is simulated on loopback (tests/fakegithub.py); nothing leaves this machine.\n", flush=True)
-    week = Week(folder, fakegithub, payloads)
+    week = Week(folder, conftest, fakegithub, payloads)
     try:
         print(f"tbr listens on {week.url}, GitHub on {week.github.url}\n")
         play(week)
