@@ -112,3 +112,12 @@ def test_the_command_line_entry_point_exits_with_the_code(tmp_path):
                           text=True, timeout=60)
     assert done.returncode == 2 and done.stdout == ""
     assert one_line(done.stderr).startswith("tbr: configuration error: TBR_DB")
+
+
+def test_unreachable_slack_is_one_line(cli_env, github, capsys):
+    github.add_repo("acme/compliance")
+    cli_env.setenv("TBR_TRACKING_REPO", "acme/compliance")
+    cli_env.setenv("TBR_SLACK_WEBHOOK_URL", f"{UNREACHABLE}/services/T0/B0/x")
+    assert main(["digest", "--now", "2026-12-07T09:00Z"]) == 1
+    assert one_line(capsys.readouterr().err).startswith("tbr: http://127.0.0.1: ConnectError:")
+    assert [i["title"] for i in github.issues("acme/compliance")] == ["TBR weekly digest: week of 2026-12-07"]
