@@ -527,13 +527,19 @@ def demo_cmd(args) -> int:
     return demo.run(args.out)
 
 
+def _help_formatter(prog: str) -> argparse.HelpFormatter:
+    formatter = argparse.RawDescriptionHelpFormatter(prog, max_help_position=24, width=100)
+    # argparse measures the commands' names without their indent, so "access-review" would wrap its help
+    formatter._action_max_length = 20
+    return formatter
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv  # anywhere on the line, after any command (and commands added later)
     argv = [a for a in argv if a != "--debug"]
     parser = argparse.ArgumentParser(prog="tbr", description="tbr: follow-up reviews for unapproved changes",
-                                     epilog=ENVIRONMENT, formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(
-                                         prog, max_help_position=24, width=100))
+                                     epilog=ENVIRONMENT, formatter_class=_help_formatter)
     parser.add_argument("--version", action="version", version=f"tbr {__version__}")
     parser.add_argument("--debug", action="store_true", help="on an error, show the traceback too")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
