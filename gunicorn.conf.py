@@ -2,6 +2,7 @@
 
 import json
 import os
+import sqlite3
 import sys
 from datetime import datetime, timezone
 
@@ -67,4 +68,7 @@ def on_starting(server):
         return  # no App yet: the workers serve /setup until it has one
     except ConfigError as e:
         print(f"tbr: configuration error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except (sqlite3.Error, OSError) as e:  # a read-only directory, a file that is not a database
+        print(f"tbr: database {os.environ.get('TBR_DB') or './tbr.db'} (TBR_DB): {e}", file=sys.stderr)
         sys.exit(1)

@@ -4,62 +4,95 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import sqlite3
 import sys
+import traceback
 from datetime import datetime, timedelta, timezone
 
-from tbr import config, logs
+from tbr import __version__, config, logs
+
+# Exit codes, for scripts and cron: 1 the command failed (or found a problem), 2 usage or configuration,
+# 3 try again later (GitHub unreachable or rate limited, the database busy).
+FAILED, USAGE, TRY_LATER = 1, 2, 3
+
+ENVIRONMENT = """\
+environment (the same as the service's; README.md, "Configuration"):
+  TBR_APP_ID, TBR_PRIVATE_KEY or TBR_PRIVATE_KEY_PATH, TBR_WEBHOOK_SECRET
+                        the GitHub App (or TBR_CREDENTIALS, written by /setup)
+  TBR_DB                SQLite file (./tbr.db)
+  TBR_TRACKING_REPO     owner/name where follow-ups go (the changed repository)
+  TBR_REPOS             only these owner/name, comma-separated (every repository installed)
+  TBR_TIMEZONE          the organization's time zone, for due dates and times without one (UTC)
+  TBR_HOLIDAYS          holiday calendar for the SLA, like US or DE-BY (none)
+  TBR_GRACE_SECONDS     wait after a merge before judging it, 0 to 86400 (300)
+  TBR_ESCALATE          @user or @org/team to mention on overdue and undeclared changes
+  TBR_LOG_FORMAT        json, console, or auto: console at a terminal, JSON otherwise (auto)
+  TBR_GITHUB_API_URL    GitHub's API (https://api.github.com)
+  and TBR_EXEMPT_AUTHORS, TBR_APPROVAL_PHRASES, TBR_SIGNOFF_PHRASES, TBR_REMINDER_HOUR,
+  TBR_OVERDUE_REMINDER_DAYS, TBR_SWEEP_MINUTES, TBR_ACCESS_REVIEWS, TBR_PAYLOAD_DAYS, TBR_DIGEST_AT,
+  TBR_SLACK_WEBHOOK_URL, TBR_METRICS_TOKEN, TBR_PUBLIC_URL, TBR_GITHUB_URL, TBR_CREDENTIALS
+
+exit status: 0 done, 1 failed, 2 usage or configuration error, 3 try again later (GitHub unreachable).
+Errors are one line; --debug shows the traceback."""
 
 
 def _settings() -> config.Settings:
-    try:
-        return config.load()
-    except config.ConfigError as e:
-        print(f"tbr: configuration error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+    return config.load()  # a ConfigError is one line, by main's error boundary
 
 
 def check_config(_args) -> int:
     """Settings first, then what only GitHub can tell: the key works, the tracking repo takes issues."""
-    from tbr.github import Gateway, GitHubError, GitHubUnavailable, RetryPolicy
+    from tbr.github import Gateway, GitHubError, RetryPolicy
+    from tbr.store import Store
 
     settings = _settings()
     print(f"ok: settings (app {settings.app_id}, db {settings.db_path}, timezone {settings.timezone},"
           f" holidays {settings.holidays or 'none'}, grace {settings.grace_seconds}s)")
+    store = Store(settings.db_path)  # what the service does first: create or migrate it, then write to it
+    store.check_writable()
+    store.close()
+    print(f"ok: database {settings.db_path} is writable")
     gateway = Gateway(settings, timeout=10, retry=RetryPolicy(max_tries=1))  # answer fast, retry by hand
-    try:
-        app = gateway.app_info()
-        print(f"ok: the private key authenticates as App {app['name']!r} (id {app['id']})")
-        if app["id"] != settings.app_id:
-            print(f"tbr: TBR_APP_ID is {settings.app_id} but the key belongs to App {app['id']}", file=sys.stderr)
-            return 1
-        repo = settings.tracking_repo
-        if repo is None:
-            print("ok: no TBR_TRACKING_REPO: each follow-up goes to the repository that changed")
-            return 0
-        info = gateway.repo(gateway.installation_for(repo), repo)
-    except GitHubError as e:
-        hint = " (is the App installed on it?)" if e.status == 404 else ""
-        print(f"tbr: {e}{hint}", file=sys.stderr)
+    app = gateway.app_info()
+    print(f"ok: the private key authenticates as App {app['name']!r} (id {app['id']})")
+    if app["id"] != settings.app_id:
+        print(f"tbr: TBR_APP_ID is {settings.app_id} but the key belongs to App {app['id']}", file=sys.stderr)
         return 1
-    except GitHubUnavailable as e:
-        print(f"tbr: GitHub is unreachable: {e}", file=sys.stderr)
-        return 1
+    missing = []
+    for repo in sorted(settings.repos or ()):
+        try:
+            gateway.repo(gateway.installation_for(repo), repo)
+        except GitHubError as e:  # each one named, not only the first
+            print(f"tbr: TBR_REPOS lists {repo}, {_refusal(e)}", file=sys.stderr)
+            missing.append(repo)
+    if settings.repos and not missing:
+        print(f"ok: the App is installed on every repository of TBR_REPOS ({len(settings.repos)})")
+    repo = settings.tracking_repo
+    if repo is None:
+        print("ok: no TBR_TRACKING_REPO: each follow-up goes to the repository that changed")
+        return 1 if missing else 0
+    info = gateway.repo(gateway.installation_for(repo), repo)
     if info.archived:
         print(f"tbr: TBR_TRACKING_REPO {repo} is archived: follow-ups cannot be filed there", file=sys.stderr)
-        return 1
-    if not info.has_issues:
+    elif not info.has_issues:
         print(f"tbr: TBR_TRACKING_REPO {repo} has issues disabled: enable them in its settings", file=sys.stderr)
-        return 1
-    print(f"ok: tracking repo {info.full_name} exists, is not archived and has issues enabled")
-    return 0
+    else:
+        print(f"ok: tracking repo {info.full_name} exists, is not archived and has issues enabled")
+        return 1 if missing else 0
+    return 1
 
 
-def process(_args) -> int:
+def process(args) -> int:
     """Do all due work once and exit (for cron, or to drain work by hand)."""
     runtime = _runtime()
     handled = runtime.engine.run_due()
-    print(json.dumps({"handled": handled, **runtime.store.counts()}))
+    if args.json:
+        print(json.dumps({"handled": handled, **runtime.store.counts()}))
+    else:
+        print(f"{handled} item(s) of work done" + ("" if handled else ": nothing was due"))
+        print(_work_line(runtime.store.counts()))
     return 0
 
 
@@ -71,14 +104,22 @@ def _runtime():
     return build(settings)
 
 
-def _when(value: str | None) -> datetime | None:
+def _when(value: str | None, settings: config.Settings | None = None, option: str = "--now") -> datetime | None:
+    """An ISO 8601 time; without an offset, in the organization's time zone (given settings), and said so."""
     if value is None:
         return None
     try:
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise SystemExit(f"tbr: not an ISO 8601 time: {value!r}") from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    if when.tzinfo:
+        return when
+    if settings is None:
+        return when.replace(tzinfo=timezone.utc)
+    when = when.replace(tzinfo=settings.tz)
+    print(f"note: {option} {value} has no offset: read as {when:%Y-%m-%d %H:%M} {settings.timezone} (TBR_TIMEZONE);"
+          " add Z or +01:00 to say otherwise", file=sys.stderr)
+    return when
 
 
 def sweep_cmd(args) -> int:
@@ -86,11 +127,19 @@ def sweep_cmd(args) -> int:
     from tbr import sweep
 
     runtime = _runtime()
-    result = sweep.sweep(runtime.engine, since=_when(args.since))
+    result = sweep.sweep(runtime.engine, since=_when(args.since, runtime.settings, "--since"))
     handled = runtime.engine.run_due()
-    print(json.dumps({"since": result.since.isoformat(), "repos_checked": result.repos_checked,
-                      "changes_found": result.changes_found, "redeliveries": result.redeliveries,
-                      "errors": result.errors, "handled": handled}))
+    if args.json:
+        print(json.dumps({"since": result.since.isoformat(), "repos_checked": result.repos_checked,
+                          "changes_found": result.changes_found, "redeliveries": result.redeliveries,
+                          "errors": result.errors, "handled": handled}))
+    else:
+        print(f"swept {result.repos_checked} repositories since {_local(result.since, runtime.settings)}:"
+              f" {result.changes_found} change(s) the webhooks missed, {result.redeliveries} failed deliveries"
+              f" requested again; {handled} item(s) of work done")
+        if result.errors:
+            print(f"tbr: {result.errors} part(s) of the sweep failed (the log above says which); the next sweep"
+                  " tries again", file=sys.stderr)
     return 1 if result.errors else 0
 
 
@@ -100,13 +149,17 @@ def remind_cmd(args) -> int:
 
     runtime = _runtime()
     engine = runtime.engine
-    now = _when(args.now) or engine.clock()
+    now = _when(args.now, runtime.settings) or engine.clock()
     queued = lifecycle.plan_reminders(runtime.store, runtime.settings, now, engine.clock(), dry_run=args.dry_run)
-    for item in queued:
-        print(f"{'would post' if args.dry_run else 'queued'} {item['kind']} on {item['issue']}: {item['text']}")
     if not args.dry_run:
         engine.run_due()
-    print(f"{len(queued)} reminder(s)")
+    if args.json:
+        print(json.dumps(queued, indent=1, ensure_ascii=False))
+        return 0
+    for item in queued:
+        print(f"{'would post' if args.dry_run else 'queued'} {item['kind']} on {item['issue']}: {item['text']}")
+    print(f"{len(queued)} reminder(s)" + ("" if queued else ": none owed (each is posted once, at"
+                                          f" {runtime.settings.reminder_hour}:00 on a business day)"))
     return 0
 
 
@@ -115,7 +168,7 @@ def digest_cmd(args) -> int:
     from tbr import digest
 
     runtime = _runtime()
-    now = _when(args.now) or runtime.engine.clock()
+    now = _when(args.now, runtime.settings) or runtime.engine.clock()
     result = digest.publish(runtime.engine, now, dry_run=args.dry_run)
     if args.dry_run or runtime.settings.tracking_repo is None:
         print(f"# {result.title}\n\n{result.body}")
@@ -142,17 +195,121 @@ def config_show(args) -> int:
     return 0
 
 
-def status(_args) -> int:
+def status(args) -> int:
+    """What tbr holds, in people's terms: the follow-ups, the work waiting, and the latest changes."""
+    from tbr.audit import subject
+    from tbr.store import from_iso
+
+    settings = _settings()
     store = _store()
-    print(json.dumps(store.counts(), indent=2))
-    for row in store.db.query(
-            "SELECT key, repo, status, decision, followup_url, last_error FROM changes"
-            " ORDER BY first_seen_at DESC LIMIT 20"):
-        summary = json.loads(row["decision"])["summary"] if row["decision"] else ""
-        extra = row["followup_url"] or row["last_error"] or ""
-        print(f"{row['status']:9} {row['key']:40} {row['repo']} {extra}\n          {summary}".rstrip())
+    counts, now = store.counts(), datetime.now(timezone.utc)
+    rows = list(store.db.query("SELECT * FROM changes ORDER BY first_seen_at DESC LIMIT ?", [args.n]))
+    if args.json:
+        print(json.dumps({"counts": counts, "changes": [
+            {"change": subject(r), "state": _state(r, settings, now), "followup": _followup_name(r),
+             "url": r["followup_url"], "summary": _summary(r), "last_error": r["last_error"]} for r in rows]}, indent=1))
+        return 0
+    followups = store.followups()
+    open_ = [r for r in followups if r["followup_state"] == "open"]
+    overdue = sum(1 for r in open_ if r["due_at"] and from_iso(r["due_at"]) <= now)
+    print(f"Follow-ups: {len(open_)} open ({overdue} overdue),"
+          f" {sum(1 for r in followups if r['followup_state'] == 'signed_off')} reviewed"
+          + "".join(f", {n} {s}" for s in ("deleted", "transferred")
+                    if (n := sum(1 for r in followups if r["followup_state"] == s))))
+    print(f"Changes: {counts.get('changes_approved', 0)} approved, {counts.get('changes_followup', 0)} unapproved"
+          f" (a follow-up each), {counts.get('changes_covered', 0)} part of another change,"
+          f" {counts.get('changes_pending', 0)} waiting to be judged")
+    print(_work_line(counts))
+    print(f"Sweeps: {counts['sweeps']}" + (f", the last at {_local(datetime.fromisoformat(counts['last_sweep']), settings)}"
+                                          if counts["last_sweep"] else ""))
+    if rows:
+        print(f"\nLatest {len(rows)} change(s), newest first:")
+    for r in rows:
+        where = f": {_followup_name(r)}" if r["followup_number"] else ""
+        print(f"  {subject(r):28} {_state(r, settings, now)}{where}")
+        if r["status"] != "covered" and (_summary(r) or r["last_error"]):  # covered: judged with the other one
+            print(f"  {'':28} {r['last_error'] if r['status'] == 'pending' and r['last_error'] else _summary(r)}")
     return 0
 
+
+def _work_line(counts: dict) -> str:
+    return (f"Waiting: {counts.get('deliveries_pending', 0)} webhook deliveries, {counts.get('changes_pending', 0)}"
+            f" changes, {counts.get('actions_pending', 0)} GitHub actions (comments, labels)")
+
+
+def _local(when: datetime, settings: config.Settings) -> str:
+    return f"{when.astimezone(settings.tz):%a %d %b %Y %H:%M} {settings.timezone}"
+
+
+def _due_day(row: dict, settings: config.Settings) -> str:
+    """The day a follow-up is due by the end of, in the organization's time zone."""
+    from tbr.store import from_iso
+
+    return f"{(from_iso(row['due_at']) - timedelta(microseconds=1)).astimezone(settings.tz):%a %d %b %Y}"
+
+
+def _followup_name(row: dict) -> str | None:
+    return f"{row['followup_repo']}#{row['followup_number']}" if row["followup_number"] else None
+
+
+def _summary(row: dict) -> str:
+    return json.loads(row["decision"]).get("summary", "") if row["decision"] else ""
+
+
+def _state(row: dict, settings: config.Settings, now: datetime) -> str:
+    """A change's state as its people would say it."""
+    from tbr.store import from_iso
+
+    if row["status"] == "pending":
+        return "waiting to be judged" + (" (retrying)" if row["last_error"] else "")
+    if row["status"] == "approved":
+        return "approved"
+    if row["status"] == "covered":
+        return "part of another change"
+    state = row["followup_state"] or "open"
+    if state == "signed_off":
+        return (f"reviewed by @{row['signed_off_by']} on {from_iso(row['signed_off_at']).astimezone(settings.tz):%a %d %b}"
+                if row["signed_off_at"] else "reviewed")
+    if state != "open":
+        return f"follow-up {state}"
+    if not row["due_at"]:
+        return "follow-up open"
+    late = from_iso(row["due_at"]) <= now
+    return f"{'overdue' if late else 'follow-up open'}, due end of {_due_day(row, settings)}"
+
+
+def followups_cmd(args) -> int:
+    """Follow-ups with their repository, change, assignee, due date and state, soonest due first."""
+    settings = _settings()
+    now = _when(args.now, settings) or datetime.now(timezone.utc)
+    return print_followups(_store(), settings, now, args.open, args.overdue, args.json)
+
+
+def print_followups(store, settings: config.Settings, now: datetime, open_only: bool = False,
+                    overdue_only: bool = False, as_json: bool = False) -> int:
+    from tbr.audit import subject
+    from tbr.store import from_iso
+
+    rows = store.followups()
+    if open_only or overdue_only:
+        rows = [r for r in rows if r["followup_state"] == "open"]
+    if overdue_only:
+        rows = [r for r in rows if r["due_at"] and from_iso(r["due_at"]) <= now]
+    listed = [{"followup": _followup_name(r), "url": r["followup_url"], "change": subject(r), "assignee": r["actor"],
+               "due": _due_day(r, settings) if r["due_at"] else None,
+               "due_at": from_iso(r["due_at"]).astimezone(settings.tz).isoformat() if r["due_at"] else None,
+               "state": _state(r, settings, now).split(",")[0]} for r in rows]
+    if as_json:
+        print(json.dumps(listed, indent=1))
+        return 0
+    if not listed:
+        which = "overdue " if overdue_only else "open " if open_only else ""
+        print(f"no {which}follow-ups" + ("" if which else " filed yet"))
+        return 0
+    print(f"{'FOLLOW-UP':22} {'CHANGE':24} {'ASSIGNEE':12} {'DUE BY END OF (' + settings.timezone + ')':30} STATE")
+    for f in listed:
+        print(f"{f['followup']:22} {f['change']:24} {'@' + f['assignee']:12} {f['due'] or '-':30} {f['state']}")
+    return 0
 
 def _store():
     from tbr.store import Store
@@ -215,12 +372,13 @@ def backfill_cmd(args) -> int:
 
     def progress(result, where: str) -> None:
         if terminal:  # one line, redrawn: a year of history takes a while
-            print(f"\r\033[K{where}: {result.pulls} PRs, {result.pushes} pushes, {result.requests} requests",
-                  end="", file=sys.stderr, flush=True)
+            logs.progress(f"{where}: {result.pulls} PRs, {result.pushes} pushes, {result.requests} requests")
 
-    result = backfill.backfill(runtime.engine, _when(args.since), args.repo, args.file_issues, progress)
-    if terminal:
-        print(file=sys.stderr)
+    try:
+        result = backfill.backfill(runtime.engine, _when(args.since, runtime.settings, "--since"), args.repo,
+                                   args.file_issues, progress)
+    finally:
+        logs.end_progress()
     while args.file_issues and runtime.engine.run_due():
         pass  # until nothing is due: what failed waits for its retry, in the service
     print(result.line())
@@ -244,8 +402,22 @@ def access_open(args) -> int:
     opened = accesscontrols.open_reviews(runtime.engine, quarter, now, repo=args.repo)
     for key in opened:
         print(f"opened {key}: {accesscontrols.review(runtime.store, key)['url']}")
-    print(f"{len(opened)} access review(s) opened for {quarter}")
+    print(f"{len(opened)} access review(s) opened for {quarter}" + ("" if opened else _why_none_opened(
+        runtime, quarter, args.repo)))
     return 0
+
+
+def _why_none_opened(runtime, quarter: str, repo: str | None) -> str:
+    from tbr import accesscontrols
+
+    already = accesscontrols.status(runtime.store, quarter)
+    if already:
+        return f": {len(already)} already open or complete (tbr access-review status --quarter {quarter})"
+    if repo and not runtime.settings.watches_repo(repo):
+        return f": {repo} is not in TBR_REPOS"
+    return (": no watched repository has access reviews on (TBR_ACCESS_REVIEWS is"
+            f" {'on' if runtime.settings.access_reviews else 'off'}; a repository's or organization's"
+            " .github/tbr.yml can set access_review)")
 
 
 def access_status(args) -> int:
@@ -301,68 +473,163 @@ def evidence_cmd(args) -> int:
     return 0 if head["audit_chain"]["intact"] else 1
 
 
+def _refusal(e) -> str:
+    """GitHub's refusal, and what a 404 most often means for an App."""
+    hint = " (does it exist, and is the App installed on it?)" if e.status == 404 else ""
+    return f"{e}{hint}"
+
+
+def _error_line(e: BaseException) -> tuple[str, int]:
+    """One line and an exit code for what can go wrong outside tbr's control; anything else is a bug."""
+    import httpx
+
+    from tbr.github import GitHubError, GitHubUnavailable
+
+    if isinstance(e, config.ConfigError):
+        return f"configuration error: {e}", USAGE
+    if isinstance(e, GitHubUnavailable):
+        return f"GitHub is unreachable or busy, try again later: {e}", TRY_LATER
+    if isinstance(e, GitHubError):
+        return _refusal(e), FAILED
+    if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
+        return f"the database is busy (another tbr writing?), try again: {e}", TRY_LATER
+    if isinstance(e, sqlite3.Error):
+        return f"database {os.environ.get('TBR_DB') or './tbr.db'} (TBR_DB): {e}", FAILED
+    if isinstance(e, httpx.HTTPError):  # not GitHub's: the Slack webhook
+        return f"{e.request.url.scheme}://{e.request.url.host}: {type(e).__name__}: {e}", FAILED
+    if isinstance(e, OSError) and e.filename:
+        return f"{e.filename}: {e.strerror}", FAILED
+    if isinstance(e, OSError):
+        return f"{e.strerror or e}", FAILED
+    return f"unexpected {type(e).__name__}: {e} (tbr --debug ... shows where)", FAILED
+
+
+def _run(args) -> int:
+    """The error boundary: whatever a command raises reaches people as one line and an exit code."""
+    try:
+        return args.fn(args)
+    except KeyboardInterrupt:
+        print("tbr: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        logs.end_progress()
+        if args.debug:
+            traceback.print_exc()
+        line, code = _error_line(e)
+        print(f"tbr: {line}".replace("\n", " "), file=sys.stderr)
+        return code
+
+
+def demo_cmd(args) -> int:
+    """A week of tbr against the tests' simulated GitHub, on loopback; nothing leaves this machine."""
+    from tbr import demo
+
+    return demo.run(args.out)
+
+
+def _help_formatter(prog: str) -> argparse.HelpFormatter:
+    formatter = argparse.RawDescriptionHelpFormatter(prog, max_help_position=24, width=100)
+    # argparse measures the commands' names without their indent, so "access-review" would wrap its help
+    formatter._action_max_length = 20
+    return formatter
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tbr", description="tbr: follow-up reviews for unapproved changes")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("check-config", help="validate settings and GitHub access, start nothing").set_defaults(fn=check_config)
-    sub.add_parser("process", help="do all due work once, then exit").set_defaults(fn=process)
-    sub.add_parser("status", help="what is pending, judged and filed").set_defaults(fn=status)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # anywhere on the line, after any command (and commands added later)
+    argv = [a for a in argv if a != "--debug"]
+    parser = argparse.ArgumentParser(prog="tbr", description="tbr: follow-up reviews for unapproved changes",
+                                     epilog=ENVIRONMENT, formatter_class=_help_formatter)
+    parser.add_argument("--version", action="version", version=f"tbr {__version__}")
+    parser.add_argument("--debug", action="store_true", help="on an error, show the traceback too")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("check-config", help="validate settings, the database and GitHub access, start nothing"
+                   ).set_defaults(fn=check_config)
+    p = sub.add_parser("process", help="do all due work once, then exit")
+    p.add_argument("--json", action="store_true", help="one JSON object: work done and the queues' counts")
+    p.set_defaults(fn=process)
+    p = sub.add_parser("status", help="follow-ups, waiting work and the latest changes")
+    p.add_argument("-n", type=int, default=20, metavar="N", help="how many of the latest changes (default 20)")
+    p.add_argument("--json", action="store_true", help="the counts and the latest changes as JSON")
+    p.set_defaults(fn=status)
+    p = sub.add_parser("followups", help="follow-up issues: change, assignee, due date and state")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--open", action="store_true", help="only those not reviewed yet")
+    which.add_argument("--overdue", action="store_true", help="only those past their due date")
+    p.add_argument("--now", metavar="TIME", help="overdue as of this ISO 8601 time (default: now)")
+    p.add_argument("--json", action="store_true", help="a JSON list")
+    p.set_defaults(fn=followups_cmd)
+    p = sub.add_parser("demo", help="watch tbr work for a week, against a simulated GitHub (needs a clone)")
+    p.add_argument("--out", metavar="DIR", help="where to leave the database and the evidence report"
+                   " (default: a new temporary directory)")
+    p.set_defaults(fn=demo_cmd)
     p = sub.add_parser("config", help="per-repository configuration")
-    show = p.add_subparsers(dest="action", required=True).add_parser(
+    show = p.add_subparsers(dest="action", required=True, metavar="ACTION").add_parser(
         "show", help="the effective configuration of owner/repo and where each value came from")
-    show.add_argument("repo")
+    show.add_argument("repo", metavar="OWNER/REPO", help="the repository, like acme/api")
     show.set_defaults(fn=config_show)
     p = sub.add_parser("sweep", help="find changes the webhooks missed, since the last sweep or --since")
-    p.add_argument("--since", help="ISO 8601 date or time (default: the last sweep, less an hour)")
+    p.add_argument("--since", metavar="TIME", help="ISO 8601 date or time (default: the last sweep, less an hour);"
+                   " without an offset, in TBR_TIMEZONE")
+    p.add_argument("--json", action="store_true", help="one JSON object")
     p.set_defaults(fn=sweep_cmd)
     for name, fn, what in (("remind", remind_cmd, "post the SLA reminders owed"),
                            ("digest", digest_cmd, "publish or update this week's overdue digest")):
         p = sub.add_parser(name, help=what)
-        p.add_argument("--now", help="judge as if it were this ISO 8601 time")
+        p.add_argument("--now", metavar="TIME",
+                       help="judge as if it were this ISO 8601 time; without an offset, in TBR_TIMEZONE")
         p.add_argument("--dry-run", action="store_true", help="print, write nothing")
+        if name == "remind":  # a listing
+            p.add_argument("--json", action="store_true", help="the reminders owed, as a JSON list")
         p.set_defaults(fn=fn)
     p = sub.add_parser("backfill", help="judge the merges before tbr was installed, for the evidence")
-    p.add_argument("--since", required=True, help="ISO 8601 date or time")
-    p.add_argument("--repo", help="only this owner/name")
+    p.add_argument("--since", required=True, metavar="TIME",
+                   help="ISO 8601 date or time; without an offset, in TBR_TIMEZONE")
+    p.add_argument("--repo", metavar="OWNER/REPO", help="only this repository")
     p.add_argument("--file-issues", action="store_true",
                    help="file a follow-up for each unapproved change (default: only record the decisions)")
     p.set_defaults(fn=backfill_cmd)
     p = sub.add_parser("evidence", help="export the changes of a period with their approvals and follow-ups")
-    p.add_argument("--from", dest="from_", required=True, help="first day (ISO 8601 date or time, UTC)")
-    p.add_argument("--to", required=True, help="last day, included (ISO 8601 date), or an end time (excluded)")
-    p.add_argument("--format", choices=("csv", "json", "html"), default="csv")
-    p.add_argument("--out", help="file to write (default: standard output); the summary goes to standard error")
-    p.add_argument("--repo", help="only this owner/name")
+    p.add_argument("--from", dest="from_", metavar="DATE", required=True,
+                   help="first day (ISO 8601 date or time, UTC)")
+    p.add_argument("--to", metavar="DATE", required=True,
+                   help="last day, included (ISO 8601 date), or an end time (excluded)")
+    p.add_argument("--format", choices=("csv", "json", "html"), default="csv",
+                   help="csv (one table, see --section), json or html (everything, for people) (default csv)")
+    p.add_argument("--out", metavar="FILE",
+                   help="file to write (default: standard output); the summary goes to standard error")
+    p.add_argument("--repo", metavar="OWNER/REPO", help="only this repository")
     p.add_argument("--section", choices=("changes", "access-reviews", "offboarding", "2fa"), default="changes",
                    help="with --format csv: which table (JSON and HTML hold them all)")
     p.set_defaults(fn=evidence_cmd)
     p = sub.add_parser("access-review", help="quarterly access reviews (SOC 2 CC6.3)")
-    access_sub = p.add_subparsers(dest="action", required=True)
+    access_sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     o = access_sub.add_parser("open", help="open the quarter's reviews not open yet")
     o.add_argument("--quarter", help="like 2026-Q4 (default: this quarter)")
-    o.add_argument("--repo", help="only this owner/name")
+    o.add_argument("--repo", metavar="OWNER/REPO", help="only this repository")
     o.set_defaults(fn=access_open)
     st = access_sub.add_parser("status", help="completion per repository (or organization)")
     st.add_argument("--quarter", help="like 2026-Q4 (default: all)")
-    st.add_argument("--json", action="store_true")
+    st.add_argument("--json", action="store_true", help="a JSON list")
     st.set_defaults(fn=access_status)
     p = sub.add_parser("audit", help="the tamper-evident audit log")
-    audit_sub = p.add_subparsers(dest="action", required=True)
+    audit_sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     v = audit_sub.add_parser("verify", help="recompute the hash chain; exit 1 naming the first broken record")
     v.add_argument("--expect", metavar="SEQ:HASH", help="a head the log must still contain (from a weekly digest)")
     v.set_defaults(fn=audit_verify)
     t = audit_sub.add_parser("tail", help="the latest records")
-    t.add_argument("-n", type=int, default=20, help="how many (default 20)")
+    t.add_argument("-n", type=int, default=20, metavar="N", help="how many (default 20)")
     s = audit_sub.add_parser("search", help="records about one change, issue or repository")
     s.add_argument("--subject", help="owner/repo#12 (a PR), owner/repo@abc1234 (a push), or owner/repo")
     s.add_argument("--kind", help="e.g. change.judged, followup.signed_off, heartbeat")
-    s.add_argument("--since", help="ISO 8601 date or time")
-    s.add_argument("--until", help="ISO 8601 date or time")
+    s.add_argument("--since", metavar="TIME", help="ISO 8601 date or time (UTC without an offset)")
+    s.add_argument("--until", metavar="TIME", help="ISO 8601 date or time (UTC without an offset)")
     for cmd, fn in ((t, audit_tail), (s, audit_search)):
         cmd.add_argument("--json", action="store_true", help="one JSON object per line")
         cmd.set_defaults(fn=fn)
     args = parser.parse_args(argv)
-    return args.fn(args)
+    args.debug = args.debug or debug
+    return _run(args)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ class Settings:
     repos: frozenset[str] | None = None
     exempt_authors: tuple[str, ...] = DEFAULT_EXEMPT_AUTHORS
     approval_phrases: tuple[str, ...] = DEFAULT_APPROVAL_PHRASES
-    log_format: str = "json"
+    log_format: str = "auto"  # json, console, or auto: console at a terminal, JSON otherwise
     escalate: str | None = None
     signoff_phrases: tuple[str, ...] = DEFAULT_SIGNOFF_PHRASES
     overdue_reminder_days: int = 2
@@ -91,7 +91,7 @@ def _on_off(env, name: str, default: bool = True) -> bool:
     return raw in ("on", "true", "1")
 
 
-def _int(env, name: str, default: int, minimum: int = 0) -> int:
+def _int(env, name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
     raw = _get(env, name)
     if raw is None:
         return default
@@ -101,12 +101,26 @@ def _int(env, name: str, default: int, minimum: int = 0) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum:,}, got {value:,}")
     return value
 
 
 def _repo(name: str, raw: str) -> str:
     if not REPO_RE.match(raw):
         raise ConfigError(f"{name} must look like owner/name, got {raw!r}")
+    return raw
+
+
+def _db_path(env) -> str:
+    """TBR_DB, checked the way SQLite would fail on it later: its directory must exist."""
+    raw = _get(env, "TBR_DB") or "./tbr.db"
+    path = Path(raw)
+    if path.is_dir():
+        raise ConfigError(f"TBR_DB is a directory, not a file: {raw} (try {path / 'tbr.db'})")
+    if not path.resolve().parent.is_dir():
+        raise ConfigError(f"TBR_DB: the directory {path.resolve().parent} does not exist: create it, or set TBR_DB"
+                          " to a file in an existing directory")
     return raw
 
 
@@ -263,7 +277,9 @@ def load_setup(env=None) -> SetupSettings:
 
 def load(env=None) -> Settings:
     """Read and validate every TBR_* variable; raise ConfigError on the first problem."""
-    env = _with_credentials_file(os.environ if env is None else env)
+    env = os.environ if env is None else env
+    db_path = _db_path(env)  # first: the credentials file from /setup lives beside it
+    env = _with_credentials_file(env)
     raw_id = _required(env, "TBR_APP_ID", "the GitHub App's numeric id")
     if not raw_id.isdigit() or int(raw_id) == 0:
         raise ConfigError(f"TBR_APP_ID must be the App's numeric id, got {raw_id!r}")
@@ -272,18 +288,18 @@ def load(env=None) -> Settings:
     api_url = _url(env, "TBR_GITHUB_API_URL", "https://api.github.com")
     tracking = _get(env, "TBR_TRACKING_REPO")
     repos_raw = _list(env, "TBR_REPOS", ())
-    log_format = (_get(env, "TBR_LOG_FORMAT") or "json").lower()
+    log_format = (_get(env, "TBR_LOG_FORMAT") or "auto").lower()
     digest_day, digest_time = _digest_at(env)
-    if log_format not in ("json", "console"):
-        raise ConfigError(f"TBR_LOG_FORMAT must be json or console, got {log_format!r}")
+    if log_format not in ("json", "console", "auto"):
+        raise ConfigError(f"TBR_LOG_FORMAT must be json, console or auto, got {log_format!r}")
     return Settings(
         app_id=int(raw_id),
         private_key=private_key,
         webhook_secret=secret,
         api_url=api_url,
-        db_path=_get(env, "TBR_DB") or "./tbr.db",
+        db_path=db_path,
         tracking_repo=_repo("TBR_TRACKING_REPO", tracking) if tracking else None,
-        grace_seconds=_int(env, "TBR_GRACE_SECONDS", 300),
+        grace_seconds=_int(env, "TBR_GRACE_SECONDS", 300, maximum=86400),  # as .github/tbr.yml bounds it
         timezone=_timezone(env),
         holidays=_holidays(env),
         repos=frozenset(_repo("TBR_REPOS", r).lower() for r in repos_raw) if repos_raw else None,
@@ -292,10 +308,10 @@ def load(env=None) -> Settings:
         log_format=log_format,
         escalate=_escalate(env),
         signoff_phrases=_phrases(env, "TBR_SIGNOFF_PHRASES", DEFAULT_SIGNOFF_PHRASES),
-        overdue_reminder_days=_int(env, "TBR_OVERDUE_REMINDER_DAYS", 2),
+        overdue_reminder_days=_int(env, "TBR_OVERDUE_REMINDER_DAYS", 2, maximum=30),
         reminder_hour=_hour(env),
-        sweep_minutes=_int(env, "TBR_SWEEP_MINUTES", 60, minimum=5),
-        payload_days=_int(env, "TBR_PAYLOAD_DAYS", 30, minimum=1),
+        sweep_minutes=_int(env, "TBR_SWEEP_MINUTES", 60, minimum=5, maximum=1440),
+        payload_days=_int(env, "TBR_PAYLOAD_DAYS", 30, minimum=1, maximum=3660),
         access_reviews=_on_off(env, "TBR_ACCESS_REVIEWS"),
         digest_day=digest_day,
         digest_time=digest_time,

@@ -1,6 +1,6 @@
 """The weekly overdue digest for security leads: one issue per week, updated when run again.
 
-Order is by urgency: overdue first, then due this week, then last week's completed reviews with the
+Order is by urgency: the counts, overdue, then due in the next seven days, then last week's completed reviews with the
 SLA hit rate, then coverage (heartbeats, gaps, sweeps) so a quiet week can be told from a dead bot,
 and the audit log's head hash, published where tbr cannot rewrite it.
 """
@@ -21,6 +21,7 @@ from tbr.store import from_iso, iso
 log = structlog.get_logger("tbr.digest")
 
 LABEL = "tbr-digest"
+SOON_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -45,18 +46,22 @@ def build(engine: Engine, now: datetime) -> Digest:
     store, tz, holidays = engine.store, engine.tz, engine.holidays
     week = week_start(now, tz)
     this_week = datetime.combine(week, time(0), tzinfo=tz)
-    next_week, last_week = this_week + timedelta(days=7), this_week - timedelta(days=7)
+    last_week = this_week - timedelta(days=7)
     # Only what the digest shows: the years of signed-off follow-ups stay in the database.
     rows = list(store.db.query(
         "SELECT * FROM changes WHERE status = 'followup' AND (followup_state IN ('open', 'deleted', 'transferred')"
         " OR (signed_off_at >= ? AND signed_off_at < ?)) ORDER BY due_at", [iso(last_week), iso(this_week)]))
     open_rows = [r for r in rows if r["followup_state"] == "open"]
     overdue = [r for r in open_rows if from_iso(r["due_at"]) <= now]
-    due_soon = [r for r in open_rows if now < from_iso(r["due_at"]) <= next_week]
+    # Through the end of the seventh day from today: on a Monday, next Monday's are listed too.
+    horizon = datetime.combine(now.astimezone(tz).date() + timedelta(days=SOON_DAYS + 1), time(0), tzinfo=tz)
+    due_soon = [r for r in open_rows if now < from_iso(r["due_at"]) <= horizon]
     gone = [r for r in rows if r["followup_state"] in ("deleted", "transferred")]
     done = [r for r in rows if r["signed_off_at"] and last_week <= from_iso(r["signed_off_at"]) < this_week]
     lines = [f"<!-- tbr:digest={week.isoformat()} -->",
-             f"Follow-up reviews as of {now.astimezone(tz):%a %d %b %Y %H:%M} ({tz.key}).", ""]
+             f"Follow-up reviews as of {now.astimezone(tz):%a %d %b %Y %H:%M} ({tz.key}).", "",
+             f"**{len(open_rows)} open follow-up{'' if len(open_rows) == 1 else 's'}: {len(overdue)} overdue,"
+             f" {len(due_soon)} due in the next {SOON_DAYS} days.**", ""]
 
     lines.append(f"## Overdue ({len(overdue)})")
     for r in overdue:
@@ -69,7 +74,7 @@ def build(engine: Engine, now: datetime) -> Digest:
         lines += [f"- {_link(r)}: {r['followup_state']}; the review it tracked is unaccounted for" for r in gone]
         lines.append("")
 
-    lines.append(f"## Due this week ({len(due_soon)})")
+    lines.append(f"## Due in the next {SOON_DAYS} days ({len(due_soon)})")
     for r in due_soon:
         due_day = (from_iso(r["due_at"]) - timedelta(microseconds=1)).astimezone(tz)
         lines.append(f"- {_link(r)}: @{r['actor']}, due end of {due_day:%a %d %b}")
@@ -103,7 +108,8 @@ def build(engine: Engine, now: datetime) -> Digest:
                  else "not yet covered by a sweep") for g in cover.gaps]
     # Published outside tbr's database, the head hash lets `tbr audit verify --expect` catch a cut-off log.
     lines += ["", f"Audit log head: #{seq} sha256:{head}"]
-    summary = (f"tbr weekly digest, week of {week}: {len(overdue)} overdue, {len(due_soon)} due this week, "
+    summary = (f"tbr weekly digest, week of {week}: {len(open_rows)} open follow-ups, {len(overdue)} overdue,"
+               f" {len(due_soon)} due in the next {SOON_DAYS} days, "
                f"{len(done)} completed last week (SLA hit rate {rate}), {len(cover.gaps)} coverage gaps.")
     return Digest(week, f"TBR weekly digest: week of {week.isoformat()}", "\n".join(lines) + "\n", summary)
 

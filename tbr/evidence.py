@@ -111,8 +111,11 @@ def monthly(db, period: Period) -> list[dict]:
 
 def month_text(m: dict) -> str:
     """One month of `monthly`, as the digest and the evidence summary say it."""
-    return (f"{m['month']}: {m['exceptions']} unapproved; {m['declared']} declared, {m['undeclared']} undeclared,"
-            f" {m['reverted']} reverted; median {m['median_business_days']} business days to sign-off")
+    pushes = m["exceptions"] - m["declared"] - m["undeclared"]  # only a merged PR can be declared
+    median = m["median_business_days"]
+    return (f"{m['month']}: {m['exceptions']} unapproved: {m['declared']} declared and {m['undeclared']} undeclared"
+            f" merges, {pushes} direct push{'' if pushes == 1 else 'es'}; {m['reverted']} reverted; "
+            + (f"median {median} business days to sign-off" if median is not None else "none signed off yet"))
 
 
 def access_summary(db, period: Period) -> dict:

@@ -414,6 +414,11 @@ class Store:
         return list(self.db.query(
             "SELECT * FROM changes WHERE status = 'followup' AND followup_state = 'open' ORDER BY due_at"))
 
+    def followups(self) -> list[dict]:
+        """Every filed follow-up, whatever its state, the soonest due first (`tbr followups`)."""
+        return list(self.db.query("SELECT * FROM changes WHERE status = 'followup' AND followup_number IS NOT NULL"
+                                  " ORDER BY due_at, key"))
+
     # actions ----------------------------------------------------------------------------------
 
     def add_action(self, key: str, kind: str, repo: str, number: int, now: datetime,

@@ -25,7 +25,7 @@ def test_everything_set(env, tmp_path, private_key):
     key.write_text(private_key)
     del env["TBR_PRIVATE_KEY"]
     s = load({**env, "TBR_PRIVATE_KEY_PATH": str(key), "TBR_GITHUB_API_URL": "https://ghe.example.com/api/v3/",
-              "TBR_DB": "/data/tbr.db", "TBR_TRACKING_REPO": "acme/compliance", "TBR_GRACE_SECONDS": "60",
+              "TBR_DB": str(tmp_path / "tbr.db"), "TBR_TRACKING_REPO": "acme/compliance", "TBR_GRACE_SECONDS": "60",
               "TBR_TIMEZONE": "Europe/Berlin", "TBR_HOLIDAYS": "DE-BY", "TBR_REPOS": "acme/API, acme/web"})
     assert s.api_url == "https://ghe.example.com/api/v3"
     assert (s.tracking_repo, s.grace_seconds, s.timezone, s.holidays) == ("acme/compliance", 60, "Europe/Berlin", "DE-BY")
@@ -52,7 +52,13 @@ def test_key_with_escaped_newlines(env, private_key):
     ({"TBR_HOLIDAYS": "XX"}, "TBR_HOLIDAYS must be a country code"),
     ({"TBR_HOLIDAYS": "DE-ZZ"}, "TBR_HOLIDAYS must be a country code"),
     ({"TBR_REPOS": "acme/api,oops"}, "TBR_REPOS must look like owner/name, got 'oops'"),
-    ({"TBR_LOG_FORMAT": "xml"}, "TBR_LOG_FORMAT must be json or console"),
+    ({"TBR_LOG_FORMAT": "xml"}, "TBR_LOG_FORMAT must be json, console or auto"),
+    ({"TBR_GRACE_SECONDS": "99999999"}, "TBR_GRACE_SECONDS must be at most 86,400, got 99,999,999"),
+    ({"TBR_OVERDUE_REMINDER_DAYS": "31"}, "TBR_OVERDUE_REMINDER_DAYS must be at most 30"),
+    ({"TBR_SWEEP_MINUTES": "100000"}, "TBR_SWEEP_MINUTES must be at most 1,440"),
+    ({"TBR_PAYLOAD_DAYS": "100000"}, "TBR_PAYLOAD_DAYS must be at most 3,660"),
+    ({"TBR_DB": "/missing/dir/tbr.db"}, "TBR_DB: the directory /missing/dir does not exist"),
+    ({"TBR_DB": "/"}, "TBR_DB is a directory"),
 ])
 def test_bad_settings_name_the_variable(env, change, message):
     for k, v in change.items():

@@ -35,7 +35,7 @@ def week(github, gh_settings, clock):
         return bot.change(f"pr:{repo['id']}:{number}")
 
     overdue = merge(1, "2026-11-20 10:00")      # due end of Tue 24 Nov: overdue
-    due_soon = merge(2, "2026-11-30 10:00")     # due end of Wed 2 Dec: due this week
+    due_soon = merge(2, "2026-11-30 10:00")     # due end of Wed 2 Dec: due in the next 7 days
     on_time = merge(3, "2026-11-23 10:00")      # due end of Wed 25 Nov
     late = merge(4, "2026-11-19 10:00")         # due end of Mon 23 Nov
     for change, by, at in ((on_time, "bob", "2026-11-24 12:00"), (late, "dave", "2026-11-25 12:00")):
@@ -67,12 +67,14 @@ def test_digest_content_for_a_known_week(github, week):
     assert d.title == "TBR weekly digest: week of 2026-11-30"
     body = d.body
     sections = [line for line in body.splitlines() if line.startswith("## ")]
-    assert sections == ["## Overdue (1)", "## Due this week (1)", "## Completed last week (2; SLA hit rate 50%)",
+    assert "**2 open follow-ups: 1 overdue, 1 due in the next 7 days.**" in body
+    assert sections == ["## Overdue (1)", "## Due in the next 7 days (1)", "## Completed last week (2; SLA hit rate 50%)",
                         "## Exceptions by month (declared, undeclared, reverted)", "## Access controls",
                         "## Coverage last week (23 Nov to 29 Nov)"]
-    assert "- 2026-11: 3 unapproved; 0 declared, 3 undeclared, 0 reverted; median 2.58 business days" in body
+    assert ("- 2026-11: 3 unapproved: 0 declared and 3 undeclared merges, 0 direct pushes; 0 reverted;"
+            " median 2.58 business days to sign-off") in body
     assert f"acme/api#1]({c['overdue']['followup_url']}): @alice, 4 business days overdue (due Tue 24 Nov)" in body
-    assert "acme/api#2" in body.split("## Due this week")[1].split("##")[0]
+    assert "acme/api#2" in body.split("## Due in the next 7 days")[1].split("##")[0]
     assert "reviewed by @bob in 1.08 business days (within SLA)" in body
     assert "reviewed by @dave in 4.08 business days (late)" in body
     assert "- Sweeps run: 163" in body
@@ -92,7 +94,7 @@ def test_publishing_twice_updates_the_same_issue_and_posts_to_slack_once(github,
     assert issue["title"] == "TBR weekly digest: week of 2026-11-30" and "tbr-digest" in issue["labels"]
     assert "as of Mon 30 Nov 2026 10:00" in issue["body"]
     assert len(github.slack_messages) == 1
-    assert github.slack_messages[0]["text"].startswith("tbr weekly digest, week of 2026-11-30: 1 overdue")
+    assert github.slack_messages[0]["text"].startswith("tbr weekly digest, week of 2026-11-30: 2 open follow-ups, 1 overdue")
 
 
 def test_digest_lost_answer_is_found_by_marker(github, week):
@@ -134,3 +136,24 @@ def test_only_one_scheduler_per_deployment(week, monkeypatch):
     second.tick()
     assert started == [first, second]
     second.stop()
+
+
+def test_due_in_the_next_seven_days_includes_next_monday_and_direct_pushes_are_named(github, week):
+    bot, _ = week
+    # Merged Thursday 3 Dec 10:00: due by the end of Monday 7 Dec.
+    bot.clock.now = utc("2026-12-03 10:00")
+    github.add_pull(REPO, 5, merged_at=bot.clock())
+    api = bot.store.db.execute("SELECT repo_id FROM changes WHERE repo = ?", [REPO]).fetchone()[0]
+    bot.deliver("pull_request", payloads.merged_pr(REPO, api, 5, merged_at=bot.clock()))
+    sha = github.add_commit(REPO, "main", message="hotfix", committed_at=bot.clock(), author="erin")
+    bot.deliver("push", payloads.push(REPO, api, commits=[(sha, "hotfix")], sender="erin", forced=True,
+                                      pushed_at=bot.clock()))
+    bot.run(after_seconds=300)
+    monday = digest.build(bot.engine, utc("2026-11-30 09:00")).body  # the digest of Monday 30 Nov
+    soon = monday.split("## Due in the next 7 days")[1].split("##")[0]
+    assert "acme/api#5" in soon and "due end of Mon 07 Dec" in soon
+    assert f"acme/api@{sha[:7]}" in soon
+    assert "**4 open follow-ups: 1 overdue, 3 due in the next 7 days.**" in monday
+    tuesday = digest.build(bot.engine, utc("2026-12-08 09:00")).body  # a week later, they are overdue
+    assert "**4 open follow-ups: 4 overdue, 0 due in the next 7 days.**" in tuesday
+    assert "- 2026-12: 2 unapproved: 0 declared and 1 undeclared merges, 1 direct push; 0 reverted;" in tuesday
