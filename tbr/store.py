@@ -285,6 +285,14 @@ CHANGE_COLUMNS = {
 }
 
 
+def config_changes(db, start: datetime, end: datetime, repo: str | None = None) -> list[dict]:
+    """Configuration changes recorded in [start, end), oldest first (the digest's and the evidence's)."""
+    rows = db.query(
+        "SELECT * FROM config_versions WHERE kind != 'baseline' AND recorded_at >= ? AND recorded_at < ?"
+        + (" AND repo = ?" if repo else "") + " ORDER BY recorded_at, id", [iso(start), iso(end)] + ([repo] if repo else []))
+    return [{**r, **{k: json.loads(r[k]) for k in ("changes", "problems", "refused")}} for r in rows]
+
+
 class Store:
     def __init__(self, path: str):
         self.path = path
@@ -378,14 +386,6 @@ class Store:
             " OR (effective_at = ? AND coalesce(commit_sha, '') != ?))"
             " ORDER BY coalesce(effective_at, '') DESC, id DESC LIMIT 1", [repo, iso(at), iso(at), sha or ""]).fetchone()
         return (row is not None, row[0] if row else None)
-
-    def config_changes(self, start: datetime, end: datetime, repo: str | None = None) -> list[dict]:
-        """Configuration changes recorded in [start, end), oldest first."""
-        rows = self.db.query(
-            "SELECT * FROM config_versions WHERE kind != 'baseline' AND recorded_at >= ? AND recorded_at < ?"
-            + (" AND repo = ?" if repo else "") + " ORDER BY recorded_at, id",
-            [iso(start), iso(end)] + ([repo] if repo else []))
-        return [{**r, **{k: json.loads(r[k]) for k in ("changes", "problems", "refused")}} for r in rows]
 
     def check_writable(self) -> None:
         """A real write to the database file, as every piece of work needs one."""
