@@ -11,7 +11,6 @@ import pytest
 
 from tbr import digest, evidence
 from tbr.cli import main
-from tbr.store import config_changes
 from tests import payloads
 
 REPO = "acme/api"
@@ -192,6 +191,8 @@ def test_a_repository_may_turn_a_check_on(github, repo, bot):
 # records: audit, digest, evidence, `tbr config show` --------------------------------------------------
 
 def test_configuration_changes_are_recorded_with_who_which_commit_and_what_was_refused(github, repo, bot):
+    from tbr.store import config_changes
+
     start = bot.clock()
     github.put_file(REPO, PATH, "sla_business_days: 1\n")
     merge(github, repo, bot)  # tbr first reads the file
