@@ -284,7 +284,7 @@ class Engine:
         """Why `branch` is not production, or None when it is."""
         if cfg.branches is not None and cfg.watches_branch(branch, default_branch, False):
             return None
-        if cfg.branches is not None and not cfg.default_branches:
+        if cfg.only_listed_branches:
             return f"{repo}:{branch} matches none of the configured branches {list(cfg.branches)}"
         if branch == default_branch:
             return None

@@ -76,6 +76,11 @@ class RepoConfig:
             return True
         return (self.branches is None or self.default_branches) and (branch == default_branch or protected)
 
+    @property
+    def only_listed_branches(self) -> bool:
+        """Production is the `branches` globs alone (the policy's list), not also the default and protected ones."""
+        return self.branches is not None and not self.default_branches
+
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in KEYS}
 
