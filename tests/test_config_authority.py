@@ -229,3 +229,18 @@ def test_config_show_says_which_repository_values_were_refused(github, repo, cli
     assert 'grace_seconds           600  (acme/.github:.github/tbr.yml)' in out
     assert "refused grace_seconds: 86400 is more than the organization's 600" in out
     assert '["release/*"] and the default and protected branches  (acme/api:.github/tbr.yml)' in out
+
+
+def test_the_sweep_still_watches_main_and_protected_branches_beside_a_repositorys_own(github, bot):
+    from tbr.sweep import sweep
+
+    github.add_repo(REPO, protected=("stable",))
+    github.add_repo("acme/.github")
+    github.put_file(REPO, PATH, "branches: ['release/*']\n")
+    github.add_branch(REPO, "release/1.2")
+    for branch, who in (("main", "carol"), ("stable", "dave"), ("release/1.2", "erin")):
+        github.add_commit(REPO, branch, message=f"straight to {branch}", author=who,
+                          committed_at=bot.clock() - timedelta(minutes=10))
+    sweep(bot.engine)
+    bot.run()
+    assert sorted(i["assignees"][0] for i in github.issues(REPO, include_seeded=False)) == ["carol", "dave", "erin"]
