@@ -144,7 +144,8 @@ def config_section(store, since: datetime, now: datetime, tz) -> list[str]:
     for c in changes:
         who = f"pushed by @{c['actor']}" if c["actor"] else "found by tbr"
         commit = f" in `{c['commit_sha'][:7]}`" if c["commit_sha"] else ""
-        lines.append(f"- {c['repo']}: {c['kind']}, {who}{commit}, {from_iso(c['recorded_at']).astimezone(tz):%a %d %b}")
+        what = {"first": "first read", "invalid": "invalid file"}.get(c["kind"], c["kind"])
+        lines.append(f"- {c['repo']}: {what}, {who}{commit}, {from_iso(c['recorded_at']).astimezone(tz):%a %d %b}")
         lines += [f"  - invalid: {p} (the previous configuration stays in force)" for p in c["problems"]]
         for d in [] if c["problems"] else c["changes"]:
             why = [w for k, w in c["refused"].items() if k == d["key"] or k.startswith(f"{d['key']}.")]
