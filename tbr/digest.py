@@ -138,8 +138,11 @@ def access_section(store, now: datetime, tz) -> list[str]:
 
 
 def config_section(store, since: datetime, now: datetime, tz) -> list[str]:
-    """Changes to `.github/tbr.yml` files since last week began: who, which commit, what, taken or refused."""
+    """Changes to `.github/tbr.yml` files since last week began: who, which commit, what, taken or refused
+    (no section in a week without any)."""
     changes = config_changes(store.db, since, now)
+    if not changes:
+        return []
     lines = [f"## Configuration changes since {since.astimezone(tz):%a %d %b} ({len(changes)})"]
     for c in changes:
         who = f"pushed by @{c['actor']}" if c["actor"] else "found by tbr"
@@ -152,7 +155,7 @@ def config_section(store, since: datetime, now: datetime, tz) -> list[str]:
             before, after = (evidence.config_value(v) or "not set" for v in (d["before"], d["after"]))
             lines.append(f"  - `{d['key']}`: {before} → {after}, "
                          + (f"refused: {'; '.join(why)}" if why else "taken"))
-    return lines + ["" if changes else "None.\n"]
+    return lines + [""]
 
 
 def publish(engine: Engine, now: datetime, dry_run: bool = False) -> Digest:
