@@ -13,7 +13,7 @@ from datetime import datetime
 import structlog
 
 from tbr.github import Gateway
-from tbr.repoconfig import PATH, InvalidConfig, RepoConfig, layer, parse
+from tbr.repoconfig import PATH, InvalidConfig, RepoConfig, layer, parse, refusals
 from tbr.store import Store, iso
 
 log = structlog.get_logger("tbr.configstore")
@@ -136,8 +136,7 @@ def describe(config: RepoConfig) -> str:
         if key == "branches" and config.default_branches:
             shown += " and the default and protected branches"
         lines.append(f"{key:<{width}}  {shown}  ({config.sources[key]})")
-        lines += [f"{'':<{width}}  refused {k}: {why}" for k, why in config.refused.items()
-                  if k == key or k.startswith(f"{key}.")]
+        lines += [f"{'':<{width}}  refused {k}: {why}" for k, why in refusals(config.refused, key).items()]
     return "\n".join(lines)
 
 

@@ -16,6 +16,7 @@ import structlog
 from tbr import access, accesscontrols, audit, evidence, sla
 from tbr.engine import Engine
 from tbr.followups import LABEL_COLOR
+from tbr.repoconfig import refusals
 from tbr.store import config_changes, from_iso, iso
 
 log = structlog.get_logger("tbr.digest")
@@ -151,7 +152,7 @@ def config_section(store, since: datetime, now: datetime, tz) -> list[str]:
         lines.append(f"- {c['repo']}: {what}, {who}{commit}, {from_iso(c['recorded_at']).astimezone(tz):%a %d %b}")
         lines += [f"  - invalid: {p} (the previous configuration stays in force)" for p in c["problems"]]
         for d in [] if c["problems"] else c["changes"]:
-            why = [w for k, w in c["refused"].items() if k == d["key"] or k.startswith(f"{d['key']}.")]
+            why = list(refusals(c["refused"], d["key"]).values())
             before, after = (evidence.config_value(v) or "not set" for v in (d["before"], d["after"]))
             lines.append(f"  - `{d['key']}`: {before} → {after}, "
                          + (f"refused: {'; '.join(why)}" if why else "taken"))

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import TextIO
 
 from tbr import accesscontrols, audit, sla
+from tbr.repoconfig import refusals
 from tbr.store import config_changes, iso
 
 COLUMNS = ("repo", "change", "kind", "branch", "url", "title", "author", "merged_by", "merged_at", "decision",
@@ -228,7 +229,7 @@ def config_rows(db, period: Period) -> Iterator[dict]:
                    "reason": "; ".join(c["problems"]) + " (the previous configuration stays in force)"}
             continue
         for d in c["changes"]:
-            why = "; ".join(w for k, w in c["refused"].items() if k == d["key"] or k.startswith(f"{d['key']}."))
+            why = "; ".join(refusals(c["refused"], d["key"]).values())
             yield {**base, "key": d["key"], "before": config_value(d["before"]), "after": config_value(d["after"]),
                    "outcome": "refused" if why else "taken", "reason": why}
 

@@ -366,6 +366,11 @@ def tighten(key: str, policy, repo, rules=RULES) -> tuple[object, str | None]:
     return value, f"{loosens}: {why}; the organization's value ({_shown(policy)}) stays in force"
 
 
+def refusals(refused: dict[str, str], key: str) -> dict[str, str]:
+    """The refusals of a key of a repository's file (for access_review, of its keys): key -> why."""
+    return {k: why for k, why in refused.items() if k == key or k.startswith(f"{key}.")}
+
+
 def _frozen(data: dict | None) -> dict:
     """A file's values as parse() gives them (stored as JSON, lists come back as lists)."""
     return {k: _frozen(v) if isinstance(v, dict) else tuple(v) if isinstance(v, list) else v

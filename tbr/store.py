@@ -289,7 +289,8 @@ def config_changes(db, start: datetime, end: datetime, repo: str | None = None) 
     """Configuration changes recorded in [start, end), oldest first (the digest's and the evidence's)."""
     rows = db.query(
         "SELECT * FROM config_versions WHERE kind != 'baseline' AND recorded_at >= ? AND recorded_at < ?"
-        + (" AND repo = ?" if repo else "") + " ORDER BY recorded_at, id", [iso(start), iso(end)] + ([repo] if repo else []))
+        + (" AND repo = ?" if repo else "") + " ORDER BY recorded_at, id",
+        [iso(start), iso(end)] + ([repo] if repo else []))
     return [{**r, **{k: json.loads(r[k]) for k in ("changes", "problems", "refused")}} for r in rows]
 
 
@@ -384,7 +385,8 @@ class Store:
         row = self.db.execute(
             "SELECT data FROM config_versions WHERE repo = ? AND (effective_at IS NULL OR effective_at < ?"
             " OR (effective_at = ? AND coalesce(commit_sha, '') != ?))"
-            " ORDER BY coalesce(effective_at, '') DESC, id DESC LIMIT 1", [repo, iso(at), iso(at), sha or ""]).fetchone()
+            " ORDER BY coalesce(effective_at, '') DESC, id DESC LIMIT 1",
+            [repo, iso(at), iso(at), sha or ""]).fetchone()
         return (row is not None, row[0] if row else None)
 
     def check_writable(self) -> None:

@@ -81,6 +81,26 @@ def test_an_exemption_the_organization_allows_applies_from_the_push_after_it(git
     assert config_check(github, "a" * 40)[0] == "success"
 
 
+def test_a_merged_pull_request_that_changes_the_file_is_judged_under_the_one_before(github, repo, bot):
+    github.put_file("acme/.github", PATH, "allow_repo_override: [exempt_authors, grace_seconds]\n")
+    github.put_file(REPO, PATH, "exempt_authors: ['release-bot']\nbranches: [main]\n")
+    merge(github, repo, bot, number=6)
+    bot.run()  # tbr reads the file in force before the change
+    bot.clock.advance(60)
+    github.put_file(REPO, PATH, "exempt_authors: [mallory]\ngrace_seconds: 86400\n")
+    pr = merge(github, repo, bot, number=7, author="mallory", merged_by="mallory")
+    payload = payloads.push(REPO, repo["id"], commits=[(pr["merge_commit_sha"], "Merge pull request #7")],
+                            sender="mallory", pushed_at=bot.clock())
+    payload["commits"][0].update(added=[], removed=[], modified=[PATH])
+    bot.deliver("push", payload)
+    bot.run(after_seconds=300)  # under the grace period before it, not the 86400 s it brings
+    assert "TBR acme/api#7 follow-up review" in filed(github)
+    bot.clock.advance(60)
+    merge(github, repo, bot, number=8, author="mallory", merged_by="mallory")
+    bot.run(after_seconds=86400)
+    assert "TBR acme/api#8 follow-up review" not in filed(github)  # exempt from then on, as the org allows
+
+
 # branches ------------------------------------------------------------------------------------------
 
 def test_listing_other_branches_does_not_hide_main(github, repo, bot):
