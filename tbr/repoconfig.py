@@ -303,8 +303,10 @@ def _more(policy, repo):
 
 
 def _same(policy, repo):
-    """Where a different value is not comparable, and could be looser: keep the organization's."""
-    return (repo, None) if repo == policy else (policy, f"{repo!r} differs from the organization's {policy!r}")
+    """Where a different value is not comparable, and could be looser: keep the policy's (names
+    such as owner/repo or @team compare as GitHub does, ignoring case)."""
+    same = repo.casefold() == policy.casefold() if isinstance(repo, str) and isinstance(policy, str) else repo == policy
+    return (repo, None) if same else (policy, f"{repo!r} differs from the organization's {policy!r}")
 
 
 def _none_or_same(policy, repo):

@@ -152,21 +152,18 @@ def test_a_repository_may_drop_approval_phrases(github, repo, bot):
 
 # tracking_repo -------------------------------------------------------------------------------------
 
-def test_a_repository_cannot_send_its_followups_elsewhere(github, repo, bot):
-    github.put_file("acme/.github", PATH, "tracking_repo: acme/compliance\n")
+@pytest.mark.parametrize("org_file, tracking", [
+    ("tracking_repo: acme/compliance\n", "acme/compliance"),  # the repository's choice is refused
+    ("tracking_repo: acme/compliance\nallow_repo_override: [tracking_repo]\n", "acme/shadow"),  # allowed
+])
+def test_a_repository_sends_its_followups_elsewhere_only_if_the_organization_allows(github, repo, bot, org_file,
+                                                                                    tracking):
+    github.put_file("acme/.github", PATH, org_file)
     github.put_file(REPO, PATH, "tracking_repo: acme/shadow\n")
     merge(github, repo, bot)
     bot.run(after_seconds=300)
-    assert filed(github, "acme/compliance") == ["TBR acme/api#7 follow-up review"]
-    assert filed(github, "acme/shadow") == []
-
-
-def test_the_organization_may_let_repositories_choose_their_tracking_repo(github, repo, bot):
-    github.put_file("acme/.github", PATH, "tracking_repo: acme/compliance\nallow_repo_override: [tracking_repo]\n")
-    github.put_file(REPO, PATH, "tracking_repo: acme/shadow\n")
-    merge(github, repo, bot)
-    bot.run(after_seconds=300)
-    assert filed(github, "acme/shadow") == ["TBR acme/api#7 follow-up review"]
+    assert filed(github, tracking) == ["TBR acme/api#7 follow-up review"]
+    assert filed(github, ({"acme/compliance", "acme/shadow"} - {tracking}).pop()) == []
 
 
 # grace_seconds -------------------------------------------------------------------------------------
