@@ -379,29 +379,35 @@ def _frozen(data: dict | None) -> dict:
             for k, v in (data or {}).items()}
 
 
+def _access_layer(policy: dict, repo: dict, allowed: bool, refused: dict) -> dict:
+    """access_review key by key; apply_revocations stays the organization's even where it allows overrides."""
+    values = {**AccessReview().__dict__, **policy}
+    for sub, value in repo.items():
+        if allowed and sub != "apply_revocations":
+            values[sub] = value
+            continue
+        values[sub], why = tighten(sub, values[sub], value, ACCESS_RULES)
+        if why:
+            refused[f"access_review.{sub}"] = why
+    return values
+
+
 def layer(settings: Settings, org: tuple[str, dict | None] | None = None,
           repo: tuple[str, dict | None] | None = None) -> RepoConfig:
     """The environment, then the organization's file, then what the repository's file may change;
     `sources` says which layer each value came from, `refused` which repository keys were not taken."""
     values, sources, refused = defaults(settings), dict.fromkeys(KEYS, "environment"), {}
-    for name, data in [org] if org else []:
-        for key, value in _frozen(data).items():
-            values[key] = {**values[key], **value} if key == "access_review" else value
-            sources[key] = name
+    org_name, org_data = org or ("", None)
+    for key, value in _frozen(org_data).items():
+        values[key] = {**values[key], **value} if key == "access_review" else value
+        sources[key] = org_name
     allowed = set(values["allow_repo_override"])
     default_branches = False
     name, data = repo or ("", None)
     for key, value in _frozen(data).items():
         if key == "access_review":
-            policy = {**AccessReview().__dict__, **values[key]}
-            for sub, v in value.items():
-                if key in allowed and sub != "apply_revocations":
-                    policy[sub] = v
-                    continue
-                policy[sub], why = tighten(sub, policy[sub], v, ACCESS_RULES)
-                if why:
-                    refused[f"access_review.{sub}"] = why
-            values[key], sources[key] = policy, name
+            values[key] = _access_layer(values[key], value, key in allowed, refused)
+            sources[key] = name
             continue
         if key in allowed:
             values[key], sources[key] = value, name
