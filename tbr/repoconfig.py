@@ -281,7 +281,7 @@ def _strict(strict: bool):
     """Booleans with a strict value: a repository may turn it on, never off."""
     def rule(policy, repo):
         if policy == strict and repo != strict:
-            return policy, f"{str(repo).lower()} would relax the organization's {str(policy).lower()}"
+            return policy, f"{_shown(repo)} would relax the organization's {_shown(policy)}"
         return repo, None
     return rule
 
@@ -299,14 +299,14 @@ def _more(policy, repo):
         return repo, None
     missing = [p for p in policy if p not in repo]
     union = tuple(policy) + tuple(r for r in repo if r not in policy)
-    return union, (f"leaves out {', '.join(missing)}, which the policy watches (kept)" if missing else None)
+    return union, (f"leaves out {', '.join(missing)}" if missing else None)
 
 
 def _same(policy, repo):
     """Where a different value is not comparable, and could be looser: keep the policy's (names
     such as owner/repo or @team compare as GitHub does, ignoring case)."""
     same = repo.casefold() == policy.casefold() if isinstance(repo, str) and isinstance(policy, str) else repo == policy
-    return (repo, None) if same else (policy, f"{repo!r} differs from the organization's {policy!r}")
+    return (repo, None) if same else (policy, f"{_shown(repo)} differs from the organization's {_shown(policy)}")
 
 
 def _none_or_same(policy, repo):
@@ -350,13 +350,15 @@ ACCESS_RULES = {
     "due_days": (_at_most, "a repository may shorten the deadline, not lengthen it"),
     "reviewers": (_fewer, "who decides access is the organization's choice: a repository may name fewer"
                           " reviewers, not others"),
-    "apply_revocations": (_same, "only the organization's file may turn it on or off: removing people's access"
-                                 " is its decision"),
+    "apply_revocations": (_same, "only the organization's file may turn it on or off, as removing people's"
+                                 " access is its decision"),
 }
 
 
 def _shown(value) -> str:
-    return ", ".join(value) if isinstance(value, tuple) else "none" if value is None else str(value)
+    if isinstance(value, tuple):
+        return ", ".join(value) or "none"
+    return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def tighten(key: str, policy, repo, rules=RULES) -> tuple[object, str | None]:
