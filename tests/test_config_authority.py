@@ -5,6 +5,7 @@ Each attack is beside its legitimate twin."""
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 import pytest
@@ -236,6 +237,10 @@ def test_configuration_changes_are_recorded_with_who_which_commit_and_what_was_r
     assert [(r["key"], r["pushed_by"], r["outcome"]) for r in rows] == [
         ("sla_business_days", "", "taken"), ("exempt_authors", "mallory", "refused")]
     assert rows[1]["commit"] == "a" * 40 and rows[1]["after"] == '["mallory"]'
+    out = io.StringIO()
+    evidence.export(bot.store.db, evidence.Period(start, end), "csv", out, end, "config-changes")
+    assert out.getvalue().splitlines()[0] == ",".join(evidence.CONFIG_COLUMNS)
+    assert ",mallory," in out.getvalue().splitlines()[2]
 
 
 def test_config_show_says_which_repository_values_were_refused(github, repo, cli_env, capsys):
