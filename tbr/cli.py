@@ -599,7 +599,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", metavar="FILE",
                    help="file to write (default: standard output); the summary goes to standard error")
     p.add_argument("--repo", metavar="OWNER/REPO", help="only this repository")
-    p.add_argument("--section", choices=("changes", "access-reviews", "offboarding", "2fa"), default="changes",
+    p.add_argument("--section", choices=("changes", "access-reviews", "offboarding", "2fa", "config-changes"),
+                   default="changes",
                    help="with --format csv: which table (JSON and HTML hold them all)")
     p.set_defaults(fn=evidence_cmd)
     p = sub.add_parser("access-review", help="quarterly access reviews (SOC 2 CC6.3)")

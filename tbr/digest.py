@@ -16,7 +16,8 @@ import structlog
 from tbr import access, accesscontrols, audit, evidence, sla
 from tbr.engine import Engine
 from tbr.followups import LABEL_COLOR
-from tbr.store import from_iso, iso
+from tbr.repoconfig import refusals
+from tbr.store import config_changes, from_iso, iso
 
 log = structlog.get_logger("tbr.digest")
 
@@ -91,6 +92,7 @@ def build(engine: Engine, now: datetime) -> Digest:
 
     lines += exceptions_section(store, now)
     lines += access_section(store, now, tz)
+    lines += config_section(store, last_week, now, tz)
 
     sweeps = store.db.execute("SELECT count(*), count(error) FROM sweeps WHERE started_at >= ? AND started_at < ?",
                               [iso(last_week), iso(this_week)]).fetchone()
@@ -139,6 +141,27 @@ def access_section(store, now: datetime, tz) -> list[str]:
               + (f" ([issue]({r['issue_url']}))" if r["issue_url"] else "") for r in lingering]
     orgs = [r[0] for r in store.db.execute("SELECT DISTINCT org FROM twofa_checks ORDER BY org")]
     lines += [f"- {org}: {accesscontrols.twofa_text(accesscontrols.latest_2fa(store, org))}" for org in orgs]
+    return lines + [""]
+
+
+def config_section(store, since: datetime, now: datetime, tz) -> list[str]:
+    """Changes to `.github/tbr.yml` files since last week began: who, which commit, what, taken or refused
+    (no section in a week without any)."""
+    changes = config_changes(store.db, since, now)
+    if not changes:
+        return []
+    lines = [f"## Configuration changes since {since.astimezone(tz):%a %d %b} ({len(changes)})"]
+    for c in changes:
+        who = f"pushed by @{c['actor']}" if c["actor"] else "found by tbr"
+        commit = f" in `{c['commit_sha'][:7]}`" if c["commit_sha"] else ""
+        what = {"first": "first read", "invalid": "invalid file"}.get(c["kind"], c["kind"])
+        lines.append(f"- {c['repo']}: {what}, {who}{commit}, {from_iso(c['recorded_at']).astimezone(tz):%a %d %b}")
+        lines += [f"  - invalid: {p} (the previous configuration stays in force)" for p in c["problems"]]
+        for d in [] if c["problems"] else c["changes"]:
+            why = list(refusals(c["refused"], d["key"]).values())
+            before, after = (evidence.config_value(v) or "not set" for v in (d["before"], d["after"]))
+            lines.append(f"  - `{d['key']}`: {before} → {after}, "
+                         + (f"refused: {'; '.join(why)}" if why else "taken"))
     return lines + [""]
 
 

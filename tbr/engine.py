@@ -19,8 +19,7 @@ import structlog
 from tbr import accesscontrols, audit, checks, controls, events, lifecycle, reverts, sla
 from tbr.classify import Actor, Decision, Policy, PushFacts, judge_pull, judge_push, reverted, separation
 from tbr.config import Settings
-from tbr.configstore import RepoConfigs, touches_config
-from tbr.repoconfig import PATH as CONFIG_PATH
+from tbr.configstore import RepoConfigs, check_status, touches_config
 from tbr.repoconfig import RepoConfig
 from tbr.followups import Change, Filer, marker
 from tbr.github import Gateway, GitHubError, GitHubUnavailable
@@ -277,33 +276,34 @@ class Engine:
         if not self.settings.watches_repo(ref.repo):
             return f"{ref.repo} is not in TBR_REPOS"
         inst = self._installation(ref.installation_id, ref.repo)
-        return self.branch_unwatched(inst, ref.repo, self.config(inst, ref.repo), ref.branch, ref.default_branch)
+        return self.branch_unwatched(inst, ref.repo, self.config(inst, ref.repo, ref.happened_at, ref.sha), ref.branch,
+                                     ref.default_branch)
 
     def branch_unwatched(self, inst: int, repo: str, cfg: RepoConfig, branch: str,
                          default_branch: str | None) -> str | None:
         """Why `branch` is not production, or None when it is."""
-        if cfg.branches is not None:
-            return None if cfg.watches_branch(branch, default_branch, False) else \
-                f"{repo}:{branch} matches none of the configured branches {list(cfg.branches)}"
+        if cfg.branches is not None and cfg.watches_branch(branch, default_branch, False):
+            return None
+        if cfg.only_listed_branches:
+            return f"{repo}:{branch} matches none of the configured branches {list(cfg.branches)}"
         if branch == default_branch:
             return None
         protection = self.gateway.branch_protection(inst, repo, branch)
         return None if protection else f"{repo}:{branch} is neither the default branch nor protected"
 
-    def config(self, inst: int, repo: str) -> RepoConfig:
-        return self.configs.get(inst, repo)
+    def config(self, inst: int, repo: str, at: datetime | None = None, sha: str | None = None) -> RepoConfig:
+        """In force now, or (with `at`, `sha`) before the change of that time and commit: a change
+        that edits `.github/tbr.yml` is judged under the configuration it replaces."""
+        return self.configs.get(inst, repo, at, sha)
 
     def _reload_config(self, push: events.ChangeRef) -> None:
         """A push to a default branch changed .github/tbr.yml: load it, and say on the commit if it is wrong."""
         inst = self._installation(push.installation_id, push.repo)
-        problems = self.configs.refresh(inst, push.repo)
-        if "config" not in self.config(inst, push.repo).checks:
+        problems = self.configs.refresh(inst, push.repo, push)
+        cfg = self.config(inst, push.repo)
+        if "config" not in cfg.checks:
             return
-        if problems:
-            status = ("failure", f"{CONFIG_PATH} is invalid: the previous configuration stays in force",
-                      "\n".join(f"- `{p}`" for p in problems))
-        else:
-            status = ("success", f"{CONFIG_PATH} is valid", "tbr uses it from now on.")
+        status = check_status(problems, cfg.refused)
         # Through the action queue: a failing checks API must not hold up judging this push.
         with self.store.write():
             checks.queue(self.store, f"config-check:{push.repo}:{push.sha}", push.repo, inst, push.sha, checks.CONFIG,
@@ -315,11 +315,12 @@ class Engine:
             "installation_id": ref.installation_id, "branch": ref.branch, "number": ref.number,
             "sha": ref.sha, "actor": ref.actor, "happened_at": iso(ref.happened_at),
             "facts": json.dumps(ref.facts), "source": source, "first_seen_at": iso(now),
-            "next_attempt_at": iso(ref.happened_at + self._grace(ref.installation_id, ref.repo)),
+            "next_attempt_at": iso(ref.happened_at + self._grace(ref)),
         }
 
-    def _grace(self, installation_id: int | None, repo: str) -> timedelta:
-        return timedelta(seconds=self.config(self._installation(installation_id, repo), repo).grace_seconds)
+    def _grace(self, ref: events.ChangeRef) -> timedelta:
+        inst = self._installation(ref.installation_id, ref.repo)
+        return timedelta(seconds=self.config(inst, ref.repo, ref.happened_at, ref.sha).grace_seconds)
 
     def _installation(self, installation_id: int | None, repo: str) -> int:
         # Repository webhooks (not the App's) carry no installation: ask GitHub which one covers it.
@@ -343,7 +344,7 @@ class Engine:
         values = {"status": status, "decision": decision.to_dict(), "judged_at": iso(self.clock()),
                   "lease_owner": None, "lease_until": None, "last_error": None,
                   "actor": change.actor, "facts": change.facts}
-        cfg = self.config(inst, row["repo"])  # asked before taking the lock
+        cfg = self.config(inst, row["repo"], *self._judged_under(row))  # asked before taking the lock
         if status == "followup":
             if not self.store.holds("changes", key, self.owner, self.clock()):
                 bound.warning("change.lease_lost")  # another worker took it over; let it finish
@@ -401,7 +402,7 @@ class Engine:
         facts = self.gateway.pull_facts(inst, row["repo"], row["number"])
         if facts is None:
             return "covered", Decision(True, "not-merged", None, "GitHub says this pull request was not merged"), change
-        cfg = self.config(inst, row["repo"])
+        cfg = self.config(inst, row["repo"], *self._judged_under(row))
         cutoff = facts.merged_at + timedelta(seconds=cfg.grace_seconds)
         if self.clock() < cutoff:
             # Found early (through its push): judge at the end of its own grace period.
@@ -447,10 +448,15 @@ class Engine:
                                        f"This push delivered merged pull request {listed}, judged on its own"), change
         facts = PushFacts(row["repo"], row["branch"], Actor(row["actor"]), change.happened_at,
                           bool(change.facts.get("forced")), tuple(uncovered), change.facts.get("compare", ""))
-        decision = judge_push(facts, policy_of(self.config(inst, row["repo"])))
+        decision = judge_push(facts, policy_of(self.config(inst, row["repo"], *self._judged_under(row))))
         change = Change(change.key, change.kind, change.repo, change.branch, change.number, change.sha,
                         change.actor, change.happened_at, {**change.facts, "commits": uncovered})
         return ("approved" if decision.approved else "followup"), decision, change
+
+    @staticmethod
+    def _judged_under(row: dict) -> tuple[datetime, str | None]:
+        """The time and commit of a change, whose configuration is the one in force before them."""
+        return from_iso(row["happened_at"]), row["sha"]
 
     def _discover_pull(self, push_row: dict, number: int, sha: str) -> None:
         """A merged PR seen only through its push (its own webhook was lost): judge it too."""

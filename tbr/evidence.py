@@ -19,7 +19,8 @@ from datetime import datetime, timedelta
 from typing import TextIO
 
 from tbr import accesscontrols, audit, sla
-from tbr.store import iso
+from tbr.repoconfig import refusals
+from tbr.store import config_changes, iso
 
 COLUMNS = ("repo", "change", "kind", "branch", "url", "title", "author", "merged_by", "merged_at", "decision",
            "rule", "approver", "approved_at", "approval_link", "explanation", "emergency", "declared_by", "declared_at",
@@ -216,8 +217,34 @@ def twofa_rows(db, period: Period) -> Iterator[dict]:
                "outside_without_2fa": " ".join(json.loads(r["outside"]))}
 
 
+# Configuration changes: one row per key a `.github/tbr.yml` change set, with whether it was taken.
+CONFIG_COLUMNS = ("repo", "recorded_at", "in_force_from", "pushed_by", "commit", "blob", "kind", "key", "before",
+                  "after", "outcome", "reason")
+
+
+def config_rows(db, period: Period) -> Iterator[dict]:
+    for c in config_changes(db, period.start, period.end, period.repo):
+        base = {"repo": c["repo"], "recorded_at": c["recorded_at"], "in_force_from": c["effective_at"] or "",
+                "pushed_by": c["actor"] or "", "commit": c["commit_sha"] or "", "blob": c["blob"] or "",
+                "kind": c["kind"]}
+        if c["problems"]:
+            yield {**base, "key": "", "before": "", "after": "", "outcome": "invalid",
+                   "reason": "; ".join(c["problems"]) + " (the previous configuration stays in force)"}
+            continue
+        for d in c["changes"]:
+            why = "; ".join(refusals(c["refused"], d["key"]).values())
+            yield {**base, "key": d["key"], "before": config_value(d["before"]), "after": config_value(d["after"]),
+                   "outcome": "refused" if why else "taken", "reason": why}
+
+
+def config_value(value) -> str:
+    """A configuration value in one cell ("" when not set)."""
+    return "" if value is None else value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
 SECTIONS = {"changes": (COLUMNS, rows), "access-reviews": (ACCESS_COLUMNS, access_rows),
-            "offboarding": (OFFBOARDING_COLUMNS, offboarding_rows), "2fa": (TWOFA_COLUMNS, twofa_rows)}
+            "offboarding": (OFFBOARDING_COLUMNS, offboarding_rows), "2fa": (TWOFA_COLUMNS, twofa_rows),
+            "config-changes": (CONFIG_COLUMNS, config_rows)}
 
 
 def write_csv(out: TextIO, db, period: Period, section: str = "changes") -> int:
@@ -347,7 +374,8 @@ def write_html(out: TextIO, db, period: Period, head: dict) -> int:
 
 
 HEADINGS = {"access-reviews": "Quarterly access reviews (CC6.3)", "offboarding": "Offboarding: access after leaving (CC6.2)",
-            "2fa": "Two-factor authentication coverage (CC6.1)"}
+            "2fa": "Two-factor authentication coverage (CC6.1)",
+            "config-changes": "Configuration changes (.github/tbr.yml)"}
 
 
 def export(db, period: Period, fmt: str, out: TextIO, now: datetime, section: str = "changes") -> tuple[dict, int]:

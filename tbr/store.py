@@ -152,6 +152,26 @@ CREATE TABLE IF NOT EXISTS config_files (
     fetched_at TEXT NOT NULL
 );
 
+-- Every version of each .github/tbr.yml tbr has seen, and from when it was in force: a change is
+-- judged under the version in force before it (effective_at NULL: since before anything tbr saw).
+-- Rows other than a baseline record a configuration change: who pushed it, in which commit, what
+-- changed, and which keys were refused.
+CREATE TABLE IF NOT EXISTS config_versions (
+    id INTEGER PRIMARY KEY,
+    repo TEXT NOT NULL COLLATE NOCASE,
+    kind TEXT NOT NULL,                           -- baseline | first | changed | invalid | removed
+    data TEXT,                                    -- the valid configuration in force from then (NULL: none)
+    blob TEXT,
+    commit_sha TEXT,
+    actor TEXT,
+    effective_at TEXT,
+    recorded_at TEXT NOT NULL,
+    changes TEXT NOT NULL DEFAULT '[]',           -- [{key, before, after}] of the file's own values
+    problems TEXT NOT NULL DEFAULT '[]',          -- why the file is invalid (the previous data stays)
+    refused TEXT NOT NULL DEFAULT '{}'            -- key: why the policy's value stays in force
+);
+CREATE INDEX IF NOT EXISTS config_versions_by_repo ON config_versions (repo, effective_at);
+
 -- The check runs tbr published, so a new status updates the run instead of adding another.
 CREATE TABLE IF NOT EXISTS check_runs (
     repo TEXT NOT NULL,
@@ -265,6 +285,15 @@ CHANGE_COLUMNS = {
 }
 
 
+def config_changes(db, start: datetime, end: datetime, repo: str | None = None) -> list[dict]:
+    """Configuration changes recorded in [start, end), oldest first (the digest's and the evidence's)."""
+    rows = db.query(
+        "SELECT * FROM config_versions WHERE kind != 'baseline' AND recorded_at >= ? AND recorded_at < ?"
+        + (" AND repo = ?" if repo else "") + " ORDER BY recorded_at, id",
+        [iso(start), iso(end)] + ([repo] if repo else []))
+    return [{**r, **{k: json.loads(r[k]) for k in ("changes", "problems", "refused")}} for r in rows]
+
+
 class Store:
     def __init__(self, path: str):
         self.path = path
@@ -334,6 +363,31 @@ class Store:
         """Append an audit record, as part of the write transaction of the work it describes."""
         with self.atomic():
             return audit.append(self.db, kind, subject, actor, at, data)
+
+    # configuration versions ------------------------------------------------------------------
+
+    def add_config_version(self, repo: str, kind: str, data: str | None, recorded_at: datetime, *,
+                           effective_at: datetime | None = None, blob: str | None = None,
+                           commit_sha: str | None = None, actor: str | None = None, changes: list | None = None,
+                           problems: list | None = None, refused: dict | None = None) -> None:
+        self.db.execute(
+            "INSERT INTO config_versions (repo, kind, data, blob, commit_sha, actor, effective_at, recorded_at,"
+            " changes, problems, refused) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [repo, kind, data, blob, commit_sha, actor, effective_at and iso(effective_at), iso(recorded_at),
+             json.dumps(changes or []), json.dumps(problems or []), json.dumps(refused or {})])
+
+    def config_versions_known(self, repo: str) -> bool:
+        return self.db.execute("SELECT 1 FROM config_versions WHERE repo = ? LIMIT 1", [repo]).fetchone() is not None
+
+    def config_in_force(self, repo: str, at: datetime, sha: str | None) -> tuple[bool, str | None]:
+        """(known, data) of `repo`'s file as it was before a change at `at` (its commit `sha`): a
+        version from the same instant counts unless that change's own commit brought it."""
+        row = self.db.execute(
+            "SELECT data FROM config_versions WHERE repo = ? AND (effective_at IS NULL OR effective_at < ?"
+            " OR (effective_at = ? AND coalesce(commit_sha, '') != ?))"
+            " ORDER BY coalesce(effective_at, '') DESC, id DESC LIMIT 1",
+            [repo, iso(at), iso(at), sha or ""]).fetchone()
+        return (row is not None, row[0] if row else None)
 
     def check_writable(self) -> None:
         """A real write to the database file, as every piece of work needs one."""

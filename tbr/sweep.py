@@ -84,14 +84,15 @@ def _sweep_repo(engine: Engine, inst: int, repo, since: datetime) -> int:
     found = 0
     engine.configs.refresh(inst, repo.full_name)  # in case a push that changed it went unseen
     cfg = engine.config(inst, repo.full_name)
+    watched = set()
     if cfg.branches is not None:
         watched = {b for b in gw.branch_names(inst, repo.full_name, protected_only=False)
                    if cfg.watches_branch(b, repo.default_branch, False)}
-    else:
-        watched = {repo.default_branch, *gw.branch_names(inst, repo.full_name, protected_only=True)}
+    if not cfg.only_listed_branches:  # the default and protected branches (a repository's branches add to them)
+        watched |= {repo.default_branch, *gw.branch_names(inst, repo.full_name, protected_only=True)}
     for pr in gw.merged_pulls_since(inst, repo.full_name, since):
         if pr["base"] not in watched:
-            if cfg.branches is not None or not gw.branch_protection(inst, repo.full_name, pr["base"]):
+            if cfg.only_listed_branches or not gw.branch_protection(inst, repo.full_name, pr["base"]):
                 continue
             watched.add(pr["base"])  # protected by a ruleset: sweep its commits too
         ref = events.ChangeRef(

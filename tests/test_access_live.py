@@ -101,7 +101,9 @@ def test_a_quarters_review_from_open_to_complete(github, org):
 
 def test_revocations_applied_when_configured_and_reminders_sent(github, org):
     bot = org
-    github.put_file(REPO, ".github/tbr.yml", "access_review:\n  apply_revocations: true\n  due_days: 2\n")
+    github.add_repo("acme/.github")  # only the organization's policy can turn apply_revocations on
+    github.put_file("acme/.github", ".github/tbr.yml", "access_review:\n  apply_revocations: true\n")
+    github.put_file(REPO, ".github/tbr.yml", "access_review:\n  due_days: 2\n")  # a shorter deadline: taken
     accesscontrols.open_reviews(bot.engine, "2026-Q4", bot.clock())
     issue = review_issue(github)
     comment(bot, issue, "olivia", "revoke @xena\nrevoke @carol", 1)

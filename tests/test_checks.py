@@ -65,7 +65,8 @@ def test_prs_not_headed_for_production_get_no_check(github, repo, bot):
 
 
 def test_checks_can_be_turned_off(github, repo, bot):
-    github.put_file(REPO, ".github/tbr.yml", "checks: [config]\n")
+    github.add_repo("acme/.github")  # by the organization's policy (a repository's file cannot)
+    github.put_file("acme/.github", ".github/tbr.yml", "checks: [config]\n")
     pr = github.add_pull(REPO, 5, merged=False)
     bot.deliver("pull_request", payloads.pull_event(REPO, repo["id"], 5, head_sha=pr["head_sha"]))
     bot.run()

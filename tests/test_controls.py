@@ -94,7 +94,8 @@ def test_daily_check_looks_at_every_repo_and_reports_without_blame(github, setup
 
 def test_controls_check_can_be_turned_off(github, setup):
     repo, bot = setup
-    github.put_file(REPO, ".github/tbr.yml", "checks: [review]\n")
+    github.add_repo("acme/.github")  # by the organization's policy (a repository's file cannot)
+    github.put_file("acme/.github", ".github/tbr.yml", "checks: [review]\n")
     bot.deliver("branch_protection_rule", payloads.protection_rule(REPO, repo["id"], action="edited", sender="admin"))
     bot.run()
     assert controls_runs(github) == []

@@ -34,8 +34,8 @@ def test_repo_file_over_org_file_over_environment(github, repo, bot):
     assert "**Wed 25 Nov 2026**" in issue["body"]  # merged Friday + 3 business days
 
 
-def test_configured_branches_replace_default_and_protected(github, repo, bot):
-    github.put_file(REPO, ".github/tbr.yml", "branches: ['release/*']\n")
+def test_the_organizations_branches_replace_default_and_protected(github, repo, bot):
+    github.put_file("acme/.github", ".github/tbr.yml", "branches: ['release/*']\n")
     github.add_branch(REPO, "release/1.2")
     merge(github, repo, bot, number=7, base="main")
     merge(github, repo, bot, number=8, base="release/1.2")
@@ -44,7 +44,7 @@ def test_configured_branches_replace_default_and_protected(github, repo, bot):
 
 
 def test_configured_exempt_authors_and_phrases(github, repo, bot):
-    github.put_file(REPO, ".github/tbr.yml", "exempt_authors: ['release-bot']\napproval_phrases: ['+1']\n")
+    github.put_file("acme/.github", ".github/tbr.yml", "exempt_authors: ['release-bot']\napproval_phrases: ['+1']\n")
     merge(github, repo, bot, number=7, author="release-bot", merged_by="release-bot")
     merge(github, repo, bot, number=8)
     github.add_issue_comment(REPO, 8, "bob", "+1", created_at=bot.clock())
@@ -102,7 +102,7 @@ def test_config_show_reports_an_invalid_file(github, repo, cli_env, capsys):
 
 
 def test_grace_from_config_sets_when_a_change_is_judged(github, repo, bot):
-    github.put_file(REPO, ".github/tbr.yml", "grace_seconds: 900\n")
+    github.put_file("acme/.github", ".github/tbr.yml", "grace_seconds: 900\n")
     merge(github, repo, bot)
     bot.run(after_seconds=600)
     assert github.issues(REPO, include_seeded=False) == []
@@ -114,5 +114,5 @@ def test_a_failing_checks_api_does_not_hold_up_a_config_push(github, repo, bot):
     github.put_file(REPO, ".github/tbr.yml", "grace_seconds: 0\n")
     github.fail("POST", rf"/repos/{REPO}/check-runs", 403, times=50)
     bot.deliver("push", push_touching_config(bot, repo, "c" * 40))
-    bot.run()
+    bot.run(after_seconds=300)  # judged under the configuration before it: the environment's 300 s
     assert bot.change(f"push:{repo['id']}:main:{'c' * 40}")["status"] == "followup"

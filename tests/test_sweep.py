@@ -107,7 +107,8 @@ def test_failed_deliveries_are_redelivered_once(github, repo, bot):
 
 
 def test_sweep_follows_configured_branches(github, repo, bot):
-    github.put_file(REPO, ".github/tbr.yml", "branches: ['deploy/*']\n")
+    github.add_repo("acme/.github")  # the organization's branches replace the default and protected ones
+    github.put_file("acme/.github", ".github/tbr.yml", "branches: ['deploy/*']\n")
     github.add_commit(REPO, "main", message="not production here", committed_at=bot.clock())
     sha = github.add_commit(REPO, "deploy/eu", message="hotfix", committed_at=bot.clock() - timedelta(minutes=10))
     sweep(bot.engine)
