@@ -130,14 +130,14 @@ def test_a_repository_adds_a_branch_to_the_organizations(github, repo, bot):
 # approval_phrases ----------------------------------------------------------------------------------
 
 def test_a_repository_cannot_make_any_comment_an_approval(github, repo, bot):
-    config_push(github, bot, repo, 'approval_phrases: ["."]\n', "a" * 40)
+    config_push(github, bot, repo, 'approval_phrases: ["ok"]\n', "a" * 40)
     bot.run(after_seconds=300)
     merge(github, repo, bot, number=7)
-    github.add_issue_comment(REPO, 7, "bob", ".", created_at=bot.clock())
+    github.add_issue_comment(REPO, 7, "bob", "ok", created_at=bot.clock())
     bot.run(after_seconds=300)
     assert "TBR acme/api#7 follow-up review" in filed(github)
     conclusion, title, summary = config_check(github, "a" * 40)
-    assert conclusion == "failure" and "`approval_phrases`: adds ." in summary
+    assert conclusion == "failure" and "`approval_phrases`: adds ok" in summary
 
 
 def test_a_repository_may_drop_approval_phrases(github, repo, bot):
