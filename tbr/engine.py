@@ -7,6 +7,7 @@ processes) from doing the same item at once. Failures keep the item pending with
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -17,7 +18,8 @@ from datetime import datetime, timedelta, timezone
 import structlog
 
 from tbr import accesscontrols, audit, checks, controls, events, lifecycle, reverts, sla
-from tbr.classify import Actor, Decision, Policy, PushFacts, judge_pull, judge_push, reverted, separation
+from tbr.classify import (Actor, Decision, Policy, PullFacts, PushFacts, judge_pull, judge_push, permissions_needed,
+                          reverted, separation)
 from tbr.config import Settings
 from tbr.configstore import RepoConfigs, touches_config
 from tbr.repoconfig import PATH as CONFIG_PATH
@@ -29,6 +31,7 @@ from tbr.store import Store, from_iso, iso
 log = structlog.get_logger("tbr.engine")
 
 MAX_BACKOFF = timedelta(hours=1)
+PERMISSION_TTL = timedelta(days=1)  # how long GitHub's word on someone's repository role is reused
 
 
 def utcnow() -> datetime:
@@ -261,6 +264,7 @@ class Engine:
         if facts is None or self.branch_unwatched(inst, repo, cfg, facts.base, data["default_branch"]):
             return  # closed since, or not headed for production
         now, policy = self.clock(), policy_of(cfg)
+        facts = self.with_access(inst, facts, policy, now)
         statuses = {checks.REVIEW: checks.open_pull_status(judge_pull(facts, policy, now))}
         if "separation-of-duties" in cfg.checks:
             statuses[checks.SEPARATION] = checks.separation_status(*separation(facts, policy, now))
@@ -320,6 +324,24 @@ class Engine:
 
     def _grace(self, installation_id: int | None, repo: str) -> timedelta:
         return timedelta(seconds=self.config(self._installation(installation_id, repo), repo).grace_seconds)
+
+    def role(self, inst: int, repo: str, login: str) -> str:
+        """`login`'s role on `repo` (admin ... read, none), from GitHub's permission API, remembered a day."""
+        now = self.clock()
+        role = self.store.permission(repo, login, now - PERMISSION_TTL)
+        if role is None:
+            role = self.gateway.permission_of(inst, repo, login)
+            self.store.remember_permission(repo, login, role, now)
+        return role
+
+    def with_access(self, inst: int, facts: PullFacts, policy: Policy, cutoff: datetime) -> PullFacts:
+        """The PR's facts with the roles of the comment authors whose access decides whether their words
+        approve (asked of GitHub only for them: reviews carry their author's access for free)."""
+        needed = permissions_needed(facts, policy, cutoff)
+        if not needed:
+            return facts
+        known = {login: self.role(inst, facts.repo, login) for login in sorted(needed)}
+        return dataclasses.replace(facts, permissions={**facts.permissions, **known})
 
     def _installation(self, installation_id: int | None, repo: str) -> int:
         # Repository webhooks (not the App's) carry no installation: ask GitHub which one covers it.
@@ -407,7 +429,8 @@ class Engine:
             # Found early (through its push): judge at the end of its own grace period.
             self.store.retry_later("changes", row["key"], "waiting for the grace period", cutoff)
             return None
-        decision = judge_pull(facts, policy_of(cfg), cutoff)
+        policy = policy_of(cfg)
+        decision = judge_pull(self.with_access(inst, facts, policy, cutoff), policy, cutoff)
         pull, shas = reverted(facts)
         facts_dict = {**change.facts, "title": facts.title, "url": facts.url, "author": facts.author.login,
                       **({"reverts": {"pull": pull, "shas": list(shas)}} if pull or shas else {})}

@@ -24,6 +24,7 @@ def merge_and_judge(github, bot, repo, number: int, approved: bool) -> None:
 
 def test_requests_per_judged_pr(github, bot):
     repo = github.add_repo(REPO)
+    github.add_collaborator(REPO, "bob", "write")
     merge_and_judge(github, bot, repo, 1, approved=False)  # warm-up: token, installation, configuration, label
     # Approved: the PR as GraphQL, the check run. Unapproved: those and the issue. The push: nothing.
     for approved, most in ((True, 2), (False, 3)):

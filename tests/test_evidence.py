@@ -34,6 +34,7 @@ def population(github, gh_settings, clock, tmp_path):
         github.add_pull(repo["full_name"], number, merged_at=bot.clock(), title=f"Change {number}",
                         merged_by=kw.get("merged_by", "alice"))
         if "review" in kw:
+            github.add_collaborator(repo["full_name"], kw["review"], "write")
             github.add_review(repo["full_name"], number, kw["review"], submitted_at=bot.clock() - timedelta(hours=1))
         bot.deliver("pull_request", payloads.merged_pr(repo["full_name"], repo["id"], number, merged_at=bot.clock(),
                                                        merged_by=kw.get("merged_by", "alice")))
