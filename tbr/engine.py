@@ -18,8 +18,8 @@ from datetime import datetime, timedelta, timezone
 import structlog
 
 from tbr import accesscontrols, audit, checks, controls, events, lifecycle, reverts, sla
-from tbr.classify import (Actor, Decision, Policy, PullFacts, PushFacts, judge_pull, judge_push, permissions_needed,
-                          reverted, separation)
+from tbr.classify import (WRITE_ROLES, Actor, Decision, Policy, PullFacts, PushFacts, judge_pull, judge_push,
+                          permissions_needed, reverted, separation)
 from tbr.config import Settings
 from tbr.configstore import RepoConfigs, touches_config
 from tbr.repoconfig import PATH as CONFIG_PATH
@@ -171,18 +171,23 @@ class Engine:
 
     def _on_issue_event(self, guid: str, ev: events.IssueEvent, bound) -> None:
         """A close, reopen, comment or deletion on an issue: if it is a follow-up, act on it."""
+        # Who may sign off or decide is GitHub's to say: asked before the transaction, not under its lock.
+        row = self.store.followup_for_issue(ev.repo, ev.number)
+        review = None if row else accesscontrols.review_for_issue(self.store, ev.repo, ev.number)
+        unauthorized = self.signoff_refusal(row, ev) if row else None
+        refusal = accesscontrols.decider_refusal(self, review, ev) if review else None
         now = self.clock()
         with self.store.write():
             row = self.store.followup_for_issue(ev.repo, ev.number)
             review = None if row else accesscontrols.review_for_issue(self.store, ev.repo, ev.number)
             if review:
-                outcome = accesscontrols.apply_event(self.store, review, ev, now)
+                outcome = accesscontrols.apply_event(self.store, review, ev, now, refusal)
                 bound.info("access_review.event", review=review["key"], action=ev.action, actor=ev.actor,
                            outcome=outcome)
             elif row is None:
                 outcome = "not a tbr follow-up"
             else:
-                outcome = lifecycle.apply_issue_event(self.store, self.settings, row, ev, now)
+                outcome = lifecycle.apply_issue_event(self.store, self.settings, row, ev, now, unauthorized)
                 bound.info("followup.event", change=row["key"], issue=f"{ev.repo}#{ev.number}", action=ev.action,
                            actor=ev.actor, outcome=outcome)
             self.store.finish_delivery(guid, outcome, now)
@@ -334,6 +339,33 @@ class Engine:
             self.store.remember_permission(repo, login, role, now)
         return role
 
+    def is_one_of(self, inst: int, handles, login: str) -> bool:
+        """Whether `login` is one of `handles`: a person (@login), or a member of a team (@org/team)."""
+        for handle in handles:
+            name = handle.lstrip("@")
+            if "/" in name:
+                members = self.gateway.team_members(inst, *name.split("/", 1))
+                if login.lower() in (m.lower() for m in members):
+                    return True
+            elif name.lower() == login.lower():
+                return True
+        return False
+
+    def signoff_refusal(self, row: dict, ev: events.IssueEvent) -> str | None:
+        """Why the event's actor may not sign off the follow-up in `row`: neither write access to the changed
+        repository nor one of its reviewers. None when they may, or when the event would sign nothing off
+        (so GitHub is asked only about would-be reviewers)."""
+        if not lifecycle.signs_off(self.settings, row, ev):
+            return None
+        inst = self._installation(row["installation_id"], row["repo"])
+        if self.role(inst, row["repo"], ev.actor) in WRITE_ROLES:
+            return None
+        reviewers = accesscontrols.reviewers_of(self.config(inst, row["repo"]))
+        if self.is_one_of(inst, reviewers, ev.actor):
+            return None
+        named = f" ({', '.join(reviewers)})" if reviewers else ""
+        return f"@{ev.actor} has no write access to {row['repo']} and is not one of its reviewers{named}"
+
     def with_access(self, inst: int, facts: PullFacts, policy: Policy, cutoff: datetime) -> PullFacts:
         """The PR's facts with the roles of the comment authors whose access decides whether their words
         approve (asked of GitHub only for them: reviews carry their author's access for free)."""
@@ -433,6 +465,8 @@ class Engine:
         decision = judge_pull(self.with_access(inst, facts, policy, cutoff), policy, cutoff)
         pull, shas = reverted(facts)
         facts_dict = {**change.facts, "title": facts.title, "url": facts.url, "author": facts.author.login,
+                      "commit_authors": sorted({c.author for c in facts.commits if c.author}
+                                               | {x for c in facts.commits for x in c.coauthors}),
                       **({"reverts": {"pull": pull, "shas": list(shas)}} if pull or shas else {})}
         merged_by = facts.merged_by.login if facts.merged_by else ""
         change = Change(change.key, change.kind, change.repo, change.branch, change.number, change.sha,

@@ -532,6 +532,28 @@ class Gateway:
             raise
         return p.role_name or p.permission
 
+    def org_owners(self, inst: int, org: str) -> list[str]:
+        """The owners of organization `org`; a personal account owns its own repositories."""
+        client = self._inst(inst)
+        try:
+            return [m.login for m in self._all(f"owners of {org}", client, client.rest.orgs.list_members, org=org,
+                                               role="admin")]
+        except GitHubError as e:
+            if e.status == 404:
+                return [org]
+            raise
+
+    def team_members(self, inst: int, org: str, slug: str) -> list[str]:
+        """The members of team @org/slug; none when the App cannot see the team."""
+        client = self._inst(inst)
+        try:
+            return [m.login for m in self._all(f"members of team {org}/{slug}", client,
+                                               client.rest.teams.list_members_in_org, org=org, team_slug=slug)]
+        except GitHubError as e:
+            if e.status in (403, 404):
+                return []
+            raise
+
     def invitees(self, inst: int, repo: str) -> list[str]:
         client = self._inst(inst)
         invitations = self._all(f"invitations of {repo}", client, client.rest.repos.list_invitations,

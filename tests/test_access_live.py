@@ -30,6 +30,7 @@ def org(github, gh_settings, clock):
     github.add_collaborator(REPO, "xena", "maintain", two_factor=False)  # not a member: outside collaborator
     github.add_team("acme", "core", members=("carol", "dave"), repos={REPO: "push"})
     github.add_collaborator(REPO, "rita", "read")
+    github.add_team("acme", "security", members=("bob",))  # the escalation team: the reviewers
     clock.now = Q4
     github.clock = clock
     return Bot(with_(gh_settings, tracking_repo=TRACK, escalate="@acme/security", repos=frozenset({REPO})), clock)
