@@ -8,7 +8,11 @@ from datetime import timedelta
 
 import pytest
 
+from tbr import lifecycle
+from tbr.followups import marker
+from tbr.store import from_iso
 from tests import payloads
+from tests.conftest import tracked
 
 REPO = "acme/api"
 PERMISSION = r"/repos/acme/api/collaborators/[^/]+/permission"
@@ -156,3 +160,109 @@ def test_fresh_approval_applies_to_comments_too(github, repo, bot):
     assert status == "followup"
     assert "bob wrote 'LGTM' before the newest commit, and fresh approval is required" in followup_body(github)
     assert bot.change(f"pr:{repo['id']}:8")["status"] == "approved"  # commented after the newest commit
+
+
+# sign-off authority ---------------------------------------------------------------------------------
+
+TRACK = "acme/compliance"
+
+
+@pytest.fixture
+def tracked_env(github, gh_settings, clock):
+    repo, bot = tracked(github, gh_settings, clock, REPO, TRACK)  # escalates to @acme/security
+    github.add_collaborator(REPO, "bob", "write")
+    github.add_collaborator(REPO, "rita", "read")
+    github.add_team("acme", "security", members=("sam",))  # a reviewer without access to acme/api
+    return repo, bot
+
+
+def filed_followup(github, repo, bot, number=7, author="alice", merged_by="alice", pushed_by=None) -> dict:
+    merge(github, repo, bot, number, author=author, merged_by=merged_by)
+    if pushed_by:
+        github.add_pull_commit(REPO, number, author=pushed_by, committed_at=bot.clock() - timedelta(minutes=5))
+    bot.run(after_seconds=300)
+    change = bot.change(f"pr:{repo['id']}:{number}")
+    assert change["status"] == "followup"
+    return change
+
+
+def close(github, bot, number, by):
+    github.close_issue(TRACK, number, by=by)
+    bot.deliver("issues", payloads.issue_action(TRACK, number, "closed", sender=by, at=bot.clock()))
+    bot.run()
+
+
+def said(github, number) -> list[str]:
+    return [c["body"] for c in github.comments(TRACK, number)]
+
+
+@pytest.mark.parametrize("who, why", [
+    ("olga", "@olga has no write access to acme/api and is not one of its reviewers (@acme/security), so cannot"
+             " sign off its review. Reopened."),
+    ("rita", "@rita has no write access to acme/api and is not one of its reviewers (@acme/security), so cannot"
+             " sign off its review. Reopened."),
+])
+def test_a_close_by_someone_without_authority_is_reopened_with_the_reason(github, tracked_env, who, why):
+    repo, bot = tracked_env
+    change = filed_followup(github, repo, bot)
+    close(github, bot, change["followup_number"], who)
+    assert github.issues(TRACK)[0]["state"] == "open"
+    assert any(why in c for c in said(github, change["followup_number"]))
+    assert bot.change(change["key"])["followup_state"] == "open"
+
+
+@pytest.mark.parametrize("who", ["bob", "sam"])  # a writer; a configured reviewer
+def test_a_close_by_a_writer_or_a_reviewer_still_signs_off(github, tracked_env, who):
+    repo, bot = tracked_env
+    change = filed_followup(github, repo, bot)
+    close(github, bot, change["followup_number"], who)
+    assert bot.change(change["key"])["signed_off_by"] == who
+
+
+def test_someone_who_pushed_onto_the_pr_cannot_sign_off(github, tracked_env):
+    repo, bot = tracked_env
+    change = filed_followup(github, repo, bot, pushed_by="bob")
+    close(github, bot, change["followup_number"], "bob")
+    assert bot.change(change["key"])["followup_state"] == "open"
+    assert any("Separation of duties" in c and "@bob cannot sign off" in c
+               for c in said(github, change["followup_number"]))
+
+
+def test_an_lgtm_on_the_followup_without_authority_does_not_sign_off(github, tracked_env):
+    repo, bot = tracked_env
+    change = filed_followup(github, repo, bot)
+    number = change["followup_number"]
+    bot.deliver("issue_comment", payloads.issue_comment(TRACK, number, commenter="rita", body="LGTM", at=bot.clock()))
+    bot.run()
+    assert bot.change(change["key"])["followup_state"] == "open"
+    assert any("does not complete the review: @rita has no write access to acme/api" in c for c in said(github, number))
+
+
+# only tbr's own words are tbr's ---------------------------------------------------------------------
+
+def test_a_copied_marker_does_not_silence_the_overdue_reminder(github, tracked_env):
+    repo, bot = tracked_env
+    change = filed_followup(github, repo, bot)
+    number = change["followup_number"]
+    # The assignee copies the hidden marker of the overdue reminder they expect into a comment of their own.
+    copied = marker(f"remind:{change['key']}:overdue")
+    due = from_iso(change["due_at"])
+    github.add_issue_comment(TRACK, number, "alice", f"{copied}\nworking on it", created_at=due - timedelta(hours=1))
+    bot.clock.now = due + timedelta(minutes=1)
+    lifecycle.plan_reminders(bot.store, bot.settings, bot.clock())
+    while bot.run():
+        pass
+    mine = [c for c in github.comments(TRACK, number) if c["user"] == f"{github.app_slug}[bot]"]
+    assert any("this follow-up review is overdue" in c["body"] and "@acme/security" in c["body"] for c in mine)
+
+
+def test_tbrs_own_reminder_is_still_posted_once_after_a_lost_answer(github, tracked_env):
+    repo, bot = tracked_env
+    change = filed_followup(github, repo, bot)
+    number = change["followup_number"]
+    bot.clock.now = from_iso(change["due_at"]) + timedelta(minutes=1)
+    lifecycle.plan_reminders(bot.store, bot.settings, bot.clock())
+    github.fail("POST", rf"/repos/{TRACK}/issues/{number}/comments", 502, after_effect=True)
+    bot.run()
+    bot.run(after_seconds=3600)
+    assert len([c for c in github.comments(TRACK, number) if "is overdue" in c["body"]]) == 1
