@@ -669,8 +669,9 @@ class FakeGitHub:
         with self._lock:
             r = self._repo(repo)
             created = _dt(created_at) or self.clock()
+            author_type = "Bot" if author.endswith("[bot]") else "User"  # the App's own: "<slug>[bot]"
             return self._store_issue(r, title, body, list(labels), list(assignees), author,
-                                     "Bot" if author.endswith("[bot]") else "User", created, _dt(updated_at) or created, state,
+                                     author_type, created, _dt(updated_at) or created, state,
                                      _dt(closed_at) if closed_at else (created if state == "closed" else None),
                                      seeded=True)
 
@@ -2347,9 +2348,13 @@ class _GraphQLView:
         first = ({"editor": item.get("user", item.get("author")), "at": item.get("created_at")
                   or item.get("submitted_at")},) if edits else ()
         history = [*reversed(edits), *first]
-        node = lambda e: {"__typename": "UserContentEdit", "id": f"UCE_fake{id(e)}",  # noqa: E731
-                          "editedAt": _iso(e["at"]), "createdAt": _iso(e["at"]), "updatedAt": _iso(e["at"]),
-                          "editor": self._actor(e["editor"]), "diff": None, "deletedAt": None, "deletedBy": None}
+
+        def node(e: dict) -> dict:
+            at = _iso(e["at"])
+            return {"__typename": "UserContentEdit", "id": f"UCE_fake{id(e)}", "editedAt": at, "createdAt": at,
+                    "updatedAt": at, "editor": self._actor(e["editor"]), "diff": None, "deletedAt": None,
+                    "deletedBy": None}
+
         return {"lastEditedAt": _iso(edits[-1]["at"]) if edits else None,
                 "editor": self._actor(edits[-1]["editor"]) if edits else None,
                 "userContentEdits": self._connection(lambda: history, node)}
