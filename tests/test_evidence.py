@@ -93,7 +93,7 @@ def test_csv_has_one_row_per_change_with_every_column(population):
         "explanation": "Approved: bob approved the pull request (2026-11-02 09:00 UTC)", "emergency": "",
         "declared_by": "", "declared_at": "", "reason": "", "ticket": "", "followup": "", "due": "",
         "followup_state": "", "signed_off_at": "", "signed_off_by": "", "completed_how": "", "business_days": "",
-        "within_sla": "", "found_by": "webhook"}
+        "within_sla": "", "found_by": "webhook", "did_not_count": ""}
     assert reviewed["url"].endswith("/acme/api/pull/2") and "pullrequestreview" in reviewed["approval_link"]
     assert (by_other["rule"], by_other["approver"], by_other["merged_by"]) == ("merged-by-other", "carol", "carol")
     assert {k: signed[k] for k in ("decision", "rule", "emergency", "followup", "due", "followup_state",

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from tbr import lifecycle
+from tbr import evidence, lifecycle
 from tbr.followups import marker
 from tbr.store import from_iso
 from tests import payloads
@@ -59,6 +59,8 @@ def test_an_lgtm_from_someone_who_could_not_merge_does_not_approve(github, repo,
     assert status == "followup"
     note = f"{who} wrote 'LGTM' in a comment, which did not count: {why}"
     assert note in decision["notes"] and f"- {note}" in followup_body(github)
+    [row] = evidence.rows(bot.store.db, evidence.Period(bot.clock() - timedelta(days=1), bot.clock()))
+    assert note in row["did_not_count"]
 
 
 def test_a_writers_lgtm_still_approves_and_access_is_asked_once(github, repo, bot):
