@@ -229,10 +229,7 @@ def no_write_access(facts: PullFacts, who: Actor, can_push: bool | None) -> str 
     if who.login.lower() == GHOST:
         return "a deleted account (ghost)"
     if can_push is None:
-        role = facts.permissions.get(who.login.lower())
-        if role is None:
-            return "whether they have write access is not known"
-        can_push = role in WRITE_ROLES
+        can_push = facts.permissions.get(who.login.lower()) in WRITE_ROLES
     return None if can_push else f"no write access to {facts.repo}"
 
 
@@ -313,6 +310,8 @@ def _phrase_candidates(facts: PullFacts, policy: Policy, cutoff: datetime, notes
 def _phrase_approvals(facts: PullFacts, policy: Policy, cutoff: datetime, notes: list[str]) -> list[Approval]:
     approvals = []
     for author, phrase, at, url, kind, can_push in _phrase_candidates(facts, policy, cutoff, notes):
+        if can_push is None and author.login.lower() not in facts.permissions and author.login.lower() != GHOST:
+            continue  # not asked about (see permissions_needed): a review approval settles the decision
         why = no_write_access(facts, author, can_push)
         if why:
             notes.append(f"{author.login} wrote {phrase!r} in a {kind}, which did not count: {why}")

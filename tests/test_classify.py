@@ -268,8 +268,8 @@ TRUST = [
      "olga wrote 'LGTM' in a comment, which did not count: no write access to acme/api"),
     ("a triager's LGTM does not", pull(comments=[comment(TRISH, "LGTM")]), Policy(), False, "none", None,
      "trish wrote 'LGTM' in a comment, which did not count: no write access to acme/api"),
-    ("an unknown author's LGTM does not", pull(comments=[comment(Actor("zed"), "LGTM")]), Policy(), False, "none",
-     None, "zed wrote 'LGTM' in a comment, which did not count: whether they have write access is not known"),
+    ("an LGTM by someone tbr did not ask about does not", pull(comments=[comment(Actor("zed"), "LGTM")]), Policy(),
+     False, "none", None, None),
     ("ghost's LGTM does not", pull(comments=[comment(GHOST, "LGTM")]), Policy(), False, "none", None,
      "ghost wrote 'LGTM' in a comment, which did not count: a deleted account (ghost)"),
     ("a read-only reviewer's LGTM review body does not",
@@ -344,6 +344,12 @@ EDITED_DECLARATIONS = [
 def test_edited_declarations_do_not_count(name, facts, note):
     decision = judge_pull(facts, Policy(), CUTOFF)
     assert decision.declaration is None and note in decision.notes
+
+
+def test_a_commenter_not_asked_about_is_not_reported():
+    facts = pull([review(BOB, "APPROVED")], [comment(Actor("zed"), "LGTM")], permissions={})
+    decision = judge_pull(facts, Policy(), CUTOFF)
+    assert decision.rule == "review" and decision.notes == ()
 
 
 def test_only_otherwise_approving_comment_authors_are_asked_about():
