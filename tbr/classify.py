@@ -42,11 +42,10 @@ class Actor:
 
 @dataclass(frozen=True)
 class Edits:
-    """How a text was edited after it was posted, as GitHub records it (`lastEditedAt`, `userContentEdits`)."""
+    """How a text was edited after it was posted, as GitHub records it (`lastEditedAt`, `editor`)."""
 
     last_at: datetime | None = None
-    editors: tuple[str, ...] = ()  # everyone who edited it (GitHub counts the author's first version too)
-    complete: bool = True  # False when GitHub holds more edits than tbr read
+    editors: tuple[str, ...] = ()  # who edited it (GitHub says who did last)
 
 
 @dataclass(frozen=True)
@@ -214,8 +213,6 @@ def _fmt(at: datetime | None) -> str:
 
 def edit_problem(author: Actor, edits: Edits, cutoff: datetime) -> str | None:
     """Why an edited text is not what its author said in time; None when it is."""
-    if not edits.complete:
-        return "it was edited more often than tbr can check"
     others = sorted({e for e in edits.editors if e.lower() != author.login.lower()}, key=str.lower)
     if others:
         return f"{', '.join(others)} edited it, not its author"

@@ -15,10 +15,11 @@ from tbr.classify import GHOST, Actor, Comment, CommitFact, Edits, PullFacts, Re
 
 PAGE_INFO = "pageInfo { hasNextPage endCursor }"
 ACTOR = "author { login __typename }"
-# Who edited a text and when: GitHub's own record, which the text's author cannot rewrite.
-EDITS_READ = 10
-EDITS = (f"lastEditedAt editor {{ login }}"
-         f" userContentEdits(first: {EDITS_READ}) {{ totalCount nodes {{ editedAt editor {{ login }} }} }}")
+# Who last edited a text and when: GitHub's own record, which the text's author cannot rewrite. The last
+# editor is enough: text someone else wrote in stays theirs until the author edits it again, which makes
+# it the author's. Scalars cost nothing; `userContentEdits`, a connection in every comment of every
+# review of every PR, would triple a backfill's GraphQL rate-limit cost.
+EDITS = "lastEditedAt editor { login }"
 ISSUE_COMMENT = f"nodes {{ {ACTOR} body createdAt url {EDITS} }}"
 REVIEW_COMMENT = f"nodes {{ {ACTOR} body createdAt url {EDITS} }}"
 # A bot is no GitHub User, so a bot's commit has no `user`: its noreply email names it.
@@ -133,13 +134,10 @@ def _user(git_actor: dict | None) -> str | None:
 
 
 def edits(node: dict) -> Edits:
-    """A text's edits as GitHub records them; the first version counts as its author's edit."""
-    history = node.get("userContentEdits") or {"totalCount": 0, "nodes": []}
-    editors = [(e.get("editor") or {}).get("login") or GHOST for e in history["nodes"]]
-    if node.get("lastEditedAt"):
-        editors.append((node.get("editor") or {}).get("login") or GHOST)
-    return Edits(when(node.get("lastEditedAt")), tuple(dict.fromkeys(editors)),
-                 history["totalCount"] <= len(history["nodes"]))
+    """When a text was last edited and by whom (a deleted account: ghost)."""
+    if not node.get("lastEditedAt"):
+        return Edits()
+    return Edits(when(node["lastEditedAt"]), ((node.get("editor") or {}).get("login") or GHOST,))
 
 
 def pull_facts(repo: str, node: dict) -> PullFacts:
