@@ -175,6 +175,7 @@ ENDPOINTS = [  # every endpoint the scenario below makes tbr use, as (method, pa
     ("POST", r"/repos/acme/api/issues/\d+/labels"),
     ("POST", r"/repos/acme/api/check-runs"),
     ("PATCH", r"/repos/acme/api/check-runs/\d+"),
+    ("GET", r"/repos/acme/api/collaborators/[^/]+/permission"),  # may bob sign off?
 ]
 
 FAULTS = {
