@@ -37,12 +37,15 @@ def judged(prs: int) -> dict:
     with FakeGitHub() as github, tempfile.TemporaryDirectory() as tmp:
         bot = bot_for(github, tmp, "judged")
         repo = github.add_repo(REPO)
+        github.add_collaborator(REPO, "bob", "write")  # the approver: only a writer's approval counts
         merge_and_judge(github, bot, repo, 1, approved=False)
         out = {}
-        for approved, label in ((True, "approved"), (False, "unapproved")):
+        for i, (approved, by_comment, label) in enumerate(((True, False, "approved"),
+                                                           (True, True, "approved by comment"),
+                                                           (False, False, "unapproved"))):
             before = github.count(None, ".*")
             for n in range(prs):
-                merge_and_judge(github, bot, repo, 10_000 * (1 + approved) + n, approved)
+                merge_and_judge(github, bot, repo, 10_000 * (1 + i) + n, approved, by_comment)
             out[label] = (github.count(None, ".*") - before) / prs
         return out
 
@@ -65,7 +68,8 @@ def main() -> None:
     parser.add_argument("--backfill", type=int, default=5000)
     args = parser.parse_args()
     j = judged(args.prs)
-    print(f"requests per judged PR: approved {j['approved']:.2f}, unapproved (follow-up filed) {j['unapproved']:.2f}")
+    print(f"requests per judged PR: approved {j['approved']:.2f}, approved by comment"
+          f" {j['approved by comment']:.2f}, unapproved (follow-up filed) {j['unapproved']:.2f}")
     b = backfilled(args.backfill)
     print(f"backfill of {b['prs']} PRs: {b['requests']} requests ({b['graphql']} GraphQL), {b['per_1000']} per 1,000 PRs")
 

@@ -78,7 +78,7 @@ def _open(engine: Engine, key: str, quarter: str, subject: str, repos, cfg, tz: 
              for inst, info in repos for a in gw.repo_access(inst, info.full_name)]
     holidays = sla.holiday_calendar(cfg.holidays)
     due = sla.due_at(now, tz, holidays, ar.due_days)
-    reviewers = ar.reviewers or ((cfg.escalate,) if cfg.escalate else ())
+    reviewers = reviewers_of(cfg)
     tracking = cfg.tracking_repo or (f"{subject}/.github" if org_wide else subject)
     inst = gw.installation_for(tracking)
     body = access.render(key, quarter, subject, lines, due, tz, reviewers)
@@ -104,6 +104,29 @@ def _open(engine: Engine, key: str, quarter: str, subject: str, repos, cfg, tz: 
     return key
 
 
+def reviewers_of(cfg) -> tuple[str, ...]:
+    """The configured reviewers (@login or @org/team): the access review's, else the escalation handle."""
+    return cfg.access_review.reviewers or ((cfg.escalate,) if cfg.escalate else ())
+
+
+def decider_refusal(engine: Engine, review: dict, ev: IssueEvent) -> str | None:
+    """Why the event's actor may not decide lines of `review`: only its reviewers and the organization's owners
+    may. None when they may, or when the event decides nothing (so GitHub is asked only then)."""
+    if ev.action not in ("edited", "commented") or _is_bot(ev) or review["completed_at"]:
+        return None
+    terms, org = json.loads(review["terms"]), review["subject"].split("/")[0]
+    inst = review["installation_id"]
+    if engine.is_one_of(inst, terms["reviewers"], ev.actor) or \
+            ev.actor.lower() in (o.lower() for o in engine.gateway.org_owners(inst, org)):
+        return None
+    named = " or ".join(filter(None, [", ".join(terms["reviewers"]), f"an owner of {org}"]))
+    return f"only {named} may decide this review"
+
+
+def _is_bot(ev: IssueEvent) -> bool:
+    return ev.actor_type == "Bot" or ev.actor.endswith("[bot]")
+
+
 def lines_of(store: Store, key: str) -> list[access.Line]:
     return [access.Line(r["line_id"], r["repo"], r["login"], r["permission"], tuple(json.loads(r["via"])),
                         r["decision"], r["decided_by"], from_iso(r["decided_at"]), bool(r["applied_at"]))
@@ -127,10 +150,11 @@ def body_of(store: Store, review: dict) -> str:
                          from_iso(review["due_at"]), ZoneInfo(terms["timezone"]), tuple(terms["reviewers"]), completed)
 
 
-def apply_event(store: Store, review: dict, ev: IssueEvent, now: datetime) -> str:
-    """A person edited, commented on or closed an access review issue (call within a write transaction)."""
+def apply_event(store: Store, review: dict, ev: IssueEvent, now: datetime, refusal: str | None = None) -> str:
+    """A person edited, commented on or closed an access review issue (call within a write transaction).
+    `refusal`: why the actor may not decide (see `decider_refusal`); what they tried is undone and said."""
     key, repo, number = review["key"], review["tracking_repo"], review["number"]
-    if ev.actor_type == "Bot" or ev.actor.endswith("[bot]"):
+    if _is_bot(ev):
         return "tbr's own (or a bot's) change: nothing to decide"
     if ev.action == "closed" and not review["completed_at"]:
         store.add_action(f"reopen:{key}:{iso(ev.at)}", "reopen", repo, number, now)
@@ -148,6 +172,15 @@ def apply_event(store: Store, review: dict, ev: IssueEvent, now: datetime) -> st
         return "nothing to decide"
     if not wanted:
         return "nothing to decide"
+    if refusal:
+        undone = " Your change to the checklist was undone." if ev.action == "edited" else ""
+        store.add_action(f"unauthorized:{key}:{iso(ev.at)}:{ev.comment_id or ''}", "comment", repo, number, now,
+                         body=f"@{ev.actor}: not recorded: {refusal}.{undone}")
+        store.audit("access_review.decision_refused", review["subject"], ev.actor, ev.at, review=key, how=ev.action,
+                    reason=refusal)
+        if ev.action == "edited":  # the checklist shows tbr's record again, without their ticks
+            store.add_action(f"render:{key}:{iso(ev.at)}:", "render_review", repo, number, now, review=key)
+        return f"refused: {refusal}"
     lines = lines_of(store, key)
     decisions, refused = access.decide(lines, ev.actor, wanted)
     terms = json.loads(review["terms"])

@@ -91,7 +91,8 @@ def _repo(engine: Engine, inst: int, info: RepoInfo, result: Result, file_issues
         if not is_watched(node["baseRefName"]):
             continue
         facts = graphql.pull_facts(info.full_name, node)
-        decision = judge_pull(facts, policy, facts.merged_at + grace)
+        cutoff = facts.merged_at + grace
+        decision = judge_pull(engine.with_access(inst, facts, policy, cutoff), policy, cutoff)
         sha = (node["mergeCommit"] or {}).get("oid", "")
         row = _row(engine, inst, info, "pr", events.pr_key(info.id, facts.number), node["baseRefName"], sha,
                    facts.merged_by.login if facts.merged_by else "", facts.merged_at,

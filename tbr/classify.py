@@ -8,9 +8,13 @@ The rules, in the order a decision names them when several hold:
    than the author, stated as an approval (tbr.usertext's grammar): not quoted or in code, not
    negated, asked for or talked about.
 3. merged-by-other: the PR was merged by a human other than its author.
-4. exempt-author: the author is on the exempt list (merging their PR is the approval).
-Bots never approve. Only evidence from before the cutoff (merge time plus grace) counts; later
-approvals are listed in the evidence as late, not made retroactive.
+4. exempt-author: the author is on the exempt list and authored every commit in it (merging their
+   PR is the approval).
+Only people who could have merged it approve it: a review or comment counts only from a human with
+write access or more to the repository (never a bot, never `ghost`). Only evidence from before the
+cutoff (merge time plus grace) counts; later approvals are listed in the evidence as late, not made
+retroactive. A comment or review body edited after the cutoff, or by anyone but its author, does not
+count: its text is not what its author said in time.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from datetime import datetime
 from tbr import patterns, usertext
 
 VERDICT_STATES = ("APPROVED", "CHANGES_REQUESTED", "DISMISSED")
+WRITE_ROLES = ("admin", "maintain", "write")  # the repository roles that can merge
+GHOST = "ghost"  # how GitHub shows a deleted account
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,14 @@ class Actor:
 
 
 @dataclass(frozen=True)
+class Edits:
+    """How a text was edited after it was posted, as GitHub records it (`lastEditedAt`, `editor`)."""
+
+    last_at: datetime | None = None
+    editors: tuple[str, ...] = ()  # who edited it (GitHub says who did last)
+
+
+@dataclass(frozen=True)
 class Review:
     reviewer: Actor
     state: str  # webhooks say "approved", REST says "APPROVED": normalised in __post_init__
@@ -44,6 +58,8 @@ class Review:
     url: str
     body: str = ""
     commit_id: str | None = None  # the head commit the reviewer saw
+    can_push: bool | None = None  # GitHub's authorCanPushToRepository; None: not known
+    edits: Edits = Edits()
 
     def __post_init__(self):
         object.__setattr__(self, "state", self.state.upper())
@@ -56,6 +72,8 @@ class Comment:
     created_at: datetime
     url: str
     kind: str = "issue comment"
+    can_push: bool | None = None  # known for a review's comments; otherwise PullFacts.permissions says
+    edits: Edits = Edits()
 
 
 @dataclass(frozen=True)
@@ -90,6 +108,9 @@ class PullFacts:
     body: str = ""
     head_ref: str = ""
     labels: tuple[str, ...] = ()
+    body_edits: Edits = Edits()
+    # Lowercase login -> repository role (admin ... read, none) of the comment authors tbr asked about.
+    permissions: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -164,6 +185,31 @@ def _fmt(at: datetime | None) -> str:
     return at.strftime("%Y-%m-%d %H:%M UTC") if at else "unknown time"
 
 
+def edit_problem(author: Actor, edits: Edits, cutoff: datetime) -> str | None:
+    """Why an edited text is not what its author said in time; None when it is."""
+    others = sorted({e for e in edits.editors if e.lower() != author.login.lower()}, key=str.lower)
+    if others:
+        return f"{', '.join(others)} edited it, not its author"
+    if edits.last_at and edits.last_at > cutoff:
+        return f"it was edited at {_fmt(edits.last_at)}, after the grace period ended"
+    return None
+
+
+def no_write_access(facts: PullFacts, who: Actor, can_push: bool | None) -> str | None:
+    """Why `who` could not have merged the PR (so cannot approve it); None when they could."""
+    if who.login.lower() == GHOST:
+        return "a deleted account (ghost)"
+    if can_push is None:
+        can_push = facts.permissions.get(who.login.lower()) in WRITE_ROLES
+    return None if can_push else f"no write access to {facts.repo}"
+
+
+def _head_committed_at(facts: PullFacts) -> datetime | None:
+    """When the newest commit of the PR was committed (as its committer says)."""
+    dates = [c.committed_at for c in facts.commits if c.committed_at]
+    return max(dates) if dates else None
+
+
 def _review_approvals(facts: PullFacts, policy: Policy, cutoff: datetime, notes: list[str]) -> list[Approval]:
     latest: dict[str, Review] = {}
     for review in sorted(facts.reviews, key=lambda r: r.submitted_at or cutoff):
@@ -180,6 +226,11 @@ def _review_approvals(facts: PullFacts, policy: Policy, cutoff: datetime, notes:
             continue
         if who.same(facts.author):
             continue
+        why = no_write_access(facts, who, review.can_push)
+        if why:
+            if review.state == "APPROVED":
+                notes.append(f"{who.login}'s approval did not count: {why}")
+            continue  # GitHub's required reviews ignore them too
         latest[who.login.lower()] = review
     approvals = []
     for review in latest.values():
@@ -197,23 +248,57 @@ def _review_approvals(facts: PullFacts, policy: Policy, cutoff: datetime, notes:
     return approvals
 
 
-def _phrase_approvals(facts: PullFacts, policy: Policy, cutoff: datetime, notes: list[str]) -> list[Approval]:
-    texts = [(c.author, c.body, c.created_at, c.url, c.kind) for c in facts.comments]
-    texts += [(r.reviewer, r.body, r.submitted_at, r.url, "review") for r in facts.reviews if r.body]
-    approvals = []
-    for author, body, at, url, kind in sorted(texts, key=lambda t: t[2] or cutoff):
+def _phrase_candidates(facts: PullFacts, policy: Policy, cutoff: datetime, notes: list[str]):
+    """The comments and review bodies that approve by their words, time and edits, whatever their author's
+    access: (author, phrase, at, url, kind, can_push), earliest first."""
+    texts = [(c.author, c.body, c.created_at, c.url, c.kind, c.can_push, c.edits, None) for c in facts.comments]
+    texts += [(r.reviewer, r.body, r.submitted_at, r.url, "review", r.can_push, r.edits, r.commit_id)
+              for r in facts.reviews if r.body]
+    head_at = _head_committed_at(facts)
+    for author, body, at, url, kind, can_push, edits, commit_id in sorted(texts, key=lambda t: t[2] or cutoff):
         phrase = find_phrase(body, policy.approval_phrases)
         if phrase is None:
             continue
+        said = f"{author.login} wrote {phrase!r}"
+        stale = policy.require_fresh_approval and (
+            (commit_id or facts.head_sha) != facts.head_sha if kind == "review"
+            else bool(head_at and at and at < head_at))
+        edited = edit_problem(author, edits, cutoff)
         if author.is_bot:
-            notes.append(f"{author.login} wrote {phrase!r}, but bots cannot approve")
+            notes.append(f"{said}, but bots cannot approve")
         elif author.same(facts.author):
-            notes.append(f"{author.login} wrote {phrase!r} on their own pull request, which does not count")
+            notes.append(f"{said} on their own pull request, which does not count")
         elif at and at > cutoff:
-            notes.append(f"{author.login} wrote {phrase!r} at {_fmt(at)}, after the grace period: recorded, not retroactive")
+            notes.append(f"{said} at {_fmt(at)}, after the grace period: recorded, not retroactive")
+        elif stale:
+            notes.append(f"{said} before the newest commit, and fresh approval is required")
+        elif edited:
+            notes.append(f"{said} in a {kind}, which did not count: {edited}")
+        else:
+            yield author, phrase, at, url, kind, can_push
+
+
+def _phrase_approvals(facts: PullFacts, policy: Policy, cutoff: datetime, notes: list[str]) -> list[Approval]:
+    approvals = []
+    for author, phrase, at, url, kind, can_push in _phrase_candidates(facts, policy, cutoff, notes):
+        if can_push is None and author.login.lower() not in facts.permissions and author.login.lower() != GHOST:
+            continue  # not asked about (see permissions_needed): a review approval settles the decision
+        why = no_write_access(facts, author, can_push)
+        if why:
+            notes.append(f"{author.login} wrote {phrase!r} in a {kind}, which did not count: {why}")
         else:
             approvals.append(Approval("comment", author.login, at, url, f"{author.login} wrote {phrase!r} in a {kind}"))
     return approvals
+
+
+def permissions_needed(facts: PullFacts, policy: Policy, cutoff: datetime) -> set[str]:
+    """The lowercase logins whose repository role decides whether their words approve: authors of comments
+    that would otherwise approve, when no review approval settles the decision already."""
+    if not policy.independent_approvals and _review_approvals(facts, policy, cutoff, []):
+        return set()
+    return {author.login.lower() for author, _, _, _, _, can_push in _phrase_candidates(facts, policy, cutoff, [])
+            if can_push is None and author.login.lower() not in facts.permissions
+            and author.login.lower() != GHOST}
 
 
 def conflicts(facts: PullFacts, login: str, at: datetime | None) -> list[str]:
@@ -241,7 +326,12 @@ def separation(facts: PullFacts, policy: Policy, cutoff: datetime) -> tuple[list
 def _approvals(facts: PullFacts, policy: Policy, cutoff: datetime, notes: list[str]) -> list[Approval]:
     found = _review_approvals(facts, policy, cutoff, notes) + _phrase_approvals(facts, policy, cutoff, notes)
     merger = facts.merged_by
-    if merger and not merger.is_bot and not merger.same(facts.author):
+    wrote = merger and [c.sha[:7] for c in facts.commits
+                        if merger.same(Actor(c.author or GHOST)) or any(merger.same(Actor(x)) for x in c.coauthors)]
+    if merger and wrote and not merger.same(facts.author):
+        notes.append(f"{merger.login} merged it, but wrote commits in it ({', '.join(wrote)}): merging one's own"
+                     " work approves nothing")
+    elif merger and not merger.is_bot and not merger.same(facts.author):
         found.append(Approval("merged-by-other", merger.login, facts.merged_at, facts.url,
                               f"{merger.login} merged {facts.author.login}'s pull request"))
     if policy.independent_approvals:
@@ -271,17 +361,23 @@ def declaration(facts: PullFacts, policy: Policy, cutoff: datetime, notes: list[
     also = " (and labelled `tbr`)" if labelled else ""
     allowed = {facts.author.login.lower()} | ({facts.merged_by.login.lower()} if facts.merged_by else set())
     reason = usertext.declaration(facts.body)
-    if reason:
+    edited = reason and edit_problem(facts.author, facts.body_edits, cutoff)
+    if edited:
+        notes.append(f"the description declares an emergency, which did not count: {edited}")
+    elif reason:
         return Declaration(facts.author.login, facts.merged_at, reason, ticket(reason), facts.url,
                            f"the pull request's description{also}")
     for c in sorted(facts.comments, key=lambda c: c.created_at or cutoff):
         reason = usertext.declaration(c.body)
         if not reason:
             continue
+        edited = edit_problem(c.author, c.edits, cutoff)
         if c.author.login.lower() not in allowed:
             notes.append(f"{c.author.login} declared an emergency, but only the author or the merger can")
         elif c.created_at and c.created_at > cutoff:
             notes.append(f"{c.author.login} declared an emergency at {_fmt(c.created_at)}, after the grace period")
+        elif edited:
+            notes.append(f"{c.author.login} declared an emergency in a comment, which did not count: {edited}")
         else:
             return Declaration(c.author.login, c.created_at, reason, ticket(reason), c.url, f"a comment{also}")
     if labelled:
@@ -297,12 +393,26 @@ def reverted(facts: PullFacts) -> tuple[int | None, tuple[str, ...]]:
     return number, tuple(dict.fromkeys(sha for c in facts.commits for sha in usertext.reverted_commits(c.message)))
 
 
+def exempt_but(facts: PullFacts, policy: Policy) -> list[str]:
+    """Who else (authors and co-authors of its commits) wrote a PR of an exempt author: [] when nobody did,
+    or the author is not exempt. A writer's commit on a bot's PR makes it the writer's change too."""
+    if not policy.is_exempt(facts.author):
+        return []
+    others = {name for c in facts.commits for name in (c.author or "an unknown author", *c.coauthors)
+              if not facts.author.same(Actor(name))}
+    return sorted(others, key=str.lower)
+
+
 def judge_pull(facts: PullFacts, policy: Policy, cutoff: datetime) -> Decision:
     """Judge a merged pull request with everything known at `cutoff` (merge time plus grace)."""
     notes: list[str] = []
     found = _approvals(facts, policy, cutoff, notes)
     merger = facts.merged_by
-    if policy.is_exempt(facts.author):
+    others = exempt_but(facts, policy)
+    if others:
+        notes.append(f"{facts.author.login} is an exempt author, but {', '.join(others)} also wrote commits in it,"
+                     " so it is judged as an ordinary pull request")
+    elif policy.is_exempt(facts.author):
         found.append(Approval("exempt-author", facts.author.login, facts.merged_at, facts.url,
                               f"{facts.author.login} is an exempt author; merging its pull request is the approval"))
     if found:

@@ -7,6 +7,7 @@ processes) from doing the same item at once. Failures keep the item pending with
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -17,7 +18,8 @@ from datetime import datetime, timedelta, timezone
 import structlog
 
 from tbr import accesscontrols, audit, checks, controls, events, lifecycle, reverts, sla
-from tbr.classify import Actor, Decision, Policy, PushFacts, judge_pull, judge_push, reverted, separation
+from tbr.classify import (WRITE_ROLES, Actor, Decision, Policy, PullFacts, PushFacts, judge_pull, judge_push,
+                          permissions_needed, reverted, separation)
 from tbr.config import Settings
 from tbr.configstore import RepoConfigs, check_status, touches_config
 from tbr.repoconfig import RepoConfig
@@ -28,6 +30,7 @@ from tbr.store import Store, from_iso, iso
 log = structlog.get_logger("tbr.engine")
 
 MAX_BACKOFF = timedelta(hours=1)
+PERMISSION_TTL = timedelta(days=1)  # how long GitHub's word on someone's repository role is reused
 
 
 def utcnow() -> datetime:
@@ -167,18 +170,23 @@ class Engine:
 
     def _on_issue_event(self, guid: str, ev: events.IssueEvent, bound) -> None:
         """A close, reopen, comment or deletion on an issue: if it is a follow-up, act on it."""
+        # Who may sign off or decide is GitHub's to say: asked before the transaction, not under its lock.
+        row = self.store.followup_for_issue(ev.repo, ev.number)
+        review = None if row else accesscontrols.review_for_issue(self.store, ev.repo, ev.number)
+        unauthorized = self.signoff_refusal(row, ev) if row else None
+        refusal = accesscontrols.decider_refusal(self, review, ev) if review else None
         now = self.clock()
         with self.store.write():
             row = self.store.followup_for_issue(ev.repo, ev.number)
             review = None if row else accesscontrols.review_for_issue(self.store, ev.repo, ev.number)
             if review:
-                outcome = accesscontrols.apply_event(self.store, review, ev, now)
+                outcome = accesscontrols.apply_event(self.store, review, ev, now, refusal)
                 bound.info("access_review.event", review=review["key"], action=ev.action, actor=ev.actor,
                            outcome=outcome)
             elif row is None:
                 outcome = "not a tbr follow-up"
             else:
-                outcome = lifecycle.apply_issue_event(self.store, self.settings, row, ev, now)
+                outcome = lifecycle.apply_issue_event(self.store, self.settings, row, ev, now, unauthorized)
                 bound.info("followup.event", change=row["key"], issue=f"{ev.repo}#{ev.number}", action=ev.action,
                            actor=ev.actor, outcome=outcome)
             self.store.finish_delivery(guid, outcome, now)
@@ -260,6 +268,7 @@ class Engine:
         if facts is None or self.branch_unwatched(inst, repo, cfg, facts.base, data["default_branch"]):
             return  # closed since, or not headed for production
         now, policy = self.clock(), policy_of(cfg)
+        facts = self.with_access(inst, facts, policy, now)
         statuses = {checks.REVIEW: checks.open_pull_status(judge_pull(facts, policy, now))}
         if "separation-of-duties" in cfg.checks:
             statuses[checks.SEPARATION] = checks.separation_status(*separation(facts, policy, now))
@@ -321,6 +330,51 @@ class Engine:
     def _grace(self, ref: events.ChangeRef) -> timedelta:
         inst = self._installation(ref.installation_id, ref.repo)
         return timedelta(seconds=self.config(inst, ref.repo, ref.happened_at, ref.sha).grace_seconds)
+
+    def role(self, inst: int, repo: str, login: str) -> str:
+        """`login`'s role on `repo` (admin ... read, none), from GitHub's permission API, remembered a day."""
+        now = self.clock()
+        role = self.store.permission(repo, login, now - PERMISSION_TTL)
+        if role is None:
+            role = self.gateway.permission_of(inst, repo, login)
+            self.store.remember_permission(repo, login, role, now)
+        return role
+
+    def is_one_of(self, inst: int, handles, login: str) -> bool:
+        """Whether `login` is one of `handles`: a person (@login), or a member of a team (@org/team)."""
+        for handle in handles:
+            name = handle.lstrip("@")
+            if "/" in name:
+                members = self.gateway.team_members(inst, *name.split("/", 1))
+                if login.lower() in (m.lower() for m in members):
+                    return True
+            elif name.lower() == login.lower():
+                return True
+        return False
+
+    def signoff_refusal(self, row: dict, ev: events.IssueEvent) -> str | None:
+        """Why the event's actor may not sign off the follow-up in `row`: neither write access to the changed
+        repository nor one of its reviewers. None when they may, or when the event would sign nothing off
+        (so GitHub is asked only about would-be reviewers)."""
+        if not lifecycle.signs_off(self.settings, row, ev):
+            return None
+        inst = self._installation(row["installation_id"], row["repo"])
+        if self.role(inst, row["repo"], ev.actor) in WRITE_ROLES:
+            return None
+        reviewers = accesscontrols.reviewers_of(self.config(inst, row["repo"]))
+        if self.is_one_of(inst, reviewers, ev.actor):
+            return None
+        named = f" ({', '.join(reviewers)})" if reviewers else ""
+        return f"@{ev.actor} has no write access to {row['repo']} and is not one of its reviewers{named}"
+
+    def with_access(self, inst: int, facts: PullFacts, policy: Policy, cutoff: datetime) -> PullFacts:
+        """The PR's facts with the roles of the comment authors whose access decides whether their words
+        approve (asked of GitHub only for them: reviews carry their author's access for free)."""
+        needed = permissions_needed(facts, policy, cutoff)
+        if not needed:
+            return facts
+        known = {login: self.role(inst, facts.repo, login) for login in sorted(needed)}
+        return dataclasses.replace(facts, permissions={**facts.permissions, **known})
 
     def _installation(self, installation_id: int | None, repo: str) -> int:
         # Repository webhooks (not the App's) carry no installation: ask GitHub which one covers it.
@@ -408,9 +462,12 @@ class Engine:
             # Found early (through its push): judge at the end of its own grace period.
             self.store.retry_later("changes", row["key"], "waiting for the grace period", cutoff)
             return None
-        decision = judge_pull(facts, policy_of(cfg), cutoff)
+        policy = policy_of(cfg)
+        decision = judge_pull(self.with_access(inst, facts, policy, cutoff), policy, cutoff)
         pull, shas = reverted(facts)
         facts_dict = {**change.facts, "title": facts.title, "url": facts.url, "author": facts.author.login,
+                      "commit_authors": sorted({c.author for c in facts.commits if c.author}
+                                               | {x for c in facts.commits for x in c.coauthors}),
                       **({"reverts": {"pull": pull, "shas": list(shas)}} if pull or shas else {})}
         merged_by = facts.merged_by.login if facts.merged_by else ""
         change = Change(change.key, change.kind, change.repo, change.branch, change.number, change.sha,

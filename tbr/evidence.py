@@ -25,7 +25,7 @@ from tbr.store import config_changes, iso
 COLUMNS = ("repo", "change", "kind", "branch", "url", "title", "author", "merged_by", "merged_at", "decision",
            "rule", "approver", "approved_at", "approval_link", "explanation", "emergency", "declared_by", "declared_at",
            "reason", "ticket", "followup", "due", "followup_state", "signed_off_at", "signed_off_by", "completed_how",
-           "business_days", "within_sla", "found_by")
+           "business_days", "within_sla", "found_by", "did_not_count")
 
 DECISIONS = {"approved": "approved", "followup": "follow-up", "unapproved": "unapproved (before tbr, no follow-up)",
              "pending": "pending (grace period)"}
@@ -162,6 +162,8 @@ def _row(r: dict) -> dict:
         "signed_off_by": r["signed_off_by"] or "", "completed_how": r["signoff_how"] or "",
         "business_days": sla.business_days(timedelta(seconds=seconds)) if seconds is not None else "",
         "within_sla": {1: "yes", 0: "no"}.get(r["within_sla"], ""), "found_by": _found_by(r["source"]),
+        # Approvals (and declarations) that did not count, each with its reason.
+        "did_not_count": "; ".join(decision.get("notes") or []),
     }
 
 

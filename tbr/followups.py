@@ -113,7 +113,8 @@ def body(change: Change, decision: Decision, due: datetime, tz: ZoneInfo, days: 
     lines += [
         "",
         "### What completes this review",
-        f"Someone other than {people} reviews the change and then closes this issue as completed, "
+        f"Someone other than {people}, with write access to {change.repo} or one of its reviewers, reviews the"
+        " change and then closes this issue as completed, "
         "or comments `LGTM` on it. If the review finds a problem, link the fix here before closing.",
     ]
     return "\n".join(lines) + "\n"

@@ -182,6 +182,7 @@ class Gateway:
         self.app = self._make_app()
         self._clients: dict[int, GitHub] = {}
         self._installations: dict[str, int] = {}
+        self._app_login: str | None = None
 
     # plumbing ---------------------------------------------------------------------------------
 
@@ -212,6 +213,17 @@ class Gateway:
     def app_info(self) -> dict:
         app = call("GET /app", self.app.rest.apps.get_authenticated).parsed_data
         return {"id": app.id, "slug": getattr(app, "slug", None), "name": app.name}
+
+    def app_login(self) -> str:
+        """The login GitHub shows on what this App writes (`<slug>[bot]`); asked once per process."""
+        if self._app_login is None:
+            self._app_login = f"{self.app_info()['slug']}[bot]"
+        return self._app_login
+
+    def _ours(self, user) -> bool:
+        """Whether GitHub says this App wrote it: anyone can paste tbr's hidden markers into their own text."""
+        return user not in (None, UNSET) and getattr(user, "type", None) == "Bot" \
+            and user.login.lower() == self.app_login().lower()
 
     def installation_for(self, repo: str) -> int:
         """The installation that covers `repo`; remembered, since it only changes on reinstall."""
@@ -269,7 +281,8 @@ class Gateway:
     # issues -----------------------------------------------------------------------------------
 
     def find_issue(self, inst: int, repo: str, label: str, marker: str, since: datetime) -> IssueRef | None:
-        """Our own issue, by the hidden marker in its body, among issues labelled `label`.
+        """Our own issue, by the hidden marker in its body, among issues labelled `label` that this App
+        opened (a copy of the marker in someone else's issue is theirs, not tbr's).
 
         Listing by label is exact and immediate (the search API is neither); `since` bounds the
         listing to issues touched after the change was first seen, which includes any we filed.
@@ -278,7 +291,7 @@ class Gateway:
         issues = self._all(f"issues of {repo}", client, client.rest.issues.list_for_repo,
                            owner=split(repo)[0], repo=split(repo)[1], labels=label, state="all", since=since)
         for issue in issues:
-            if marker in (issue.body or ""):
+            if marker in (issue.body or "") and self._ours(issue.user):
                 return IssueRef(issue.number, issue.html_url)
         return None
 
@@ -313,12 +326,13 @@ class Gateway:
                 "updated_at": _when(i.updated_at)}
 
     def comment_once(self, inst: int, repo: str, number: int, body: str, marker: str, since: datetime) -> None:
-        """Post a comment unless one carrying `marker` is there already (a retry after a lost answer)."""
+        """Post a comment unless this App's comment carrying `marker` is there already (a retry after a lost
+        answer); a copy of the marker in anyone else's comment does not silence tbr."""
         client = self._inst(inst)
         owner, name = split(repo)
         existing = self._all(f"comments of {repo}#{number}", client, client.rest.issues.list_comments,
                              owner=owner, repo=name, issue_number=number, since=since)
-        if any(marker in (c.body or "") for c in existing):
+        if any(marker in (c.body or "") and self._ours(c.user) for c in existing):
             return
         call(f"POST comment on {repo}#{number}", client.rest.issues.create_comment, owner, name, number,
                    data={"body": f"{marker}\n{body}"})
@@ -517,6 +531,28 @@ class Gateway:
                 return "none"
             raise
         return p.role_name or p.permission
+
+    def org_owners(self, inst: int, org: str) -> list[str]:
+        """The owners of organization `org`; a personal account owns its own repositories."""
+        client = self._inst(inst)
+        try:
+            return [m.login for m in self._all(f"owners of {org}", client, client.rest.orgs.list_members, org=org,
+                                               role="admin")]
+        except GitHubError as e:
+            if e.status == 404:
+                return [org]
+            raise
+
+    def team_members(self, inst: int, org: str, slug: str) -> list[str]:
+        """The members of team @org/slug; none when the App cannot see the team."""
+        client = self._inst(inst)
+        try:
+            return [m.login for m in self._all(f"members of team {org}/{slug}", client,
+                                               client.rest.teams.list_members_in_org, org=org, team_slug=slug)]
+        except GitHubError as e:
+            if e.status in (403, 404):
+                return []
+            raise
 
     def invitees(self, inst: int, repo: str) -> list[str]:
         client = self._inst(inst)

@@ -8,16 +8,24 @@ own through `node(id:)`. Pure: no I/O here; the gateway sends these queries.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
-from tbr.classify import Actor, Comment, CommitFact, PullFacts, Review, coauthors
+from tbr.classify import GHOST, Actor, Comment, CommitFact, Edits, PullFacts, Review, coauthors
 
 PAGE_INFO = "pageInfo { hasNextPage endCursor }"
 ACTOR = "author { login __typename }"
-ISSUE_COMMENT = f"nodes {{ {ACTOR} body createdAt url }}"
-REVIEW_COMMENT = f"nodes {{ {ACTOR} body createdAt url }}"
-COMMIT = ("nodes { commit { oid message committedDate author { user { login } } committer { user { login } } } }")
-REVIEW = (f"nodes {{ id state submittedAt url body {ACTOR} commit {{ oid }}"
+# Who last edited a text and when: GitHub's own record, which the text's author cannot rewrite. The last
+# editor is enough: text someone else wrote in stays theirs until the author edits it again, which makes
+# it the author's. Scalars cost nothing; `userContentEdits`, a connection in every comment of every
+# review of every PR, would triple a backfill's GraphQL rate-limit cost.
+EDITS = "lastEditedAt editor { login }"
+ISSUE_COMMENT = f"nodes {{ {ACTOR} body createdAt url {EDITS} }}"
+REVIEW_COMMENT = f"nodes {{ {ACTOR} body createdAt url {EDITS} }}"
+# A bot is no GitHub User, so a bot's commit has no `user`: its noreply email names it.
+GIT_ACTOR = "user { login } email"
+COMMIT = f"nodes {{ commit {{ oid message committedDate author {{ {GIT_ACTOR} }} committer {{ {GIT_ACTOR} }} }} }}"
+REVIEW = (f"nodes {{ id state submittedAt url body {ACTOR} authorCanPushToRepository commit {{ oid }} {EDITS}"
           f" comments(first: 10) {{ {PAGE_INFO} {REVIEW_COMMENT} }} }}")
 
 # The inner lists of a PR (and of a review), with the selection each page of them needs.
@@ -31,7 +39,7 @@ FIRST_PAGE = {"reviews": 30, "comments": 30, "commits": 50}
 
 # Everything the classifier needs of a PR, in one request (inner lists continue with more_query).
 PULL_FIELDS = f"""
-        id number state title url body updatedAt mergedAt baseRefName headRefName headRefOid
+        id number state title url body updatedAt mergedAt baseRefName headRefName headRefOid {EDITS}
         {ACTOR}
         mergedBy {{ login __typename }}
         mergeCommit {{ oid }}
@@ -114,16 +122,34 @@ def actor(node: dict | None) -> Actor:
     return Actor(node["login"])
 
 
+NOREPLY_RE = re.compile(r"^(?:\d+\+)?([A-Za-z0-9-]+(?:\[bot\])?)@users\.noreply\.github\.com$", re.IGNORECASE)
+
+
 def _user(git_actor: dict | None) -> str | None:
-    return ((git_actor or {}).get("user") or {}).get("login")
+    login = ((git_actor or {}).get("user") or {}).get("login")
+    if login:
+        return login
+    m = NOREPLY_RE.match((git_actor or {}).get("email") or "")
+    return m.group(1) if m and m.group(1).endswith("[bot]") else None
+
+
+def edits(node: dict) -> Edits:
+    """When a text was last edited and by whom (a deleted account: ghost)."""
+    if not node.get("lastEditedAt"):
+        return Edits()
+    return Edits(when(node["lastEditedAt"]), ((node.get("editor") or {}).get("login") or GHOST,))
 
 
 def pull_facts(repo: str, node: dict) -> PullFacts:
     """A merged PR node, its inner lists already complete, as the classifier's facts."""
     reviews = node["reviews"]["nodes"]
-    comments = [Comment(actor(c["author"]), c["body"] or "", when(c["createdAt"]), c["url"], "comment")
+    comments = [Comment(actor(c["author"]), c["body"] or "", when(c["createdAt"]), c["url"], "comment",
+                        edits=edits(c))
                 for c in node["comments"]["nodes"]]
-    comments += [Comment(actor(c["author"]), c["body"] or "", when(c["createdAt"]), c["url"], "review comment")
+    # A review's comments are its author's: GitHub says whether that author can push.
+    comments += [Comment(actor(c["author"]), c["body"] or "", when(c["createdAt"]), c["url"], "review comment",
+                         r.get("authorCanPushToRepository") if actor(c["author"]).same(actor(r["author"])) else None,
+                         edits(c))
                  for r in reviews for c in r["comments"]["nodes"]]
     return PullFacts(
         repo=repo,
@@ -134,7 +160,8 @@ def pull_facts(repo: str, node: dict) -> PullFacts:
         merged_by=actor(node["mergedBy"]) if node["mergedBy"] else None,
         merged_at=when(node["mergedAt"]),  # None while open
         reviews=tuple(Review(actor(r["author"]), r["state"], when(r["submittedAt"]), r["url"], r["body"] or "",
-                             (r["commit"] or {}).get("oid")) for r in reviews),
+                             (r["commit"] or {}).get("oid"), r.get("authorCanPushToRepository"), edits(r))
+                      for r in reviews),
         comments=tuple(comments),
         head_sha=node["headRefOid"],
         base=node["baseRefName"],
@@ -145,4 +172,5 @@ def pull_facts(repo: str, node: dict) -> PullFacts:
         body=node["body"] or "",
         head_ref=node["headRefName"],
         labels=tuple(label["name"] for label in node["labels"]["nodes"]),
+        body_edits=edits(node),
     )

@@ -43,7 +43,8 @@ def _review_check_on(row: dict, settings: Settings) -> bool:
 def followup_of(row: dict) -> signoff.Followup:
     facts = json.loads(row["facts"])
     if row["kind"] == "pr":
-        authors = {facts.get("author") or ""}
+        # Whoever wrote a commit in it (pushed onto the PR) is as involved as its author.
+        authors = {facts.get("author") or "", *facts.get("commit_authors", [])}
         what = f"{row['repo']}#{row['number']}"
         describe = (f"@{facts.get('author')} authored and @{row['actor']} merged {what}"
                     if row["actor"] and row["actor"] != facts.get("author") else f"@{facts.get('author')} authored and merged {what}")
@@ -53,6 +54,11 @@ def followup_of(row: dict) -> signoff.Followup:
         describe = f"{pusher} pushed {row['repo']}@{row['sha'][:7]}"
     involved = frozenset(x.lower() for x in authors | {row["actor"] or ""} if x)
     return signoff.Followup(row["key"], row["followup_state"] or "open", involved, describe)
+
+
+def signs_off(settings: Settings, row: dict, ev: IssueEvent) -> bool:
+    """Whether the event would sign the follow-up off if its actor had the authority to."""
+    return signoff.judge(followup_of(row), ev, settings.signoff_phrases).kind == "signed_off"
 
 
 def sla_text(business: timedelta, within: bool, due_at: datetime, at: datetime) -> str:
@@ -66,9 +72,11 @@ AUDIT_KINDS = {"signed_off": "followup.signed_off", "refuse": "followup.close_re
                "reply": "followup.signoff_refused", "reopened": "followup.reopened"}
 
 
-def apply_issue_event(store: Store, settings: Settings, row: dict, ev: IssueEvent, now: datetime) -> str:
-    """Record what an event on a follow-up means and queue tbr's answer; returns the outcome."""
-    verdict = signoff.judge(followup_of(row), ev, settings.signoff_phrases)
+def apply_issue_event(store: Store, settings: Settings, row: dict, ev: IssueEvent, now: datetime,
+                      unauthorized: str | None = None) -> str:
+    """Record what an event on a follow-up means and queue tbr's answer; returns the outcome. `unauthorized`:
+    why the event's actor may not sign off (see `signs_off`), asked of GitHub before the transaction."""
+    verdict = signoff.judge(followup_of(row), ev, settings.signoff_phrases, unauthorized)
     outcome = _apply(store, settings, row, ev, verdict, now)
     if verdict.kind in AUDIT_KINDS or verdict.kind == "gone":
         store.audit(AUDIT_KINDS.get(verdict.kind, f"followup.{ev.action}"), audit.subject(row), ev.actor, ev.at,

@@ -1,8 +1,11 @@
 """Who may sign off a follow-up review, and what tbr does about each issue event. Pure; no I/O.
 
-The review is complete when a human who neither authored nor merged (or pushed) the change closes
-the follow-up as completed, or comments an approval phrase on it. Anything else that closes it is
-undone with an explanation: separation of duties is the point of the control.
+The review is complete when a human who neither authored nor merged (or pushed) the change, and who
+has write access to the changed repository (or is one of the configured reviewers), closes the
+follow-up as completed, or comments an approval phrase on it. Anything else that closes it is undone
+with an explanation: separation of duties is the point of the control. Whether someone has that
+authority is I/O: the caller asks GitHub only when `judge` would otherwise sign off, and passes the
+reason they lack it as `unauthorized`.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ class Verdict:
     message: str = ""  # what tbr says on the issue, if anything
 
 
-def judge(followup: Followup, ev: IssueEvent, phrases: tuple[str, ...]) -> Verdict:
+def judge(followup: Followup, ev: IssueEvent, phrases: tuple[str, ...], unauthorized: str | None = None) -> Verdict:
     actor = Actor(ev.actor, ev.actor_type)
     involved = actor.login.lower() in followup.involved
     if ev.action in ("deleted", "transferred"):
@@ -54,6 +57,8 @@ def judge(followup: Followup, ev: IssueEvent, phrases: tuple[str, ...]) -> Verdi
             return Verdict("refuse", message=(
                 f"Separation of duties: {followup.describe}, so @{ev.actor} cannot sign off its review. "
                 "Reopened. Ask someone else to review the change and close this issue."))
+        if unauthorized:
+            return Verdict("refuse", message=f"{unauthorized}, so cannot sign off its review. Reopened.")
         return Verdict("signed_off", reviewer=ev.actor, at=ev.at, how="closed")
     if ev.action == "commented" and followup.state == "open" and not actor.is_bot:
         phrase = find_phrase(ev.comment, phrases)
@@ -63,5 +68,7 @@ def judge(followup: Followup, ev: IssueEvent, phrases: tuple[str, ...]) -> Verdi
             return Verdict("reply", message=(
                 f"@{ev.actor}, thanks, but this does not complete the review: {followup.describe}. "
                 "Someone else needs to review the change."))
+        if unauthorized:
+            return Verdict("reply", message=f"Thanks, but this does not complete the review: {unauthorized}.")
         return Verdict("signed_off", reviewer=ev.actor, at=ev.at, how="comment")
     return Verdict("ignore")

@@ -262,6 +262,15 @@ CREATE TABLE IF NOT EXISTS twofa_checks (
     PRIMARY KEY (org, checked_at)
 );
 
+-- Someone's role on a repository, as GitHub's permission API last said (who may approve, sign off).
+CREATE TABLE IF NOT EXISTS permissions (
+    repo TEXT NOT NULL COLLATE NOCASE,
+    login TEXT NOT NULL COLLATE NOCASE,
+    role TEXT NOT NULL,                           -- admin | maintain | write | triage | read | none
+    checked_at TEXT NOT NULL,
+    PRIMARY KEY (repo, login)
+);
+
 CREATE TABLE IF NOT EXISTS digests (
     week TEXT PRIMARY KEY,                        -- the Monday, local date
     repo TEXT NOT NULL,
@@ -565,6 +574,17 @@ class Store:
     def last_beat(self, name: str) -> datetime | None:
         row = self.db.execute("SELECT at FROM heartbeats WHERE name = ?", [name]).fetchone()
         return from_iso(row[0]) if row else None
+
+    def permission(self, repo: str, login: str, since: datetime) -> str | None:
+        """`login`'s role on `repo` as GitHub said at or after `since`; None when not known."""
+        row = self.db.execute("SELECT role FROM permissions WHERE repo = ? AND login = ? AND checked_at >= ?",
+                              [repo, login, iso(since)]).fetchone()
+        return row[0] if row else None
+
+    def remember_permission(self, repo: str, login: str, role: str, at: datetime) -> None:
+        with self.write():
+            self.db.execute("INSERT OR REPLACE INTO permissions (repo, login, role, checked_at) VALUES (?, ?, ?, ?)",
+                            [repo, login, role, iso(at)])
 
     def bump(self, name: str, by: float = 1) -> None:
         self.db.execute("INSERT INTO counters (name, value) VALUES (?, ?)"

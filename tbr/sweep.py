@@ -164,6 +164,7 @@ def _reconcile_followups(engine: Engine) -> None:
         ev = events.IssueEvent(repo, number, "closed", closer.login if closer else "ghost",
                                closer.type if closer else "User", issue["closed_at"] or engine.clock(),
                                issue["state_reason"])
+        unauthorized = engine.signoff_refusal(row, ev)
         with store.write():
-            outcome = lifecycle.apply_issue_event(store, engine.settings, row, ev, engine.clock())
+            outcome = lifecycle.apply_issue_event(store, engine.settings, row, ev, engine.clock(), unauthorized)
         log.info("sweep.followup_closed", change=row["key"], issue=f"{repo}#{number}", outcome=outcome)

@@ -65,7 +65,9 @@ fake does not model is an error, never a silent null or ignored.  Bots are `Bot`
 has no "[bot]" suffix, as in GitHub's GraphQL.  A review comment added with
 add_review_comment(review_id=...) belongs to that review; one added without a
 review_id is served (in GraphQL only) under a COMMENTED review of its own, as a
-single comment on GitHub is, whose node id is "PRR_fake<comment id>".
+single comment on GitHub is, whose node id is "PRR_fake<comment id>".  A review's
+authorCanPushToRepository comes from the access model below; edit_comment, edit_review and
+edit_pull_body record edits, served as lastEditedAt, editor and userContentEdits.
 
 Access control: a repo's owner is an organization unless add_repo(owner_type="User") makes it
 a personal account (admin of its repos, no teams; /orgs/<it>/... is 404).  An org has members
@@ -592,15 +594,51 @@ class FakeGitHub:
             comment["review_id"] = review_id
             return comment
 
+    def edit_comment(self, repo: str, number: int, comment_id: int, body: str, *, by: str,
+                     at=None) -> dict:
+        """`by` edits a comment (conversation or inline) of pull or issue #number: GraphQL then
+        serves its lastEditedAt, editor and userContentEdits (writers can edit anyone's)."""
+        with self._lock:
+            r = self._repo(repo)
+            target = self._conversation(r, number)
+            found = [c for c in [*self._comment_thread(target), *target.get("review_comments", [])]
+                     if c["id"] == comment_id]
+            if not found:
+                raise KeyError(f"#{number} in {repo!r} has no comment {comment_id}")
+            return self._edit(found[0], body, by, at)
+
+    def edit_review(self, repo: str, number: int, review_id: int, body: str, *, by: str,
+                    at=None) -> dict:
+        with self._lock:
+            review = next(rv for rv in self._pull(repo, number)["reviews"] if rv["id"] == review_id)
+            return self._edit(review, body, by, at)
+
+    def edit_pull_body(self, repo: str, number: int, body: str, *, by: str, at=None) -> dict:
+        with self._lock:
+            return self._edit(self._pull(repo, number), body, by, at)
+
+    def _edit(self, item: dict, body: str, by: str, at) -> dict:
+        when = _dt(at) or self.clock()
+        item["body"] = body
+        item.setdefault("edits", []).append({"editor": by, "at": when})
+        if "updated_at" in item:
+            item["updated_at"] = max(item["updated_at"], when)
+        return item
+
     def add_pulls(self, repo: str, count: int, *, reviewers=("bob",), commenters=("carol",),
                   merged_at=None, spacing: timedelta = timedelta(minutes=1),
                   **pull) -> list[dict]:
         """`count` merged pulls, newest first: the first merged at merged_at (default now),
         each next one `spacing` earlier, each approved by every reviewer and commented on
         ("LGTM") by every commenter before its merge, so updated_at stays merged_at.
-        Other keywords go to add_pull."""
+        Reviewers and commenters without write access get it (as collaborators), so their
+        approvals count. Other keywords go to add_pull."""
         newest = _dt(merged_at) or self.clock()
         with self._lock:
+            access = self._access(self._repo(repo))
+            for login in {*reviewers, *commenters}:
+                if _RANK.get(access.get(login), 0) < _RANK["write"]:
+                    self.add_collaborator(repo, login, "write")
             pulls = []
             for i in range(count):
                 when = newest - i * spacing
@@ -631,8 +669,9 @@ class FakeGitHub:
         with self._lock:
             r = self._repo(repo)
             created = _dt(created_at) or self.clock()
+            author_type = "Bot" if author.endswith("[bot]") else "User"  # the App's own: "<slug>[bot]"
             return self._store_issue(r, title, body, list(labels), list(assignees), author,
-                                     "User", created, _dt(updated_at) or created, state,
+                                     author_type, created, _dt(updated_at) or created, state,
                                      _dt(closed_at) if closed_at else (created if state == "closed" else None),
                                      seeded=True)
 
@@ -2246,6 +2285,7 @@ class _GraphQLView:
             "baseRefName": pr["base"], "baseRefOid": r["branches"].get(pr["base"]),
             "headRefName": pr["head"], "headRefOid": pr["head_sha"],
             "author": self._actor(pr["author"], pr["author_type"]),
+            **self._edits({**pr, "user": pr["author"]}),
             "mergedBy": self._actor(pr["merged_by"]),
             "mergeCommit": (lambda info: self._merge_commit(r, pr)) if pr["merged"] else None,
             "labels": self._connection(lambda: pr["labels"],
@@ -2287,6 +2327,8 @@ class _GraphQLView:
             "submittedAt": _iso(rv["submitted_at"]), "createdAt": _iso(rv["submitted_at"]),
             "url": f"{self._web(r)}/pull/{pr['number']}#pullrequestreview-{rv['id']}",
             "author": self._actor(rv["user"], rv["user_type"]),
+            "authorCanPushToRepository": _RANK.get(self.fake._access(r).get(rv["user"]), 0) >= _RANK["write"],
+            **self._edits(rv),
             "commit": lambda info: self._commit(r, self._record(r, rv["commit_id"], pr)),
             "comments": self._connection(lambda: rv["comments"], lambda c: self._comment(
                 r, pr, c, "PullRequestReviewComment")),
@@ -2297,7 +2339,25 @@ class _GraphQLView:
         return {"__typename": typename, "id": f"{prefix}_fake{c['id']}", "databaseId": c["id"],
                 "author": self._actor(c["user"], c["user_type"]), "body": c["body"] or "",
                 "createdAt": _iso(c["created_at"]), "updatedAt": _iso(c["updated_at"]),
-                "url": f"{self._web(r)}/pull/{pr['number']}#{anchor}{c['id']}"}
+                "url": f"{self._web(r)}/pull/{pr['number']}#{anchor}{c['id']}", **self._edits(c)}
+
+    def _edits(self, item) -> dict:
+        """lastEditedAt, editor and userContentEdits of an edited text (edit_comment and friends): as on
+        GitHub, once edited its history also holds the first version, by its author; newest first."""
+        edits = item.get("edits", [])
+        first = ({"editor": item.get("user", item.get("author")), "at": item.get("created_at")
+                  or item.get("submitted_at")},) if edits else ()
+        history = [*reversed(edits), *first]
+
+        def node(e: dict) -> dict:
+            at = _iso(e["at"])
+            return {"__typename": "UserContentEdit", "id": f"UCE_fake{id(e)}", "editedAt": at, "createdAt": at,
+                    "updatedAt": at, "editor": self._actor(e["editor"]), "diff": None, "deletedAt": None,
+                    "deletedBy": None}
+
+        return {"lastEditedAt": _iso(edits[-1]["at"]) if edits else None,
+                "editor": self._actor(edits[-1]["editor"]) if edits else None,
+                "userContentEdits": self._connection(lambda: history, node)}
 
     def _record(self, r, sha: str, pr=None, **stub) -> dict:
         """Commit `sha` as the fake knows it (added with add_commit, or one of pr's commits);

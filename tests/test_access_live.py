@@ -30,6 +30,7 @@ def org(github, gh_settings, clock):
     github.add_collaborator(REPO, "xena", "maintain", two_factor=False)  # not a member: outside collaborator
     github.add_team("acme", "core", members=("carol", "dave"), repos={REPO: "push"})
     github.add_collaborator(REPO, "rita", "read")
+    github.add_team("acme", "security", members=("bob",))  # the escalation team: the reviewers
     clock.now = Q4
     github.clock = clock
     return Bot(with_(gh_settings, tracking_repo=TRACK, escalate="@acme/security", repos=frozenset({REPO})), clock)
@@ -97,6 +98,25 @@ def test_a_quarters_review_from_open_to_complete(github, org):
         "lines": 5, "kept": 4, "revoked": 1, "undecided": 0, "completed_by": "bob"}
     kinds = [r["kind"] for r in audit.records(bot.store.db, kind=None) if r["kind"].startswith("access_review")]
     assert kinds.count("access_review.decided") == 5 and kinds[-1] == "access_review.completed"
+
+
+def test_decisions_by_anyone_but_the_reviewers_and_owners_are_undone(github, org):
+    bot = org
+    github.put_file(REPO, ".github/tbr.yml", "access_review:\n  apply_revocations: true\n")
+    accesscontrols.open_reviews(bot.engine, "2026-Q4", bot.clock())
+    issue = review_issue(github)
+    tick(bot, github, issue, "dave", by="carol")  # a writer, but neither a reviewer nor an owner
+    comment(bot, issue, "rita", "revoke @xena", 1)
+    while bot.run():
+        pass
+    issue = review_issue(github)
+    assert "- [ ] @dave: write (team @acme/core)" in issue["body"]  # the tick undone
+    assert github.collaborators(REPO).get("xena")  # nobody removed
+    said = [c["body"].split("\n", 1)[1] for c in github.comments(TRACK, issue["number"])]
+    who = "only @acme/security or an owner of acme may decide this review"
+    assert f"@carol: not recorded: {who}. Your change to the checklist was undone." in said
+    assert f"@rita: not recorded: {who}." in said
+    assert all(line.decision is None for line in accesscontrols.lines_of(bot.store, "2026-Q4:acme/api"))
 
 
 def test_revocations_applied_when_configured_and_reminders_sent(github, org):

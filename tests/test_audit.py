@@ -134,6 +134,7 @@ def test_cli_verify_tail_and_search(log, monkeypatch, capsys, cli_env):
 def test_a_change_s_whole_story_is_in_the_log(bot, github):
     """Delivery, recording, judgement, follow-up, reminder and sign-off, under the change's name."""
     repo = github.add_repo("acme/api")
+    github.add_collaborator("acme/api", "bob", "write")  # signs off: could have merged it
     github.add_pull("acme/api", 7, merged_at=bot.clock())
     body = payloads.merged_pr("acme/api", repo["id"], 7, merged_at=bot.clock())
     bot.deliver("pull_request", body, guid="d-1")

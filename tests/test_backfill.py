@@ -26,6 +26,8 @@ def history(github, bot):
     """A year of acme/api: approved, LGTM'd, merged by another, self-merged PRs, a direct push, a PR into
     an unprotected branch and one merged before the backfill's start."""
     repo = github.add_repo(REPO)
+    for login in ("bob", "carol"):
+        github.add_collaborator(REPO, login, "write")
     github.add_pull(REPO, 1, merged_at=utc("2026-02-02 10:00"), author="alice", merged_by="alice")
     github.add_review(REPO, 1, "bob", submitted_at=utc("2026-02-02 09:00"))
     github.add_pull(REPO, 2, merged_at=utc("2026-03-03 10:00"), author="alice", merged_by="alice")
@@ -121,6 +123,7 @@ def test_inner_lists_longer_than_a_page_are_judged_whole(github, bot):
     github.add_pull(REPO, 1, merged_at=bot.clock() - timedelta(days=2), author="alice", merged_by="alice")
     for i in range(39):
         github.add_review(REPO, 1, f"user{i}", "COMMENTED", submitted_at=bot.clock() - timedelta(days=3))
+    github.add_collaborator(REPO, "bob", "write")
     github.add_review(REPO, 1, "bob", submitted_at=bot.clock() - timedelta(days=3))
     result = backfill(bot.engine, bot.clock() - timedelta(days=30))
     assert result.approved == 1

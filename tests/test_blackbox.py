@@ -23,6 +23,7 @@ from tests.processes import ROOT, Gunicorn, eventually, pending
 def test_black_box_run_files_exactly_the_issues_it_should(github, service_env):
     env = service_env
     repo = github.add_repo("acme/api", protected=("main",))
+    github.add_collaborator("acme/api", "bob", "write")
     now = datetime.now(timezone.utc)
     mine = github.add_pull("acme/api", 1, author="alice", merged_by="alice", merged_at=now)
     reviewed = github.add_pull("acme/api", 2, author="alice", merged_by="alice", merged_at=now)

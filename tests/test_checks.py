@@ -16,7 +16,10 @@ REPO, TRACK = "acme/api", "acme/compliance"
 @pytest.fixture
 def repo(github):
     github.add_repo(TRACK)
-    return github.add_repo(REPO)
+    repo = github.add_repo(REPO)
+    for login in ("bob", "carol"):
+        github.add_collaborator(REPO, login, "write")
+    return repo
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tbr.classify import (Actor, Comment, CommitFact, Policy, PullFacts, PushFacts, Review, find_phrase, judge_pull,
-                          judge_push, reverted)
+from tbr.classify import (WRITE_ROLES, Actor, Comment, CommitFact, Edits, Policy, PullFacts, PushFacts, Review,
+                          find_phrase, judge_pull, judge_push, permissions_needed, reverted)
 
 MERGED = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)
 CUTOFF = MERGED + timedelta(minutes=5)
@@ -18,16 +18,23 @@ def t(minutes: int) -> datetime:
     return MERGED + timedelta(minutes=minutes)
 
 
-def review(who, state, minutes=-10, body=""):
-    return Review(who, state, t(minutes), f"{URL}#pullrequestreview-{minutes}", body)
+# Everyone's role on acme/api, as GitHub's permission API would say (bob and carol can merge).
+ROLES = {"alice": "write", "bob": "write", "carol": "maintain", "rita": "read", "trish": "triage", "olga": "none"}
 
 
-def comment(who, body, minutes=-5, kind="comment"):
-    return Comment(who, body, t(minutes), f"{URL}#issuecomment-{minutes}", kind)
+def review(who, state, minutes=-10, body="", can_push=None, edits=Edits()):
+    can_push = ROLES.get(who.login) in WRITE_ROLES if can_push is None else can_push
+    return Review(who, state, t(minutes), f"{URL}#pullrequestreview-{minutes}", body, can_push=can_push, edits=edits)
 
 
-def pull(reviews=(), comments=(), author=ALICE, merged_by=ALICE):
-    return PullFacts("acme/api", 7, URL, "Fix outage", author, merged_by, MERGED, tuple(reviews), tuple(comments))
+def comment(who, body, minutes=-5, kind="comment", edits=Edits()):
+    return Comment(who, body, t(minutes), f"{URL}#issuecomment-{minutes}", kind, edits=edits)
+
+
+def pull(reviews=(), comments=(), author=ALICE, merged_by=ALICE, commits=(), **more):
+    more.setdefault("permissions", dict(ROLES))
+    return PullFacts("acme/api", 7, URL, "Fix outage", author, merged_by, MERGED, tuple(reviews), tuple(comments),
+                     commits=tuple(commits), **more)
 
 
 CASES = [
@@ -128,12 +135,14 @@ def test_exempt_pusher():
 def test_fresh_approval_required():
     fresh = Policy(require_fresh_approval=True)
     stale = PullFacts("acme/api", 7, URL, "t", ALICE, ALICE, MERGED,
-                      (Review(BOB, "APPROVED", t(-10), URL, "", commit_id="a" * 40),), (), head_sha="b" * 40)
+                      (Review(BOB, "APPROVED", t(-10), URL, "", commit_id="a" * 40, can_push=True),), (),
+                      head_sha="b" * 40)
     decision = judge_pull(stale, fresh, CUTOFF)
     assert not decision.approved and "bob approved an older commit (aaaaaaa)" in decision.notes[0]
     assert judge_pull(stale, Policy(), CUTOFF).approved  # off by default
     current = PullFacts("acme/api", 7, URL, "t", ALICE, ALICE, MERGED,
-                        (Review(BOB, "APPROVED", t(-10), URL, "", commit_id="b" * 40),), (), head_sha="b" * 40)
+                        (Review(BOB, "APPROVED", t(-10), URL, "", commit_id="b" * 40, can_push=True),), (),
+                        head_sha="b" * 40)
     assert judge_pull(current, fresh, CUTOFF).approved
 
 
@@ -161,8 +170,7 @@ def test_independent_approvals_policy():
 
 
 def declared_pull(body="", comments=(), labels=(), reviews=()):
-    return PullFacts("acme/api", 7, URL, "Fix outage", ALICE, ALICE, MERGED, tuple(reviews), tuple(comments),
-                     body=body, labels=tuple(labels))
+    return pull(reviews, comments, body=body, labels=tuple(labels))
 
 
 DECLARATIONS = [
@@ -230,3 +238,123 @@ def test_what_a_pull_reverts(name, body, messages, expected):
     commits = tuple(CommitFact(f"{i:040x}", "alice", "alice", MERGED, (), m) for i, m in enumerate(messages))
     facts = PullFacts("acme/api", 9, URL, "Revert", ALICE, ALICE, MERGED, body=body, commits=commits)
     assert reverted(facts) == expected
+
+
+# Who may approve (only people who could have merged it), exempt means exempt, freshness and edits.
+RITA, TRISH, OLGA, GHOST = Actor("rita"), Actor("trish"), Actor("olga"), Actor("ghost")
+DEPENDABOT = Actor("dependabot[bot]", "Bot")
+HEAD = "b" * 40
+BY_BOB_LATE = Edits(t(30), ("bob",))
+BY_ALICE = Edits(t(-1), ("alice",))
+
+
+def commit(sha, author, minutes=-30, message="m"):
+    return CommitFact(sha * 40, author, author, t(minutes), (), message)
+
+
+TRUST = [
+    # (name, facts, policy, approved, rule, approver, a note that must be there)
+    ("a writer's review approves", pull([review(BOB, "APPROVED")]), Policy(), True, "review", "bob", None),
+    ("a maintainer's review approves", pull([review(CAROL, "APPROVED")]), Policy(), True, "review", "carol", None),
+    ("a read-only reviewer does not", pull([review(RITA, "APPROVED")]), Policy(), False, "none", None,
+     "rita's approval did not count: no write access to acme/api"),
+    ("a deleted account does not", pull([review(GHOST, "APPROVED", can_push=True)]), Policy(), False, "none", None,
+     "ghost's approval did not count: a deleted account (ghost)"),
+    ("a read-only reviewer's changes request does not cancel a writer's approval",
+     pull([review(BOB, "APPROVED", -20), review(RITA, "CHANGES_REQUESTED", -10)]), Policy(), True, "review", "bob",
+     None),
+    ("a writer's LGTM approves", pull(comments=[comment(BOB, "LGTM")]), Policy(), True, "comment", "bob", None),
+    ("an outsider's LGTM does not", pull(comments=[comment(OLGA, "LGTM")]), Policy(), False, "none", None,
+     "olga wrote 'LGTM' in a comment, which did not count: no write access to acme/api"),
+    ("a triager's LGTM does not", pull(comments=[comment(TRISH, "LGTM")]), Policy(), False, "none", None,
+     "trish wrote 'LGTM' in a comment, which did not count: no write access to acme/api"),
+    ("an LGTM by someone tbr did not ask about does not", pull(comments=[comment(Actor("zed"), "LGTM")]), Policy(),
+     False, "none", None, None),
+    ("ghost's LGTM does not", pull(comments=[comment(GHOST, "LGTM")]), Policy(), False, "none", None,
+     "ghost wrote 'LGTM' in a comment, which did not count: a deleted account (ghost)"),
+    ("a read-only reviewer's LGTM review body does not",
+     pull([review(RITA, "COMMENTED", body="LGTM")]), Policy(), False, "none", None,
+     "rita wrote 'LGTM' in a review, which did not count: no write access to acme/api"),
+    ("a pure dependabot PR is exempt",
+     pull(author=DEPENDABOT, merged_by=DEPENDABOT, commits=[commit("a", "dependabot[bot]")]), Policy(), True,
+     "exempt-author", "dependabot[bot]", None),
+    ("a writer's commit on a dependabot PR makes it ordinary",
+     pull(author=DEPENDABOT, merged_by=ALICE, commits=[commit("a", "dependabot[bot]"), commit("c", "alice")]),
+     Policy(), False, "none", None, "dependabot[bot] is an exempt author, but alice also wrote commits in it,"
+                                    " so it is judged as an ordinary pull request"),
+    ("an unlinked commit author on a dependabot PR makes it ordinary",
+     pull(author=DEPENDABOT, merged_by=DEPENDABOT, commits=[commit("a", None)]), Policy(), False, "none", None,
+     "dependabot[bot] is an exempt author, but an unknown author also wrote commits in it,"
+     " so it is judged as an ordinary pull request"),
+    ("a merger who pushed onto someone's PR does not approve it",
+     pull(author=BOB, merged_by=CAROL, commits=[commit("a", "bob"), commit("c", "carol")]), Policy(), False, "none",
+     None, "carol merged it, but wrote commits in it (ccccccc): merging one's own work approves nothing"),
+    ("a merger who wrote none of it approves it",
+     pull(author=BOB, merged_by=CAROL, commits=[commit("a", "bob")]), Policy(), True, "merged-by-other", "carol", None),
+    ("an old LGTM, fresh approval required",
+     pull(comments=[comment(BOB, "LGTM", -40)], commits=[commit("b", "alice", -30)], head_sha=HEAD),
+     Policy(require_fresh_approval=True), False, "none", None,
+     "bob wrote 'LGTM' before the newest commit, and fresh approval is required"),
+    ("an LGTM after the newest commit, fresh approval required",
+     pull(comments=[comment(BOB, "LGTM", -20)], commits=[commit("b", "alice", -30)], head_sha=HEAD),
+     Policy(require_fresh_approval=True), True, "comment", "bob", None),
+    ("an old review body, fresh approval required",
+     pull([Review(BOB, "COMMENTED", t(-10), URL, "LGTM", "a" * 40, True)], head_sha=HEAD),
+     Policy(require_fresh_approval=True), False, "none", None,
+     "bob wrote 'LGTM' before the newest commit, and fresh approval is required"),
+    ("an LGTM edited in after the grace period", pull(comments=[comment(BOB, "LGTM", edits=BY_BOB_LATE)]), Policy(),
+     False, "none", None, "bob wrote 'LGTM' in a comment, which did not count: it was edited at 2026-11-20 02:30 UTC,"
+                          " after the grace period ended"),
+    ("an LGTM edited in by the author", pull(comments=[comment(BOB, "LGTM", edits=BY_ALICE)]), Policy(), False,
+     "none", None, "bob wrote 'LGTM' in a comment, which did not count: alice edited it, not its author"),
+    ("an LGTM its author edited within the grace period",
+     pull(comments=[comment(BOB, "LGTM", edits=Edits(t(1), ("bob",)))]), Policy(), True, "comment", "bob", None),
+    ("a review body edited by someone else",
+     pull([review(BOB, "COMMENTED", body="LGTM", edits=Edits(t(-1), ("carol",)))]), Policy(), False, "none",
+     None, "bob wrote 'LGTM' in a review, which did not count: carol edited it, not its author"),
+    ("a comment whose editor's account was deleted",
+     pull(comments=[comment(BOB, "LGTM", edits=Edits(t(-1), ("ghost",)))]), Policy(), False, "none",
+     None, "bob wrote 'LGTM' in a comment, which did not count: ghost edited it, not its author"),
+]
+
+
+@pytest.mark.parametrize("name, facts, policy, approved, rule, approver, note", TRUST, ids=[c[0] for c in TRUST])
+def test_who_and_when(name, facts, policy, approved, rule, approver, note):
+    decision = judge_pull(facts, policy, CUTOFF)
+    assert (decision.approved, decision.rule) == (approved, rule)
+    if approver:
+        assert decision.approval.approver == approver
+    if note:
+        assert note in decision.notes
+
+
+EDITED_DECLARATIONS = [
+    ("a description edited after the grace period", pull(body="TBR: outage", body_edits=Edits(t(30), ("alice",))),
+     "the description declares an emergency, which did not count: it was edited at 2026-11-20 02:30 UTC, after the"
+     " grace period ended"),
+    ("a description someone else edited", pull(body="TBR: outage", body_edits=Edits(t(-1), ("bob",))),
+     "the description declares an emergency, which did not count: bob edited it, not its author"),
+    ("a comment edited after the grace period", pull(comments=[comment(ALICE, "TBR: outage", edits=Edits(t(9)))]),
+     "alice declared an emergency in a comment, which did not count: it was edited at 2026-11-20 02:09 UTC, after the"
+     " grace period ended"),
+]
+
+
+@pytest.mark.parametrize("name, facts, note", EDITED_DECLARATIONS, ids=[c[0] for c in EDITED_DECLARATIONS])
+def test_edited_declarations_do_not_count(name, facts, note):
+    decision = judge_pull(facts, Policy(), CUTOFF)
+    assert decision.declaration is None and note in decision.notes
+
+
+def test_a_commenter_not_asked_about_is_not_reported():
+    facts = pull([review(BOB, "APPROVED")], [comment(Actor("zed"), "LGTM")], permissions={})
+    decision = judge_pull(facts, Policy(), CUTOFF)
+    assert decision.rule == "review" and decision.notes == ()
+
+
+def test_only_otherwise_approving_comment_authors_are_asked_about():
+    facts = pull(comments=[comment(Actor("zed"), "LGTM"), comment(Actor("yan"), "looks odd"),
+                           comment(Actor("xi"), "LGTM", 30), comment(ALICE, "LGTM")], permissions={})
+    assert permissions_needed(facts, Policy(), CUTOFF) == {"zed"}
+    reviewed = PullFacts(**{**facts.__dict__, "reviews": (review(BOB, "APPROVED"),)})
+    assert permissions_needed(reviewed, Policy(), CUTOFF) == set()  # a writer's review settles it

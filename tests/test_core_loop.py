@@ -20,7 +20,9 @@ REPO = "acme/api"
 
 @pytest.fixture
 def repo(github):
-    return github.add_repo(REPO, protected=("main", "release"), ruleset_branches=("prod/*",))
+    repo = github.add_repo(REPO, protected=("main", "release"), ruleset_branches=("prod/*",))
+    github.add_collaborator(REPO, "bob", "write")  # a colleague who can merge, so can approve
+    return repo
 
 
 def merge(github, repo, bot, number=7, author="alice", merged_by="alice", base="main", **kw):
@@ -210,7 +212,7 @@ def test_an_issue_filed_before_a_crash_is_found_by_its_marker_though_renamed(git
     # before recording it; since then a person renamed it.
     bot.store.update_change(key, filing_at=iso(bot.clock()))
     github.add_existing_issue(REPO, "Renamed by a human", f"<!-- tbr:change={key} -->\nold body", labels=["tbr"],
-                              created_at=bot.clock())
+                              created_at=bot.clock(), author=f"{github.app_slug}[bot]")
     bot.run(after_seconds=300)
     assert filed(github) == [] and github.count("POST", r"/repos/acme/api/issues") == 0
     assert bot.change(key)["followup_number"] == github.issues(REPO)[0]["number"]

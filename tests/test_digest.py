@@ -24,6 +24,8 @@ def week(github, gh_settings, clock):
     """Four follow-ups around the week of Monday 30 Nov 2026, and a week of coverage with one gap."""
     repo = github.add_repo(REPO)
     github.add_repo(TRACK)
+    for login in ("bob", "dave"):  # they sign off: colleagues who could have merged
+        github.add_collaborator(REPO, login, "write")
     github.clock = clock
     bot = Bot(with_(gh_settings, tracking_repo=TRACK, slack_webhook_url=f"{github.url}/slack/T000/B000"), clock)
 
@@ -95,6 +97,16 @@ def test_publishing_twice_updates_the_same_issue_and_posts_to_slack_once(github,
     assert "as of Mon 30 Nov 2026 10:00" in issue["body"]
     assert len(github.slack_messages) == 1
     assert github.slack_messages[0]["text"].startswith("tbr weekly digest, week of 2026-11-30: 2 open follow-ups, 1 overdue")
+
+
+def test_someone_elses_issue_with_the_digests_marker_is_not_the_digest(github, week):
+    bot, _ = week
+    theirs = github.add_existing_issue(TRACK, "All good this week", "<!-- tbr:digest=2026-11-30 -->\nNothing overdue.",
+                                       labels=["tbr-digest"], author="alice", created_at=bot.clock())
+    digest.publish(bot.engine, bot.clock())
+    digests = [i for i in github.issues(TRACK) if "tbr-digest" in i["labels"]]
+    assert [i["author"] for i in digests] == ["alice", f"{github.app_slug}[bot]"]
+    assert next(i for i in digests if i["number"] == theirs["number"])["body"].endswith("Nothing overdue.")
 
 
 def test_digest_lost_answer_is_found_by_marker(github, week):

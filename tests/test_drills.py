@@ -25,6 +25,7 @@ REPO = "acme/api"
 def merged(github, repo, number: int, approved: bool, bot) -> dict:
     pr = github.add_pull(REPO, number, merged_at=bot.clock(), author="alice", merged_by="alice")
     if approved:
+        github.add_collaborator(REPO, "bob", "write")
         github.add_review(REPO, number, "bob", submitted_at=bot.clock())
     return payloads.merged_pr(REPO, repo["id"], number, merged_at=bot.clock(), merge_sha=pr["merge_commit_sha"])
 
@@ -99,6 +100,7 @@ def live_merges(github) -> tuple[dict, dict]:
     now = datetime.now(timezone.utc)
     for number in (1, 2):
         github.add_pull(REPO, number, author="alice", merged_by="alice", merged_at=now)
+    github.add_collaborator(REPO, "bob", "write")
     github.add_review(REPO, 2, "bob", submitted_at=now)
     return repo, {n: payloads.merged_pr(REPO, repo["id"], n, merged_at=now,
                                         merge_sha=github._pull(REPO, n)["merge_commit_sha"]) for n in (1, 2)}
@@ -173,6 +175,7 @@ ENDPOINTS = [  # every endpoint the scenario below makes tbr use, as (method, pa
     ("POST", r"/repos/acme/api/issues/\d+/labels"),
     ("POST", r"/repos/acme/api/check-runs"),
     ("PATCH", r"/repos/acme/api/check-runs/\d+"),
+    ("GET", r"/repos/acme/api/collaborators/[^/]+/permission"),  # may bob sign off?
 ]
 
 FAULTS = {

@@ -21,6 +21,7 @@ REPO, TRACK = "acme/api", "acme/compliance"
 @pytest.fixture
 def env(github, gh_settings, clock):
     repo, bot = tracked(github, gh_settings, clock, REPO, TRACK)
+    github.add_collaborator(REPO, "bob", "write")
     github.put_file(REPO, ".github/tbr.yml", "ticket_pattern: 'INC-[0-9]+'\n")
     return repo, bot
 

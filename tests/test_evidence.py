@@ -34,6 +34,7 @@ def population(github, gh_settings, clock, tmp_path):
         github.add_pull(repo["full_name"], number, merged_at=bot.clock(), title=f"Change {number}",
                         merged_by=kw.get("merged_by", "alice"))
         if "review" in kw:
+            github.add_collaborator(repo["full_name"], kw["review"], "write")
             github.add_review(repo["full_name"], number, kw["review"], submitted_at=bot.clock() - timedelta(hours=1))
         bot.deliver("pull_request", payloads.merged_pr(repo["full_name"], repo["id"], number, merged_at=bot.clock(),
                                                        merged_by=kw.get("merged_by", "alice")))
@@ -92,7 +93,7 @@ def test_csv_has_one_row_per_change_with_every_column(population):
         "explanation": "Approved: bob approved the pull request (2026-11-02 09:00 UTC)", "emergency": "",
         "declared_by": "", "declared_at": "", "reason": "", "ticket": "", "followup": "", "due": "",
         "followup_state": "", "signed_off_at": "", "signed_off_by": "", "completed_how": "", "business_days": "",
-        "within_sla": "", "found_by": "webhook"}
+        "within_sla": "", "found_by": "webhook", "did_not_count": ""}
     assert reviewed["url"].endswith("/acme/api/pull/2") and "pullrequestreview" in reviewed["approval_link"]
     assert (by_other["rule"], by_other["approver"], by_other["merged_by"]) == ("merged-by-other", "carol", "carol")
     assert {k: signed[k] for k in ("decision", "rule", "emergency", "followup", "due", "followup_state",

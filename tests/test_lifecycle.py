@@ -15,7 +15,9 @@ REPO, TRACK = "acme/api", "acme/compliance"
 
 @pytest.fixture
 def env(github, gh_settings, clock):
-    return tracked(github, gh_settings, clock, REPO, TRACK)
+    repo, bot = tracked(github, gh_settings, clock, REPO, TRACK)
+    github.add_collaborator(REPO, "bob", "write")  # may sign off: could have merged it
+    return repo, bot
 
 
 def file_followup(github, repo, bot, number=7, author="alice", merged_by="carol"):

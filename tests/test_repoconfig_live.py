@@ -14,7 +14,9 @@ REPO = "acme/api"
 def repo(github):
     github.add_repo("acme/.github")
     github.add_repo("acme/compliance")
-    return github.add_repo(REPO)
+    repo = github.add_repo(REPO)
+    github.add_collaborator(REPO, "bob", "write")
+    return repo
 
 
 def merge(github, repo, bot, number=7, author="alice", merged_by="alice", base="main"):

@@ -60,3 +60,22 @@ def test_refusals_explain_themselves():
 def test_what_does_not_sign_off(comment, phrases):
     assert judge(OPEN, ev("commented", comment=comment), phrases).kind == "ignore"
     assert judge(OPEN, ev("commented", comment="Looked at the diff. LGTM"), phrases).kind == "signed_off"
+
+
+NO_AUTHORITY = "@olga has no write access to acme/api and is not one of its reviewers"
+AUTHORITY = [
+    # (name, event, kind, what tbr says)
+    ("a close without authority is refused", ev("closed", "olga", "completed"), "refuse",
+     f"{NO_AUTHORITY}, so cannot sign off its review. Reopened."),
+    ("an LGTM without authority gets a reply", ev("commented", "olga", comment="LGTM"), "reply",
+     f"Thanks, but this does not complete the review: {NO_AUTHORITY}."),
+    ("separation of duties is said first", ev("closed", "alice", "completed"), "refuse", "Separation of duties"),
+    ("a plain comment needs no authority", ev("commented", "olga", comment="hm"), "ignore", ""),
+    ("a reopen needs no authority", ev("reopened", "olga"), "ignore", ""),
+]
+
+
+@pytest.mark.parametrize("name, event, kind, message", AUTHORITY, ids=[c[0] for c in AUTHORITY])
+def test_authority(name, event, kind, message):
+    verdict = judge(OPEN, event, PHRASES, NO_AUTHORITY)
+    assert verdict.kind == kind and message in verdict.message and verdict.reviewer is None
