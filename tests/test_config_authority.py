@@ -22,7 +22,9 @@ PATH = ".github/tbr.yml"
 def repo(github):
     for name in ("acme/.github", "acme/compliance", "acme/shadow"):
         github.add_repo(name)
-    return github.add_repo(REPO)
+    repo = github.add_repo(REPO)
+    github.add_collaborator(REPO, "bob", "write")  # an approver who could have merged
+    return repo
 
 
 def merge(github, repo, bot, number=7, author="alice", merged_by="alice", base="main"):
