@@ -7,6 +7,7 @@ processes) from doing the same item at once. Failures keep the item pending with
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -140,6 +141,13 @@ class Engine:
                 self.store.finish_delivery(guid, f"offboarding check of @{removed.login} queued", self.clock())
             return
         trigger = events.controls_trigger(row["event"], payload, received)
+        if trigger and trigger.org_wide:
+            if trigger.installation_id is None:
+                self.store.finish_delivery(guid, "ignored: an organization's ruleset, without its installation",
+                                           self.clock())
+                return
+            repos = [r.full_name for r in self.gateway.installation_repos(trigger.installation_id) if not r.archived]
+            trigger = dataclasses.replace(trigger, repos=tuple(repos))
         if trigger:
             with self.store.write():
                 queued = self.queue_controls(trigger.repos, trigger.installation_id, guid, trigger.actor,

@@ -192,6 +192,7 @@ class ControlsTrigger:
     actor: str
     what: str
     at: datetime
+    org_wide: bool = False  # an organization's ruleset: every repository of the installation
 
 
 def controls_trigger(event: str, payload: dict, received_at: datetime) -> ControlsTrigger | None:
@@ -200,8 +201,12 @@ def controls_trigger(event: str, payload: dict, received_at: datetime) -> Contro
     action = payload.get("action")
     if event in ("branch_protection_rule", "repository_ruleset"):
         rule = _opt(payload, "rule", dict) or _opt(payload, "repository_ruleset", dict) or {}
-        repos = (_dig(payload, "repository.full_name", str),)
         what = f"{event.replace('_', ' ')} {_opt(rule, 'name', str, '')!r} {action}".replace(" ''", "")
+        if event == "repository_ruleset" and "repository" not in payload:
+            # An organization's ruleset (GitHub's schema lets `repository` be absent then).
+            return ControlsTrigger((), _installation(payload), text(payload, "sender.login") or "",
+                                   f"organization {what}", received_at, org_wide=True)
+        repos = (_dig(payload, "repository.full_name", str),)
     elif event == "installation" and action in ("created", "new_permissions_accepted"):
         repos = _names(payload.get("repositories"))
         what = f"installation {action}"
@@ -289,7 +294,8 @@ def _push(payload: dict, received_at: datetime) -> list[ChangeRef]:
         branch=branch,
         default_branch=_opt(payload["repository"], "default_branch", str),
         sha=after,
-        actor=_dig(payload, "sender.login", str),
+        # GitHub's schema lets a push come without `sender`; its `pusher` is always there.
+        actor=text(payload, "sender.login") or text(payload, "pusher.name") or "",
         happened_at=parse_time(pushed_at) if pushed_at else received_at,
         facts={
             "before": _opt(payload, "before", str, ""),

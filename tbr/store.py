@@ -42,6 +42,13 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at);
 
+-- Each verified body's SHA-256 and the delivery that brought it first: the same body under another
+-- GUID is a replay (GitHub gives every delivery its own GUID, and a redelivery keeps it).
+CREATE TABLE IF NOT EXISTS delivery_bodies (
+    sha256 TEXT PRIMARY KEY,
+    guid TEXT NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS changes (
     key TEXT PRIMARY KEY,
     kind TEXT NOT NULL,                           -- pr | push
@@ -295,6 +302,11 @@ class Store:
             for name, kind in CHANGE_COLUMNS.items():
                 if name not in existing:
                     self.db["changes"].add_column(name, kind)
+            if not self.db.execute("SELECT 1 FROM delivery_bodies LIMIT 1").fetchone():
+                # Bodies received before this table existed: the audit log has their hashes.
+                self.db.execute("INSERT OR IGNORE INTO delivery_bodies (sha256, guid)"
+                                " SELECT json_extract(data, '$.sha256'), json_extract(data, '$.delivery') FROM audit"
+                                " WHERE kind = 'delivery.received' AND json_extract(data, '$.sha256') IS NOT NULL")
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)
@@ -350,6 +362,13 @@ class Store:
             (guid, event, action, repo, payload, iso(received_at), iso(received_at)),
         )
         return cur.rowcount == 1
+
+    def first_with_body(self, sha256: str, guid: str) -> str | None:
+        """The GUID that first brought a body with this SHA-256, when it is not `guid`; else records
+        `guid` as that body's first delivery and answers None (call within a write transaction)."""
+        self.db.execute("INSERT OR IGNORE INTO delivery_bodies (sha256, guid) VALUES (?, ?)", [sha256, guid])
+        first = self.db.execute("SELECT guid FROM delivery_bodies WHERE sha256 = ?", [sha256]).fetchone()[0]
+        return first if first != guid else None
 
     def prune_payloads(self, before: datetime) -> int:
         """Drop the bodies of deliveries processed before `before`; the rows stay, so a redelivery is still

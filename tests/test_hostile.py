@@ -1,0 +1,93 @@
+"""Drills: what an attacker (or GitHub's rarer shapes) sends to /webhook. Each case is one GitHub
+can send and was refused and lost, or one an attacker sends and that hurt: it must be answered
+as GitHub or the attacker should be, and leave the right record."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from tests import payloads
+from tests.conftest import SECRET
+
+
+def post(bot, event: str, body: bytes, guid: str | None = None, **extra):
+    headers = {**payloads.headers(event, body, SECRET, guid), **extra}
+    return bot.client.post("/webhook", data=body, headers=headers)
+
+
+def test_a_push_without_sender_is_judged_by_its_pusher(bot, github, clock):
+    repo = github.add_repo("acme/api")
+    payload = payloads.push("acme/api", repo["id"], commits=[("a" * 40, "Fix")], sender="dana", pushed_at=clock())
+    del payload["sender"]
+    assert post(bot, "push", json.dumps(payload).encode()).status_code == 202
+    bot.run()
+    [change] = bot.changes()
+    assert change["actor"] == payload["pusher"]["name"]
+
+
+def test_a_member_removed_without_the_user_is_stored_as_ignored(bot):
+    payload = payloads.member_removed("acme", "mallory")
+    payload["membership"]["user"] = None
+    resp = post(bot, "organization", json.dumps(payload).encode(), "removed-ghost")
+    assert resp.status_code == 202
+    row = bot.store.delivery("removed-ghost")
+    assert row["status"] == "done" and row["outcome"].startswith("ignored:") and "membership.user" in row["outcome"]
+
+
+def org_ruleset(org: str, installation_id: int, action: str = "edited") -> dict:
+    """An organization-level `repository_ruleset` delivery: GitHub's schema has no `repository` then."""
+    sender = payloads.example("pull_request.closed.1")["sender"]
+    organization = payloads.example("organization.member_added.1")["organization"]
+    return {"action": action, "sender": sender, "installation": {"id": installation_id, "node_id": "MDIz"},
+            "organization": {**organization, "login": org},
+            "repository_ruleset": {"id": 7, "name": "protect main", "source": org, "source_type": "Organization",
+                                   "enforcement": "disabled"}}
+
+
+def test_an_organization_ruleset_queues_a_look_at_every_repository(bot, github):
+    github.add_repo("acme/api")
+    github.add_repo("acme/web")
+    resp = post(bot, "repository_ruleset", json.dumps(org_ruleset("acme", 1)).encode(), "org-rules")
+    assert resp.status_code == 202
+    bot.engine.run_due()
+    assert "controls of 2 repositories queued" in bot.store.delivery("org-rules")["outcome"]
+
+
+def test_a_non_ascii_signature_is_a_401(bot):
+    body = json.dumps(payloads.example("ping.none.1")).encode()
+    for signature in ("sha256=é" + "0" * 63, "sha256=" + "٣" * 64, "é"):
+        resp = post(bot, "ping", body, **{"X-Hub-Signature-256": signature.encode().decode("latin-1")})
+        assert resp.status_code == 401, signature
+
+
+def test_a_chunked_body_over_25_mb_is_a_413_signed_or_not(bot):
+    body = b'{"zen": "' + b"x" * (25 * 1024 * 1024) + b'"}'
+    for signature in (payloads.sign(SECRET, body), "sha256=" + "0" * 64, None):
+        headers = {**payloads.headers("ping", body, SECRET), "Transfer-Encoding": "chunked"}
+        if signature is None:
+            del headers["X-Hub-Signature-256"]
+        else:
+            headers["X-Hub-Signature-256"] = signature
+        # As gunicorn hands over a chunked body: no length, the stream ends where the body does.
+        resp = bot.client.post("/webhook", input_stream=io.BytesIO(body), headers=headers,
+                               environ_overrides={"wsgi.input_terminated": True})
+        assert resp.status_code == 413, (signature, resp.status_code)
+    assert bot.store.db.execute("SELECT count(*) FROM deliveries").fetchone()[0] == 0
+
+
+def test_a_replayed_body_under_a_new_guid_is_recorded_and_not_processed_again(bot, github, clock):
+    repo = github.add_repo("acme/api")
+    body = json.dumps(payloads.push("acme/api", repo["id"], commits=[("a" * 40, "Fix")], pushed_at=clock())).encode()
+    assert post(bot, "push", body, "first").status_code == 202
+    resp = post(bot, "push", body, "second")
+    assert resp.status_code == 200 and "replay of delivery first" in resp.json["message"]
+    bot.run()
+    second = bot.store.delivery("second")
+    assert second["status"] == "done" and second["outcome"] == "replay of delivery first"
+    assert len(bot.changes()) == 1
+    [audit] = [json.loads(r["data"]) for r in bot.store.db.query(
+        "SELECT data FROM audit WHERE kind = 'delivery.received' AND json_extract(data, '$.delivery') = 'second'")]
+    assert audit["replay_of"] == "first"
+    # A redelivery (same GUID) is still a duplicate, not a replay.
+    assert post(bot, "push", body, "first").json["message"] == "already received"
