@@ -439,14 +439,17 @@ class Engine:
                                        " and judged there"), change
         covering: set[int] = set()
         uncovered = []
+        # A PR already known by its merge commit needs no question; the rest are asked in batches.
+        known = {c["sha"]: self.store.pr_with_merge_sha(row["repo_id"], c["sha"]) for c in commits}
+        asked = [sha for sha, pr in known.items() if not pr]
+        found = self.gateway.merged_pulls_for_commits(inst, row["repo"], asked, row["branch"]) if asked else {}
         for commit in commits:
-            known = self.store.pr_with_merge_sha(row["repo_id"], commit["sha"])
-            numbers = [known["number"]] if known else self.gateway.merged_pulls_for_commit(
-                inst, row["repo"], commit["sha"], row["branch"])
+            known_pr = known[commit["sha"]]
+            numbers = [known_pr["number"]] if known_pr else found.get(commit["sha"], [])
             if not numbers:
                 uncovered.append(commit)
             for number in numbers:
-                if number not in covering and not known:
+                if number not in covering and not known_pr:
                     self._discover_pull(row, number, commit["sha"])
                 covering.add(number)
         if not uncovered:
