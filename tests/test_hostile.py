@@ -7,8 +7,11 @@ from __future__ import annotations
 import io
 import json
 
-from tests import payloads
+import pytest
+
+from tests import attacks, payloads
 from tests.conftest import SECRET
+from tests.processes import Gunicorn
 
 
 def post(bot, event: str, body: bytes, guid: str | None = None, **extra):
@@ -91,3 +94,36 @@ def test_a_replayed_body_under_a_new_guid_is_recorded_and_not_processed_again(bo
     assert audit["replay_of"] == "first"
     # A redelivery (same GUID) is still a duplicate, not a replay.
     assert post(bot, "push", body, "first").json["message"] == "already received"
+
+
+# Against `gunicorn app:app` as deployed -----------------------------------------------------------
+
+
+@pytest.fixture
+def served(service_env):
+    bot = Gunicorn(service_env)
+    yield bot
+    bot.stop()
+
+
+def test_slow_uploads_do_not_hold_up_githubs_deliveries(served):
+    """40 connections trickling unsigned bodies hold request threads; GitHub's delivery still gets its
+    2xx before GitHub's 10 s timeout (the figure, well under 1 s, is in bench/README.md)."""
+    with attacks.slow_uploads(served.port, 40):
+        for _ in range(4):
+            status, _seconds = attacks.signed_delivery(served.port, timeout=10)
+            assert status == 200
+
+
+def test_large_unsigned_bodies_do_not_fill_memory(served):
+    """16 unsigned 24 MB bodies at once: refused, and never all in memory (512 MB on a Fly VM)."""
+    attacks.signed_delivery(served.port)  # warm up both the request path and the database
+    growth, statuses = attacks.unsigned_bodies(served.port, served.proc.pid, count=16)
+    assert set(statuses) <= {401, 408}, statuses  # forged, or slower than GitHub would be: refused
+    assert growth < 150 * attacks.MB, f"{growth / attacks.MB:.0f} MB"
+
+
+def test_a_chunked_body_over_25_mb_is_a_413_from_gunicorn_too(served):
+    _growth, statuses = attacks.unsigned_bodies(served.port, served.proc.pid, count=1, size=26 * attacks.MB,
+                                                chunked=True)
+    assert statuses == [413]
