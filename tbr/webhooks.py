@@ -19,7 +19,7 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import parse_qs
 
 import structlog
@@ -35,6 +35,9 @@ BUSY_MS = 5000
 CHUNK = 64 * 1024
 SPOOL_BYTES = 256 * 1024  # an unverified body past this waits on disk, not in memory
 BODY_SECONDS = 10.0  # GitHub gives up on a delivery after 10 s: a body slower than that is not GitHub's
+# A body seen again under a new GUID within this window is a replay. GitHub keeps a delivery 3 days
+# for redelivery (same GUID); a body carrying no time of its own may legitimately recur later.
+REPLAY_WINDOW = timedelta(days=3)
 SIGNATURE = re.compile(r"sha256=[0-9a-fA-F]{64}")  # checked before use: hmac refuses non-ASCII text
 
 
@@ -148,7 +151,7 @@ def blueprint(secret: str, store, wake: Callable[[], None], clock: Callable[[], 
             store.db.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
             store.db.execute("PRAGMA wal_autocheckpoint = 0")
             with store.write(wait=BUSY_MS / 1000):
-                replay_of = store.first_with_body(sha256, guid)
+                replay_of = store.replay_of(sha256, guid, now, REPLAY_WINDOW)
                 # A replay is recorded without its body: the first delivery has it.
                 stored = store.add_delivery(guid, event, action, repo, "" if replay_of else text, now)
                 if stored:

@@ -96,6 +96,17 @@ def test_a_replayed_body_under_a_new_guid_is_recorded_and_not_processed_again(bo
     assert post(bot, "push", body, "first").json["message"] == "already received"
 
 
+def test_the_same_body_days_later_is_a_new_event_not_a_replay(bot, clock):
+    """Some payloads carry no time of their own: a member removed again a month later sends the same bytes."""
+    body = json.dumps(payloads.member_removed("acme", "bob")).encode()
+    assert post(bot, "organization", body, "first").status_code == 202
+    assert post(bot, "organization", body, "soon").json["message"].startswith("replay of delivery first")
+    clock.advance(4 * 86400)
+    assert post(bot, "organization", body, "later").json["message"] == "queued"
+    clock.advance(3600)
+    assert post(bot, "organization", body, "again").json["message"].startswith("replay of delivery later")
+
+
 # Against `gunicorn app:app` as deployed -----------------------------------------------------------
 
 
