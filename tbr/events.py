@@ -232,8 +232,12 @@ def check(event: str, payload: dict, received_at: datetime) -> None:
         pull_activity(event, payload)
         controls_trigger(event, payload, received_at)
         member_removed(event, payload, received_at)
+    except MalformedPayload:
+        raise
     except (TypeError, KeyError, AttributeError, IndexError) as e:
         raise MalformedPayload(f"a field of the {event} payload has the wrong type ({type(e).__name__}: {e})") from e
+    except (ValueError, OverflowError, OSError) as e:  # a timestamp that is no time, or out of range
+        raise MalformedPayload(f"a field of the {event} payload has a value tbr cannot read ({e})") from e
 
 
 def extract(event: str, payload: dict, received_at: datetime) -> list[ChangeRef]:

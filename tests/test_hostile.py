@@ -57,6 +57,15 @@ def test_an_organization_ruleset_queues_a_look_at_every_repository(bot, github):
     assert "controls of 2 repositories queued" in bot.store.delivery("org-rules")["outcome"]
 
 
+@pytest.mark.parametrize("closed_at", ["not a time", "\x1dê", 10 ** 20])
+def test_a_time_tbr_cannot_read_is_stored_as_ignored_not_a_500(bot, clock, closed_at):
+    payload = payloads.issue_action("acme/compliance", 3, "closed", sender="bob", at=clock())
+    payload["issue"]["closed_at"] = closed_at
+    resp = post(bot, "issues", json.dumps(payload).encode(), "odd-time")
+    assert resp.status_code == 202
+    assert bot.store.delivery("odd-time")["outcome"].startswith("ignored:")
+
+
 def test_a_non_ascii_signature_is_a_401(bot):
     body = json.dumps(payloads.example("ping.none.1")).encode()
     for signature in ("sha256=é" + "0" * 63, "sha256=" + "٣" * 64, "é"):
