@@ -7,10 +7,12 @@ that GitHub would never retry.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 ZERO_SHA = "0" * 40
+REPO_NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")  # GitHub's owner and repository name characters
 
 
 class MalformedPayload(ValueError):
@@ -226,6 +228,9 @@ def _names(repositories) -> tuple[str, ...]:
 def check(event: str, payload: dict, received_at: datetime) -> None:
     """Raise MalformedPayload when a delivery lacks a field any of the readers below relies on, or has
     one of another type: running them is the check, so what passes here cannot fail them later."""
+    name = text(payload, "repository.full_name")
+    if name is not None and not REPO_NAME.fullmatch(name):  # it goes into GitHub API URLs
+        raise MalformedPayload(f"payload's repository.full_name is not owner/name: {name!r:.60}")
     try:
         extract(event, payload, received_at)
         issue_event(event, payload, received_at)

@@ -66,6 +66,13 @@ def test_a_time_tbr_cannot_read_is_stored_as_ignored_not_a_500(bot, clock, close
     assert bot.store.delivery("odd-time")["outcome"].startswith("ignored:")
 
 
+def test_a_repository_name_no_repository_has_is_stored_as_ignored(bot, clock):
+    payload = payloads.merged_pr("acme/api", 42, 7, merged_at=clock())
+    payload["repository"]["full_name"] = "acme/\x01api"  # it would go into GitHub API URLs
+    assert post(bot, "pull_request", json.dumps(payload).encode(), "odd-name").status_code == 202
+    assert bot.store.delivery("odd-name")["outcome"].startswith("ignored: payload's repository.full_name")
+
+
 def test_a_non_ascii_signature_is_a_401(bot):
     body = json.dumps(payloads.example("ping.none.1")).encode()
     for signature in ("sha256=é" + "0" * 63, "sha256=" + "٣" * 64, "é"):
