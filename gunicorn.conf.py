@@ -2,16 +2,35 @@
 
 import json
 import os
+import secrets
+import socket
 import sqlite3
 import sys
 from datetime import datetime, timezone
 
 from gunicorn import glogging
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+
+def _dual_stack() -> bool:
+    """Whether one socket on [::] takes IPv4 too (Linux's default): Fly's private network, where
+    `fly proxy` comes from, is IPv6; the public edge and local tools speak IPv4."""
+    try:
+        with open("/proc/sys/net/ipv6/bindv6only") as f:
+            return socket.has_dualstack_ipv6() and f.read().strip() == "0"
+    except OSError:
+        return False
+
+
+bind = [f"{'[::]' if _dual_stack() else '0.0.0.0'}:{os.environ.get('PORT', '8000')}"]
 # Each worker runs its own background thread; leases in SQLite keep them from doing the same work.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# gthread: a thread per request being read or answered; connections that send nothing wait in the
+# poller, not in a thread. A slow upload holds its thread until its body is in or tbr's 10 s body
+# deadline (tbr/webhooks.py) ends it, so 64 threads a worker leave GitHub's deliveries free threads
+# beside 40 slow uploads, even if the kernel hands all of them to one worker. An idle thread costs
+# a stack, no CPU; a body being read at most 256 KB of memory (the rest waits on disk).
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "64"))
 timeout = 30
 graceful_timeout = 20
 
@@ -58,14 +77,16 @@ accesslog = "-"
 
 def on_starting(server):
     """Check the settings once, in the master, so a bad one is one line and not a boot loop."""
-    from tbr.config import ConfigError, MissingCredentials, load
+    from tbr.config import SETUP_CODE, ConfigError, MissingCredentials, load
     from tbr.store import Store
 
     try:
         # Create and migrate the database here, once, before the workers start together.
         Store(load().db_path).close()
     except MissingCredentials:
-        return  # no App yet: the workers serve /setup until it has one
+        # No App yet: the workers serve /setup until it has one, all asking for this one-time code.
+        os.environ.setdefault(SETUP_CODE, secrets.token_urlsafe(16))
+        return
     except ConfigError as e:
         print(f"tbr: configuration error: {e}", file=sys.stderr)
         sys.exit(1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -259,6 +260,8 @@ class SetupSettings:
     web_url: str
     token: str | None
     public_url: str | None
+    app_name: str | None = None  # TBR_APP_NAME; None: a unique name made up on the setup page
+    code: str = ""  # the one-time code the setup page asks for (printed in the log at start-up)
 
 
 def _url(env, name: str, default: str) -> str:
@@ -270,9 +273,18 @@ def _url(env, name: str, default: str) -> str:
 
 def load_setup(env=None) -> SetupSettings:
     env = os.environ if env is None else env
+    name = _get(env, "TBR_APP_NAME")
+    if name and len(name) > APP_NAME_MAX:
+        raise ConfigError(f"TBR_APP_NAME must be at most {APP_NAME_MAX} characters (GitHub's limit), got {name!r}")
+    # gunicorn's master makes the code before forking (gunicorn.conf.py), so every worker takes the same.
+    code = _get(env, SETUP_CODE) or secrets.token_urlsafe(16)
     return SetupSettings(credentials_path(env), _url(env, "TBR_GITHUB_API_URL", "https://api.github.com"),
                          _url(env, "TBR_GITHUB_URL", "https://github.com"), _get(env, "TBR_METRICS_TOKEN"),
-                         _public_url(env))
+                         _public_url(env), name, code)
+
+
+APP_NAME_MAX = 34  # GitHub's limit on an App's name
+SETUP_CODE = "TBR_SETUP_CODE"
 
 
 def load(env=None) -> Settings:

@@ -142,6 +142,13 @@ class Engine:
                 self.store.finish_delivery(guid, f"offboarding check of @{removed.login} queued", self.clock())
             return
         trigger = events.controls_trigger(row["event"], payload, received)
+        if trigger and trigger.org_wide:
+            if trigger.installation_id is None:
+                self.store.finish_delivery(guid, "ignored: an organization's ruleset, without its installation",
+                                           self.clock())
+                return
+            repos = [r.full_name for r in self.gateway.installation_repos(trigger.installation_id) if not r.archived]
+            trigger = dataclasses.replace(trigger, repos=tuple(repos))
         if trigger:
             with self.store.write():
                 queued = self.queue_controls(trigger.repos, trigger.installation_id, guid, trigger.actor,
@@ -489,14 +496,17 @@ class Engine:
                                        " and judged there"), change
         covering: set[int] = set()
         uncovered = []
+        # A PR already known by its merge commit needs no question; the rest are asked in batches.
+        known = {c["sha"]: self.store.pr_with_merge_sha(row["repo_id"], c["sha"]) for c in commits}
+        asked = [sha for sha, pr in known.items() if not pr]
+        found = self.gateway.merged_pulls_for_commits(inst, row["repo"], asked, row["branch"]) if asked else {}
         for commit in commits:
-            known = self.store.pr_with_merge_sha(row["repo_id"], commit["sha"])
-            numbers = [known["number"]] if known else self.gateway.merged_pulls_for_commit(
-                inst, row["repo"], commit["sha"], row["branch"])
+            known_pr = known[commit["sha"]]
+            numbers = [known_pr["number"]] if known_pr else found.get(commit["sha"], [])
             if not numbers:
                 uncovered.append(commit)
             for number in numbers:
-                if number not in covering and not known:
+                if number not in covering and not known_pr:
                     self._discover_pull(row, number, commit["sha"])
                 covering.add(number)
         if not uncovered:

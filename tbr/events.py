@@ -7,10 +7,12 @@ that GitHub would never retry.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 ZERO_SHA = "0" * 40
+REPO_NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")  # GitHub's owner and repository name characters
 
 
 class MalformedPayload(ValueError):
@@ -192,6 +194,7 @@ class ControlsTrigger:
     actor: str
     what: str
     at: datetime
+    org_wide: bool = False  # an organization's ruleset: every repository of the installation
 
 
 def controls_trigger(event: str, payload: dict, received_at: datetime) -> ControlsTrigger | None:
@@ -200,8 +203,12 @@ def controls_trigger(event: str, payload: dict, received_at: datetime) -> Contro
     action = payload.get("action")
     if event in ("branch_protection_rule", "repository_ruleset"):
         rule = _opt(payload, "rule", dict) or _opt(payload, "repository_ruleset", dict) or {}
-        repos = (_dig(payload, "repository.full_name", str),)
         what = f"{event.replace('_', ' ')} {_opt(rule, 'name', str, '')!r} {action}".replace(" ''", "")
+        if event == "repository_ruleset" and "repository" not in payload:
+            # An organization's ruleset (GitHub's schema lets `repository` be absent then).
+            return ControlsTrigger((), _installation(payload), text(payload, "sender.login") or "",
+                                   f"organization {what}", received_at, org_wide=True)
+        repos = (_dig(payload, "repository.full_name", str),)
     elif event == "installation" and action in ("created", "new_permissions_accepted"):
         repos = _names(payload.get("repositories"))
         what = f"installation {action}"
@@ -221,14 +228,21 @@ def _names(repositories) -> tuple[str, ...]:
 def check(event: str, payload: dict, received_at: datetime) -> None:
     """Raise MalformedPayload when a delivery lacks a field any of the readers below relies on, or has
     one of another type: running them is the check, so what passes here cannot fail them later."""
+    name = text(payload, "repository.full_name")
+    if name is not None and not REPO_NAME.fullmatch(name):  # it goes into GitHub API URLs
+        raise MalformedPayload(f"payload's repository.full_name is not owner/name: {name!r:.60}")
     try:
         extract(event, payload, received_at)
         issue_event(event, payload, received_at)
         pull_activity(event, payload)
         controls_trigger(event, payload, received_at)
         member_removed(event, payload, received_at)
+    except MalformedPayload:
+        raise
     except (TypeError, KeyError, AttributeError, IndexError) as e:
         raise MalformedPayload(f"a field of the {event} payload has the wrong type ({type(e).__name__}: {e})") from e
+    except (ValueError, OverflowError, OSError) as e:  # a timestamp that is no time, or out of range
+        raise MalformedPayload(f"a field of the {event} payload has a value tbr cannot read ({e})") from e
 
 
 def extract(event: str, payload: dict, received_at: datetime) -> list[ChangeRef]:
@@ -289,7 +303,8 @@ def _push(payload: dict, received_at: datetime) -> list[ChangeRef]:
         branch=branch,
         default_branch=_opt(payload["repository"], "default_branch", str),
         sha=after,
-        actor=_dig(payload, "sender.login", str),
+        # GitHub's schema lets a push come without `sender`; its `pusher` is always there.
+        actor=text(payload, "sender.login") or text(payload, "pusher.name") or "",
         happened_at=parse_time(pushed_at) if pushed_at else received_at,
         facts={
             "before": _opt(payload, "before", str, ""),

@@ -94,6 +94,29 @@ query BackfillHistory($owner: String!, $name: String!, $ref: String!, $since: Gi
 """
 
 
+COMMITS_PER_QUERY = 100  # a push's commits are matched to merged PRs a hundred at a time
+
+
+def commit_pulls_query(count: int) -> str:
+    """One query for the PRs GitHub associates with each of `count` commits ($c0, $c1, ...), where
+    REST takes a request per commit: a 2,048-commit push costs 21 requests, not 2,048."""
+    params = "".join(f", $c{i}: GitObjectID!" for i in range(count))
+    fields = "".join(f"""
+    c{i}: object(oid: $c{i}) {{ ... on Commit {{ associatedPullRequests(first: 10) {{
+      nodes {{ number merged baseRefName }} }} }} }}""" for i in range(count))
+    return f"""
+query CommitPulls($owner: String!, $name: String!{params}) {{
+  repository(owner: $owner, name: $name) {{{fields}
+  }}
+}}
+"""
+
+
+def merged_into(commit: dict | None, branch: str) -> list[int]:
+    """The numbers of the merged PRs into `branch` among a commit's associated PRs (None: no such commit)."""
+    nodes = ((commit or {}).get("associatedPullRequests") or {}).get("nodes") or []
+    return [n["number"] for n in nodes if n and n["merged"] and n["baseRefName"] == branch]
+
 def more_query(inner: str) -> str:
     """The query for the next page of one inner list of a PR or review."""
     typename, selection = INNER[inner]

@@ -42,6 +42,14 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at);
 
+-- Each verified body's SHA-256 and the delivery that last brought it: the same body under another
+-- GUID soon after is a replay (GitHub gives every delivery its own GUID, and a redelivery keeps it).
+CREATE TABLE IF NOT EXISTS delivery_bodies (
+    sha256 TEXT PRIMARY KEY,
+    guid TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS changes (
     key TEXT PRIMARY KEY,
     kind TEXT NOT NULL,                           -- pr | push
@@ -333,6 +341,11 @@ class Store:
             for name, kind in CHANGE_COLUMNS.items():
                 if name not in existing:
                     self.db["changes"].add_column(name, kind)
+            if not self.db.execute("SELECT 1 FROM delivery_bodies LIMIT 1").fetchone():
+                # Bodies received before this table existed: the audit log has their hashes.
+                self.db.execute("INSERT OR IGNORE INTO delivery_bodies (sha256, guid, received_at)"
+                                " SELECT json_extract(data, '$.sha256'), json_extract(data, '$.delivery'), at FROM audit"
+                                " WHERE kind = 'delivery.received' AND json_extract(data, '$.sha256') IS NOT NULL")
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)
@@ -413,6 +426,19 @@ class Store:
             (guid, event, action, repo, payload, iso(received_at), iso(received_at)),
         )
         return cur.rowcount == 1
+
+    def replay_of(self, sha256: str, guid: str, now: datetime, window: timedelta) -> str | None:
+        """The GUID that brought a body with this SHA-256 within `window` before `now`, when it is not
+        `guid`: this delivery is then a replay. Otherwise records `guid` as the body's latest delivery
+        and answers None (call within a write transaction). Some payloads carry no time or id of their
+        own (a member removed twice, months apart), hence the window."""
+        row = self.db.execute("SELECT guid, received_at FROM delivery_bodies WHERE sha256 = ?", [sha256]).fetchone()
+        if row and row[0] != guid and from_iso(row[1]) > now - window:
+            return row[0]
+        if not row or row[0] != guid:
+            self.db.execute("INSERT OR REPLACE INTO delivery_bodies (sha256, guid, received_at) VALUES (?, ?, ?)",
+                            [sha256, guid, iso(now)])
+        return None
 
     def prune_payloads(self, before: datetime) -> int:
         """Drop the bodies of deliveries processed before `before`; the rows stay, so a redelivery is still

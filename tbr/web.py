@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import hmac
+import ipaddress
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,7 +90,7 @@ class SetupSwitch:
         from tbr.setup import setup_app
 
         self.credentials = setup.credentials
-        self.setup = setup_app(setup.credentials, setup.api_url, setup.web_url, setup.token, setup.public_url)
+        self.setup = setup_app(setup)
         self.real: Flask | None = None
         self._lock = threading.Lock()
 
@@ -107,15 +108,29 @@ def wsgi_app():
         return create_app()
     except config.MissingCredentials as e:
         logs.configure()
-        log.warning("tbr.setup_mode", reason=str(e))
-        return SetupSwitch(config.load_setup())
+        setup = config.load_setup()
+        # The secret /setup asks for, to whoever reads this log: not to whoever reaches the port.
+        log.warning("tbr.setup_mode", reason=str(e), setup_code=setup.code, open=f"/setup?token={setup.code}")
+        return SetupSwitch(setup)
+
+
+def loopback(addr: str | None) -> bool:
+    """Whether a peer is this machine; on a dual-stack socket IPv4 peers come as ::ffff:a.b.c.d."""
+    try:
+        ip = ipaddress.ip_address(addr or "")
+    except ValueError:
+        return False
+    return (getattr(ip, "ipv4_mapped", None) or ip).is_loopback
 
 
 def admin_only(token: str | None) -> None:
-    """Admin routes answer loopback, or a bearer of TBR_METRICS_TOKEN; anyone else gets 401."""
-    if request.remote_addr in ("127.0.0.1", "::1"):
-        return
+    """Admin routes take a bearer of TBR_METRICS_TOKEN whenever one is set, from any address (behind a
+    proxy on the same host every request is from loopback). Without a token: loopback only."""
+    if token is None:
+        if loopback(request.remote_addr):
+            return
+        abort(401)
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if token and scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token):
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
         return
     abort(401)

@@ -58,7 +58,8 @@ Resolved: repository(owner, name) (databaseId, nameWithOwner, defaultBranchRef,
 ref(qualifiedName) -> a Commit target with history(since, until),
 pullRequests(states, orderBy, baseRefName, headRefName)), pull requests (with
 reviews, their inline comments, issue comments, commits, mergeCommit, labels),
-Commit.associatedPullRequests (the same links as /commits/{sha}/pulls), and
+Commit.associatedPullRequests (the same links as /commits/{sha}/pulls), Repository.object(oid:)
+for a commit (null for one the fake does not know), and
 node(id:) for PullRequest and PullRequestReview ids.  Connections page with
 first/after/last/before (at most 100, opaque cursors).  A field or argument the
 fake does not model is an error, never a silent null or ignored.  Bots are `Bot` actors whose login
@@ -911,6 +912,11 @@ class FakeGitHub:
         with self._lock:
             return sum(1 for m, p, _ in self.requests if self._matches(method, path_regex, m, p))
 
+    def graphql_count(self, operation: str) -> int:
+        """How many GraphQL requests named `operation` (`query CommitPulls(...)`) arrived."""
+        with self._lock:
+            return sum(1 for m, p, q in self.requests if p == "/graphql" and q.get("operation") == operation)
+
     # ------------------------------------------------------------ faults
     def fail(self, method: str | None, path_regex: str, status: int = 502, *, times: int = 1,
              headers: dict | None = None, body=None, after_effect: bool = False) -> None:
@@ -1369,6 +1375,11 @@ class FakeGitHub:
     def _dispatch(self, request: Request) -> Response:
         method, path = request.method, request.path
         query = request.args.to_dict()
+        if path == "/graphql":  # kept with the request, for graphql_count
+            body = request.get_json(silent=True)
+            text = body.get("query") if isinstance(body, dict) else None
+            named = re.search(r"\b(?:query|mutation)\s+(\w+)", text if isinstance(text, str) else "")
+            query["operation"] = named.group(1) if named else ""
         with self._lock:
             self.requests.append((method, path, query))
             fault = next((f for f in self._faults if f["times"] > 0
@@ -2244,7 +2255,17 @@ class _GraphQLView:
                 "ref": lambda info, qualifiedName: self._ref(
                     r, qualifiedName.removeprefix("refs/heads/")),
                 "pullRequests": lambda info, **args: self._pull_requests(info, r, **args),
-                "pullRequest": lambda info, number: self._pull_by_number(r, number)}
+                "pullRequest": lambda info, number: self._pull_by_number(r, number),
+                "object": lambda info, oid=None, expression=None: self._object(r, oid, expression)}
+
+    def _object(self, r, oid: str | None, expression: str | None) -> dict | None:
+        """A commit by its full SHA (added with add_commit or linked to a PR with associate),
+        else null, as GitHub answers for an object the repository does not have."""
+        if expression is not None or oid is None:
+            raise _GraphQLError("fakegithub implements Repository.object(oid:) only")
+        if oid not in r["history"] and oid not in r["commits"]:
+            return None
+        return self._commit(r, self._record(r, oid))
 
     def _pull_by_number(self, r, number: int) -> dict:
         if number not in r["pulls"]:

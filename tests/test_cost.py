@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import math
+
+import pytest
+
 from tests import payloads
 
 REPO = "acme/api"
@@ -51,3 +56,22 @@ def test_a_comment_approval_costs_its_authors_access_once(github, bot):
     assert github.count(None, ".*") - before == 2 * 10 + 1
     assert github.count("GET", r"/repos/acme/api/collaborators/bob/permission") == 1
     assert all(c["status"] == "approved" for c in bot.changes() if c["number"] and c["number"] >= 100)
+@pytest.mark.parametrize("size", [300, 2048])  # 2,048: the most commits a push payload lists
+def test_matching_a_push_to_its_pull_requests_costs_a_query_per_hundred_commits(github, bot, size):
+    """A rebase-merged PR's commits and a few direct ones in one big push: each commit is matched to the
+    merged PRs GitHub associates with it, a hundred commits per GraphQL query, not a request each."""
+    repo = github.add_repo(REPO)
+    github.add_pull(REPO, 5, merged_at=bot.clock(), author="alice", merged_by="alice")
+    github.add_pull(REPO, 6, author="carol", base="release", merged=False, state="open")  # open, elsewhere
+    shas = [f"{i:040x}" for i in range(1, size + 1)]
+    for sha in shas[:-3]:
+        github.associate(REPO, sha, 5)
+    github.associate(REPO, shas[-1], 6)
+    bot.deliver("push", payloads.push(REPO, repo["id"], commits=[(s, f"Commit {s[-4:]}") for s in shas],
+                                      sender="carol", pushed_at=bot.clock()))
+    bot.run(after_seconds=300)
+    assert github.graphql_count("CommitPulls") == math.ceil(size / 100)
+    push = next(c for c in bot.changes() if c["kind"] == "push")
+    assert push["status"] == "followup"
+    assert [c["sha"] for c in json.loads(push["facts"])["commits"]] == shas[-3:]  # only the direct ones
+    assert any(c["key"].endswith(":5") for c in bot.changes())  # the merged PR, found through its push

@@ -159,7 +159,6 @@ ENDPOINTS = [  # every endpoint the scenario below makes tbr use, as (method, pa
     ("GET", r"/repos/acme/api"),
     ("GET", r"/repos/acme/[^/]+/contents/.*"),
     ("POST", r"/graphql"),
-    ("GET", r"/repos/acme/api/commits/\w+/pulls"),
     ("GET", r"/repos/acme/api/commits"),
     ("GET", r"/repos/acme/api/pulls"),
     ("GET", r"/repos/acme/api/branches"),

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests import payloads
+from tests import payloads, schemagen
 from tests.conftest import SECRET
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -138,3 +138,31 @@ def test_json_nested_too_deep_is_a_400_and_stored_nowhere(bot, rows, body):
     answer = send(bot, body, "push", "deep", signed(body))
     assert answer.status_code == 400 and "malformed payload" in answer.json["message"]
     assert rows() == before
+
+
+SUBSCRIBED = sorted(schemagen.events())
+
+
+def test_the_schema_covers_every_event_tbr_subscribes_to():
+    manifest = json.loads((payloads.FIXTURES.parents[2] / "app-manifest.json").read_text())
+    assert set(manifest["default_events"]) <= set(SUBSCRIBED)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data(), event=st.sampled_from(SUBSCRIBED))
+def test_every_schema_valid_delivery_is_stored_and_answered_2xx(bot, rows, data, event):
+    """Whatever GitHub's schema allows (optional fields missing, nullable ones null) is a delivery GitHub
+    can send: stored and answered 2xx, never refused and lost; and the worker then handles it, as work
+    or as ignored with its reason, without a programming error."""
+    payload = data.draw(schemagen.payloads(event))
+    guid = data.draw(st.uuids().map(str))
+    body = json.dumps(payload).encode()
+    answer = send(bot, body, event, guid, signed(body))
+    assert answer.status_code in (200, 202), (answer.status_code, answer.json)
+    row = bot.store.delivery(guid)
+    assert row is not None
+    bot.engine.run_due()
+    row = bot.store.delivery(guid)
+    error = row["last_error"] or ""
+    assert not error or error.startswith(("GitHubUnavailable", "GitHubError")), error

@@ -67,13 +67,21 @@ def test_unwritable_database_is_503(client, store, monkeypatch):
     assert resp.status_code == 503 and resp.json["problems"] == ["database not writable: disk I/O error"]
 
 
-def test_metrics_need_the_token_or_loopback(client):
-    outside = {"REMOTE_ADDR": "203.0.113.9"}
-    assert client.get("/metrics", environ_base=outside).status_code == 401
-    assert client.get("/metrics", environ_base=outside, headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert client.get("/metrics", environ_base=outside,
-                      headers={"Authorization": "Bearer s3cret-metrics"}).status_code == 200
-    assert client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 200
+def test_metrics_need_the_token_whenever_one_is_set_loopback_too(client):
+    """Behind a reverse proxy on the same host every request is from loopback: the address proves nothing."""
+    for where in ({"REMOTE_ADDR": "203.0.113.9"}, {"REMOTE_ADDR": "127.0.0.1"}, {"REMOTE_ADDR": "::ffff:127.0.0.1"}):
+        assert client.get("/metrics", environ_base=where).status_code == 401
+        assert client.get("/metrics", environ_base=where, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert client.get("/metrics", environ_base=where, headers={"Authorization": "Bearer é"}).status_code == 401
+        assert client.get("/metrics", environ_base=where,
+                          headers={"Authorization": "Bearer s3cret-metrics"}).status_code == 200
+
+
+def test_without_a_token_metrics_answer_loopback_only(settings, clock):
+    client = create_app(settings, clock=clock, start_worker=False).test_client()
+    assert client.get("/metrics", environ_base={"REMOTE_ADDR": "203.0.113.9"}).status_code == 401
+    for local in ("127.0.0.1", "::1", "::ffff:127.0.0.1"):  # the last: IPv4 on a dual-stack socket
+        assert client.get("/metrics", environ_base={"REMOTE_ADDR": local}).status_code == 200
 
 
 def metric(text: str, line_start: str) -> float:
@@ -91,7 +99,7 @@ def test_metrics_tell_what_happened(client, store, clock):
                      " '{\"rule\": \"none\"}', 'open', ?)", [iso(clock())] * 3 + [iso(clock() - timedelta(hours=1))])
     sweep_finished(store, clock() - timedelta(minutes=10))
     store.record_github_response(type("R", (), {"status_code": 200, "headers": {"x-ratelimit-remaining": "4990"}})())
-    text = client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"}).get_data(as_text=True)
+    text = client.get("/metrics", headers={"Authorization": "Bearer s3cret-metrics"}).get_data(as_text=True)
     assert metric(text, 'tbr_deliveries_total{event="pull_request",status="pending"}') == 1
     assert metric(text, 'tbr_webhooks_refused_total{status="401"}') == 1
     assert metric(text, 'tbr_decisions_total{rule="none",status="followup"}') == 1

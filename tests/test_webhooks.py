@@ -95,14 +95,19 @@ def test_signed_but_not_a_json_object_is_400(client, store, body):
     assert deliveries(store) == []
 
 
-def test_signed_but_missing_a_needed_field_is_400_naming_it(client, store, clock):
+def ignored(store) -> list[tuple[str, str]]:
+    return [(r["status"], r["outcome"]) for r in deliveries(store)]
+
+
+def test_signed_but_missing_a_needed_field_is_stored_as_ignored_naming_it(client, store, clock):
+    """GitHub never sends it again if refused: a delivery tbr cannot use is kept, with the reason."""
     payload = payloads.merged_pr("acme/api", 42, 7, merged_at=clock())
     del payload["pull_request"]["base"]
     body = json.dumps(payload).encode()
     resp = client.post("/webhook", data=body, headers=payloads.headers("pull_request", body, SECRET))
-    assert resp.status_code == 400 and "pull_request.base.ref" not in resp.json["message"]
-    assert "base.ref" in resp.json["message"]
-    assert deliveries(store) == []
+    assert resp.status_code == 202 and "base.ref" in resp.json["message"]
+    [(status, outcome)] = ignored(store)
+    assert status == "done" and outcome.startswith("ignored:") and "base.ref" in outcome
 
 
 def test_missing_delivery_headers_is_400(client, store, clock):
@@ -142,10 +147,11 @@ def test_form_encoded_delivery_is_accepted(client, store, clock):
     assert deliveries(store)[0]["repo"] == "acme/api"
 
 
-def test_issue_event_missing_a_needed_field_is_400(client, store, clock):
+def test_issue_event_missing_a_needed_field_is_stored_as_ignored(client, store, clock):
     payload = payloads.issue_action("acme/compliance", 3, "closed", sender="bob", at=clock())
     del payload["issue"]["number"]
     body = json.dumps(payload).encode()
     resp = client.post("/webhook", data=body, headers=payloads.headers("issues", body, SECRET))
-    assert resp.status_code == 400 and "number" in resp.json["message"]
-    assert deliveries(store) == []
+    assert resp.status_code == 202 and "number" in resp.json["message"]
+    [(status, outcome)] = ignored(store)
+    assert status == "done" and "number" in outcome
