@@ -2,13 +2,14 @@
 
 import json
 import os
+import subprocess
 import sys
 from datetime import datetime, timezone
 
 from gunicorn import glogging
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-# Each worker runs its own background thread; leases in SQLite keep them from doing the same work.
+# These workers only answer requests; judging runs in one process of its own (when_ready below).
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = 30
@@ -68,3 +69,24 @@ def on_starting(server):
     except ConfigError as e:
         print(f"tbr: configuration error: {e}", file=sys.stderr)
         sys.exit(1)
+
+
+_supervisor: subprocess.Popen | None = None
+
+
+def when_ready(server):
+    """Start the worker's supervisor (tbr/supervisor.py): judging never runs in a request worker, so
+    work that holds the GIL cannot delay answering GitHub. It dies with this master."""
+    global _supervisor
+    _supervisor = subprocess.Popen([sys.executable, "-m", "tbr.supervisor", "--parent", str(os.getpid())])
+
+
+def on_exit(server):
+    """gunicorn is stopping: stop the worker too (it finishes its item, or is killed after 10 s)."""
+    if _supervisor is None:
+        return
+    _supervisor.terminate()
+    try:
+        _supervisor.wait(graceful_timeout)
+    except subprocess.TimeoutExpired:
+        _supervisor.kill()
