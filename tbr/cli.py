@@ -151,7 +151,41 @@ def status(_args) -> int:
         summary = json.loads(row["decision"])["summary"] if row["decision"] else ""
         extra = row["followup_url"] or row["last_error"] or ""
         print(f"{row['status']:9} {row['key']:40} {row['repo']} {extra}\n          {summary}".rstrip())
+    _print_quarantined(store)
     return 0
+
+
+def _print_quarantined(store) -> None:
+    items = store.quarantined()
+    if items:
+        print(f"\nquarantined: {len(items)} item(s) set aside after failing again and again;"
+              " fix the cause, then `tbr retry KEY`")
+    for r in items:
+        print(f"  {r['kind']:10} {r['key']} {r['subject']} (since {r['quarantined_at'][:16].replace('T', ' ')} UTC,"
+              f" {r['attempts']} attempts)\n             {r['error']}")
+
+
+def retry_cmd(args) -> int:
+    """Try quarantined work again, after fixing what made it fail."""
+    import getpass
+
+    store, now = _store(), datetime.now(timezone.utc)
+    keys = [r["key"] for r in store.quarantined()] if args.all else args.keys
+    if not keys:
+        print("tbr: nothing is quarantined" if args.all else "tbr: name the KEY to retry, or --all", file=sys.stderr)
+        return 0 if args.all else 2
+    failed = 0
+    for key in keys:
+        found = store.retry(key, now, getpass.getuser())
+        if found is None:
+            print(f"tbr: no delivery, change or action {key!r} (see `tbr status`)", file=sys.stderr)
+            failed = 1
+        elif found[1] == "done":
+            print(f"{key}: already done; nothing to retry")
+        else:
+            print(f"{key}: {'out of quarantine, ' if found[1] == 'quarantined' else ''}due now"
+                  " (the running service picks it up within seconds)")
+    return failed
 
 
 def _store():
@@ -307,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("check-config", help="validate settings and GitHub access, start nothing").set_defaults(fn=check_config)
     sub.add_parser("process", help="do all due work once, then exit").set_defaults(fn=process)
     sub.add_parser("status", help="what is pending, judged and filed").set_defaults(fn=status)
+    p = sub.add_parser("retry", help="try quarantined work again after a fix (see `tbr status`)")
+    p.add_argument("keys", nargs="*", metavar="KEY", help="a delivery's GUID, a change's or an action's key")
+    p.add_argument("--all", action="store_true", help="every quarantined item")
+    p.set_defaults(fn=retry_cmd)
     p = sub.add_parser("config", help="per-repository configuration")
     show = p.add_subparsers(dest="action", required=True).add_parser(
         "show", help="the effective configuration of owner/repo and where each value came from")

@@ -24,7 +24,7 @@ from tbr.repoconfig import PATH as CONFIG_PATH
 from tbr.repoconfig import RepoConfig
 from tbr.followups import Change, Filer, marker
 from tbr.github import Gateway, GitHubError, GitHubUnavailable
-from tbr.store import Store, from_iso, iso
+from tbr.store import LABELS, Store, from_iso, iso
 
 log = structlog.get_logger("tbr.engine")
 
@@ -114,7 +114,7 @@ class Engine:
         return self.store.claim(table, ident, self.owner, now, lambda attempts: now + backoff(attempts))
 
     def _guarded(self, table: str, ident: str, work: Callable[[str], None]) -> None:
-        label = {"deliveries": "delivery", "changes": "change", "actions": "action"}[table]
+        label = LABELS[table]
         bound = log.bind(**{label: ident})
         self.attempting(table, ident)
         try:

@@ -24,6 +24,7 @@ from tbr.times import from_iso, iso  # noqa: F401 (most modules take them from h
 LEASE = timedelta(minutes=5)
 STOPPED = "the worker stopped during it (killed, crashed, or over its time budget)"
 KEYS = {"deliveries": "guid", "changes": "key", "actions": "key"}  # the work tables and their primary keys
+LABELS = {"deliveries": "delivery", "changes": "change", "actions": "action"}  # one item of each, for people
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -556,7 +557,7 @@ class Store:
             self.db.execute(f"UPDATE {table} SET quarantined_at = ?, last_error = ?, lease_owner = NULL,"
                             f" lease_until = NULL WHERE {key} = ?", [iso(now), error[:2000], ident])
             row = self._row(table, ident)
-            self.audit("work.quarantined", _work_subject(table, row), "tbr", now, item=ident, kind=table,
+            self.audit("work.quarantined", _work_subject(table, row), "tbr", now, item=ident, what=LABELS[table],
                        attempts=row["attempts"], failures=row["failures"], error=error[:500])
 
     def quarantine_spent(self, table: str, ident: str, limit: int, now: datetime) -> bool:
@@ -576,7 +577,7 @@ class Store:
         rows = []
         for table, key in KEYS.items():
             for r in self.db.query(f"SELECT * FROM {table} WHERE quarantined_at IS NOT NULL AND status = 'pending'"):
-                rows.append({"key": r[key], "kind": table, "subject": _work_subject(table, r),
+                rows.append({"key": r[key], "table": table, "kind": LABELS[table], "subject": _work_subject(table, r),
                              "attempts": r["attempts"], "failures": r["failures"], "error": r["last_error"] or "",
                              "quarantined_at": r["quarantined_at"]})
         return sorted(rows, key=lambda r: r["quarantined_at"])
@@ -596,7 +597,7 @@ class Store:
                 if state != "done":
                     self.db.execute(f"UPDATE {table} SET quarantined_at = NULL, failures = 0, next_attempt_at = ?"
                                     f" WHERE {key} = ?", [iso(now), ident])
-                    self.audit("work.retried", _work_subject(table, row), by, now, item=ident, kind=table,
+                    self.audit("work.retried", _work_subject(table, row), by, now, item=ident, what=LABELS[table],
                                was=state, attempts=row["attempts"])
                 return table, state
         return None
