@@ -153,8 +153,10 @@ def test_deliveries_are_answered_at_once_while_the_worker_is_stuck_holding_the_g
     repo, deliveries = live_merges(github)
     bot = Gunicorn(env)
     try:
-        assert bot.post("pull_request", deliveries[1], "poison-1").status_code == 202
-        eventually(lambda: item(db, "poison-1").get("attempts") == 1)  # the worker is on it: stuck
+        # As many heavy items as there are request workers: were they to judge, each would take one.
+        for guid in ("poison-1", "poison-2"):
+            assert bot.post("pull_request", deliveries[1], guid).status_code == 202
+        eventually(lambda: item(db, "poison-1").get("lease_owner") or item(db, "poison-2").get("lease_owner"))
         body = json.dumps(deliveries[2]).encode()
 
         def deliver(_):
@@ -170,7 +172,7 @@ def test_deliveries_are_answered_at_once_while_the_worker_is_stuck_holding_the_g
         # Generous, so a loaded machine does not flake it: bench/README.md has the measured p99.
         slowest = max(seconds for _, seconds, _ in answers)
         assert slowest < 5, f"slowest answer {slowest:.2f} s"
-        # The worker was stuck all along: nothing stored meanwhile was processed, the poison still held.
-        assert item(db, "poison-1")["lease_owner"] and item(db, answers[-1][2])["status"] == "pending"
+        # The worker was stuck all along: nothing stored meanwhile was processed.
+        assert item(db, answers[0][2])["status"] == "pending"
     finally:
         bot.stop()
