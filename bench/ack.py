@@ -39,22 +39,24 @@ def holder(db: Path, guid: str) -> str | None:
     return row[0] if row else None
 
 
+def planted(tmp: Path) -> dict:
+    """The environment that plants the stuck item, with the longest budget so it stays stuck."""
+    (tmp / "site").mkdir()
+    (tmp / "site" / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    (tmp / "poison").write_text("hog")
+    return {"PYTHONPATH": str(tmp / "site"), "TBR_TEST_POISON": str(tmp / "poison"), "TBR_WORK_BUDGET_SECONDS": "240"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--rate", type=int, default=20, help="deliveries a second (GitHub sends one per event)")
     args = parser.parse_args()
-    results = {}
     with FakeGitHub() as github, tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
         repo = github.add_repo("acme/api")
         github.add_pull("acme/api", 1, merged_at=datetime.now(timezone.utc))
-        body = delivery_body(repo)
-        (tmp / "site").mkdir()
-        (tmp / "site" / "sitecustomize.py").write_text(SITECUSTOMIZE)
-        (tmp / "poison").write_text("hog")
-        server, db = tbr_server(github, tmp, PYTHONPATH=str(tmp / "site"), TBR_TEST_POISON=str(tmp / "poison"),
-                                TBR_WORK_BUDGET_SECONDS="240")
+        server, db = tbr_server(github, Path(tmp_name), **planted(Path(tmp_name)))
+        body, results = delivery_body(repo), {}
         try:
             results["worker idle"] = asyncio.run(fixed_rate(server, body, args.rate, args.seconds, "idle-"))
             poison = json.dumps(payloads.merged_pr("acme/api", repo["id"], 1, merged_at=datetime.now(timezone.utc))).encode()

@@ -53,13 +53,14 @@ class Supervisor:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
-        pause = 1.0
+        quick = 0  # deaths in a row, each soon after its start
         while not self.stopping:
             started = time.monotonic()
             self._watch(self._spawn())
             if self.stopping:
                 break
-            pause = 1.0 if time.monotonic() - started > STEADY else min(pause * 2, MAX_PAUSE)
+            quick = 0 if time.monotonic() - started > STEADY else quick + 1
+            pause = min(2.0 ** max(quick - 1, 0), MAX_PAUSE)
             log.warning("worker.restarting", exit_code=self.proc.returncode, in_seconds=pause)
             deadline = time.monotonic() + pause
             while not self.stopping and time.monotonic() < deadline:

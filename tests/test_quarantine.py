@@ -73,12 +73,17 @@ def work(bot, passes: int = 10) -> int:
     return kills
 
 
-def test_an_attempt_counts_before_the_work_so_a_kill_counts_and_backs_off(github, repo, bot, monkeypatch):
+def poisoned_merge(github, repo, bot, monkeypatch) -> str:
+    """PR #7 merged, delivered and past its grace period, and judging it kills the worker; its change's key."""
     poison(monkeypatch, 7)
     _, payload = merge(github, repo, bot)
     bot.deliver("pull_request", payload)
     bot.clock.advance(300)
-    key = f"pr:{repo['id']}:7"
+    return f"pr:{repo['id']}:7"
+
+
+def test_an_attempt_counts_before_the_work_so_a_kill_counts_and_backs_off(github, repo, bot, monkeypatch):
+    key = poisoned_merge(github, repo, bot, monkeypatch)
     crash(bot)
     change = bot.change(key)
     assert (change["attempts"], change["failures"], change["status"]) == (1, 1, "pending")
@@ -92,11 +97,7 @@ def test_an_attempt_counts_before_the_work_so_a_kill_counts_and_backs_off(github
 
 
 def test_an_item_that_kills_its_worker_every_time_is_quarantined_and_blocks_nothing(github, repo, bot, monkeypatch):
-    poison(monkeypatch, 7)
-    _, bad = merge(github, repo, bot)
-    bot.deliver("pull_request", bad)
-    bot.clock.advance(300)
-    key = f"pr:{repo['id']}:7"
+    key = poisoned_merge(github, repo, bot, monkeypatch)
     kills = 0
     for n in range(5):
         _, good = merge(github, repo, bot, number=10 + n)  # work arriving meanwhile is done meanwhile
