@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.parent:
         die_with_parent(args.parent)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for signum in (signal.SIGTERM, signal.SIGINT):  # gunicorn stopping, or Ctrl-C at its terminal
+        signal.signal(signum, lambda *_: stop.set())
     settings = _settings(stop)
     if settings is None:
         return 0

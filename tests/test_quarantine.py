@@ -189,3 +189,16 @@ def test_quarantine_is_shown_everywhere_and_tbr_retry_brings_it_back(github, rep
     assert cli.main(["retry", key]) == 0 and "already done" in capsys.readouterr().out
     assert cli.main(["retry", "no-such-key"]) == 1
     assert "no delivery, change or action 'no-such-key'" in capsys.readouterr().err
+
+
+def test_tbr_retry_all_takes_every_quarantined_item(github, repo, bot, cli_env, capsys):
+    _, payload = merge(github, repo, bot)
+    key = "d-1"
+    bot.deliver("pull_request", payload, key)
+    bot.store.quarantine("deliveries", key, "RuntimeError: it blew up", bot.clock())
+    cli_env.setenv("TBR_DB", bot.store.path)
+    assert cli.main(["retry", "--all"]) == 0
+    assert capsys.readouterr().out == f"{key}: out of quarantine, due now (the running service picks it up within seconds)\n"
+    assert bot.store.quarantined() == []
+    assert cli.main(["retry", "--all"]) == 0 and "nothing is quarantined" in capsys.readouterr().err
+    assert cli.main(["retry"]) == 2
