@@ -563,12 +563,16 @@ class Store:
     def quarantine_spent(self, table: str, ident: str, limit: int, now: datetime) -> bool:
         """Quarantine an item that has failed `limit` times already (its lease ran out unreleased: its
         last attempt never reported back); True if it was."""
+        def spent(row: dict | None) -> bool:
+            return (row is not None and row["status"] == "pending" and not row["quarantined_at"]
+                    and row["failures"] >= limit and not (row["lease_until"] and row["lease_until"] > iso(now)))
+
+        if not spent(self._row(table, ident)):  # the usual case, known without the write lock
+            return False
         with self.write():
             row = self._row(table, ident)
-            if row is None or row["status"] != "pending" or row["quarantined_at"] or row["failures"] < limit:
+            if not spent(row):
                 return False
-            if row["lease_until"] and row["lease_until"] > iso(now):
-                return False  # still being worked on
             self.quarantine(table, ident, f"attempt {row['attempts']} never finished: {STOPPED}", now)
             return True
 

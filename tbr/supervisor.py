@@ -23,6 +23,8 @@ import time
 
 import structlog
 
+from tbr.store import LABELS
+
 log = structlog.get_logger("tbr.supervisor")
 
 GRACE = 10.0  # seconds a stopping worker has to finish its item
@@ -77,15 +79,16 @@ class Supervisor:
 
     def _watch(self, reader: int) -> None:
         """Until the worker exits or is stopped: follow what it reports, kill it past its budget."""
-        buffer, item, deadline = b"", None, None
+        buffer, item, budget, deadline = b"", None, "", None
         try:
             while True:
                 if self.stopping:
                     self._terminate()
                     return
                 if deadline is not None and time.monotonic() > deadline:
-                    log.error("worker.over_budget", item=item, pid=self.proc.pid,
-                              hint="the item is tried again later, and quarantined if it keeps failing")
+                    table, _, ident = item
+                    log.error("worker.over_budget", **{LABELS.get(table, "item"): ident}, budget_seconds=int(budget),
+                              pid=self.proc.pid, hint="the item is tried again later, quarantined if it keeps failing")
                     self.proc.kill()
                     self.proc.wait()
                     return
@@ -99,7 +102,7 @@ class Supervisor:
                     line, buffer = buffer.split(b"\n", 1)
                     budget, _, rest = line.decode(errors="replace").partition("\t")
                     if budget.isdigit():
-                        item, deadline = rest.replace("\t", " "), time.monotonic() + int(budget)
+                        item, deadline = rest.partition("\t"), time.monotonic() + int(budget)
                     else:
                         item, deadline = None, None
         finally:

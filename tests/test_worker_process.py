@@ -144,7 +144,7 @@ def test_an_item_over_its_time_budget_is_stopped_and_counted(github, service_env
     finally:
         bot.stop()
     over = [json.loads(line) for line in bot.log if '"worker.over_budget"' in line]
-    assert len(over) == 2 and over[0]["item"] == "deliveries poison-1"
+    assert len(over) == 2 and over[0]["delivery"] == "poison-1" and over[0]["budget_seconds"] == 5
 
 
 def test_deliveries_are_answered_at_once_while_the_worker_is_stuck_holding_the_gil(github, service_env, tmp_path):
