@@ -5,6 +5,7 @@ import os
 import secrets
 import socket
 import sqlite3
+import subprocess
 import sys
 from datetime import datetime, timezone
 
@@ -22,7 +23,7 @@ def _dual_stack() -> bool:
 
 
 bind = [f"{'[::]' if _dual_stack() else '0.0.0.0'}:{os.environ.get('PORT', '8000')}"]
-# Each worker runs its own background thread; leases in SQLite keep them from doing the same work.
+# These workers only answer requests; judging runs in one process of its own (when_ready below).
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # gthread: a thread per request being read or answered; connections that send nothing wait in the
 # poller, not in a thread. A slow upload holds its thread until its body is in or tbr's 10 s body
@@ -93,3 +94,24 @@ def on_starting(server):
     except (sqlite3.Error, OSError) as e:  # a read-only directory, a file that is not a database
         print(f"tbr: database {os.environ.get('TBR_DB') or './tbr.db'} (TBR_DB): {e}", file=sys.stderr)
         sys.exit(1)
+
+
+_supervisor: subprocess.Popen | None = None
+
+
+def when_ready(server):
+    """Start the worker's supervisor (tbr/supervisor.py): judging never runs in a request worker, so
+    work that holds the GIL cannot delay answering GitHub. It dies with this master."""
+    global _supervisor
+    _supervisor = subprocess.Popen([sys.executable, "-m", "tbr.supervisor", "--parent", str(os.getpid())])
+
+
+def on_exit(server):
+    """gunicorn is stopping: stop the worker too (it finishes its item, or is killed after 10 s)."""
+    if _supervisor is None:
+        return
+    _supervisor.terminate()
+    try:
+        _supervisor.wait(graceful_timeout)
+    except subprocess.TimeoutExpired:
+        _supervisor.kill()

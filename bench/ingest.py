@@ -73,13 +73,13 @@ class Server:
         self.proc.wait(30)
 
 
-def tbr_server(github: FakeGitHub, tmp: Path) -> tuple[Server, Path]:
+def tbr_server(github: FakeGitHub, tmp: Path, **extra_env: str) -> tuple[Server, Path]:
     key = tmp / "app.pem"
     key.write_text(github.private_key)
     db = tmp / "tbr.db"
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("TBR_")},
            "TBR_APP_ID": str(github.app_id), "TBR_PRIVATE_KEY_PATH": str(key), "TBR_WEBHOOK_SECRET": SECRET,
-           "TBR_GITHUB_API_URL": github.url, "TBR_DB": str(db), "PORT": str(free_port())}
+           "TBR_GITHUB_API_URL": github.url, "TBR_DB": str(db), "PORT": str(free_port()), **extra_env}
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     return Server("tbr (gunicorn app:app)", [gunicorn, "app:app"], env, int(env["PORT"]), tmp / "tbr.log", ROOT), db
 

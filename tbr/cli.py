@@ -207,7 +207,8 @@ def status(args) -> int:
     if args.json:
         print(json.dumps({"counts": counts, "changes": [
             {"change": subject(r), "state": _state(r, settings, now), "followup": _followup_name(r),
-             "url": r["followup_url"], "summary": _summary(r), "last_error": r["last_error"]} for r in rows]}, indent=1))
+             "url": r["followup_url"], "summary": _summary(r), "last_error": r["last_error"]} for r in rows],
+            "quarantined": store.quarantined()}, indent=1))
         return 0
     followups = store.followups()
     open_ = [r for r in followups if r["followup_state"] == "open"]
@@ -229,6 +230,7 @@ def status(args) -> int:
         print(f"  {subject(r):28} {_state(r, settings, now)}{where}")
         if r["status"] != "covered" and (_summary(r) or r["last_error"]):  # covered: judged with the other one
             print(f"  {'':28} {r['last_error'] if r['status'] == 'pending' and r['last_error'] else _summary(r)}")
+    _print_quarantined(store)
     return 0
 
 
@@ -310,6 +312,42 @@ def print_followups(store, settings: config.Settings, now: datetime, open_only: 
     for f in listed:
         print(f"{f['followup']:22} {f['change']:24} {'@' + f['assignee']:12} {f['due'] or '-':30} {f['state']}")
     return 0
+
+def _print_quarantined(store) -> None:
+    items = store.quarantined()
+    if items:
+        print(f"\nquarantined: {len(items)} item(s) set aside after failing again and again;"
+              " fix the cause, then `tbr retry KEY`")
+    for r in items:
+        print(f"  {r['kind']:10} {r['key']} {r['subject']} (since {r['quarantined_at'][:16].replace('T', ' ')} UTC,"
+              f" {r['attempts']} attempts)\n             {r['error']}")
+
+
+def retry_cmd(args) -> int:
+    """Try quarantined work again, after fixing what made it fail."""
+    import getpass
+
+    store, now = _store(), datetime.now(timezone.utc)
+    keys = [r["key"] for r in store.quarantined()] if args.all else args.keys
+    if not keys:
+        if args.all:
+            print("nothing is quarantined: there is nothing to retry")
+            return 0
+        print("tbr: name the KEY to retry, or --all", file=sys.stderr)
+        return USAGE
+    failed = 0
+    for key in keys:
+        found = store.retry(key, now, getpass.getuser())
+        if found is None:
+            print(f"tbr: no delivery, change or action {key!r} (see `tbr status`)", file=sys.stderr)
+            failed = 1
+        elif found[1] == "done":
+            print(f"{key}: already done; nothing to retry")
+        else:
+            print(f"{key}: {'out of quarantine, ' if found[1] == 'quarantined' else ''}due now"
+                  " (the running service picks it up within seconds)")
+    return failed
+
 
 def _store():
     from tbr.store import Store
@@ -563,6 +601,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", metavar="DIR", help="where to leave the database and the evidence report"
                    " (default: a new temporary directory)")
     p.set_defaults(fn=demo_cmd)
+    p = sub.add_parser("retry", help="try quarantined work again after a fix (see `tbr status`)")
+    p.add_argument("keys", nargs="*", metavar="KEY", help="a delivery's GUID, a change's or an action's key")
+    p.add_argument("--all", action="store_true", help="every quarantined item")
+    p.set_defaults(fn=retry_cmd)
     p = sub.add_parser("config", help="per-repository configuration")
     show = p.add_subparsers(dest="action", required=True, metavar="ACTION").add_parser(
         "show", help="the effective configuration of owner/repo and where each value came from")

@@ -62,6 +62,8 @@ class Settings:
     slack_webhook_url: str | None = None
     metrics_token: str | None = None
     public_url: str | None = None
+    work_budget_seconds: int = 120  # one item's time; the supervisor stops a worker that overruns it
+    quarantine_after: int = 5  # failed or overrun attempts before an item is set aside
 
     @property
     def tz(self) -> ZoneInfo:
@@ -187,6 +189,13 @@ def _hour(env) -> int:
     if hour > 23:
         raise ConfigError(f"TBR_REMINDER_HOUR must be an hour from 0 to 23, got {hour}")
     return hour
+
+
+def _budget(env) -> int:
+    seconds = _int(env, "TBR_WORK_BUDGET_SECONDS", 120, minimum=5)
+    if seconds > 240:  # under the five-minute lease, so no second worker takes an item still being worked on
+        raise ConfigError(f"TBR_WORK_BUDGET_SECONDS must be at most 240, got {seconds}")
+    return seconds
 
 
 def _public_url(env) -> str | None:
@@ -330,4 +339,6 @@ def load(env=None) -> Settings:
         slack_webhook_url=_slack(env),
         metrics_token=_get(env, "TBR_METRICS_TOKEN"),
         public_url=_public_url(env),
+        work_budget_seconds=_budget(env),
+        quarantine_after=_int(env, "TBR_QUARANTINE_AFTER", 5, minimum=1),
     )

@@ -90,6 +90,7 @@ def build(engine: Engine, now: datetime) -> Digest:
                      f" {'(within SLA)' if r['within_sla'] else '(late)'}")
     lines.append("" if done else "None.\n")
 
+    lines += quarantine_section(store)
     lines += exceptions_section(store, now)
     lines += access_section(store, now, tz)
     lines += config_section(store, last_week, now, tz)
@@ -114,6 +115,18 @@ def build(engine: Engine, now: datetime) -> Digest:
                f" {len(due_soon)} due in the next {SOON_DAYS} days, "
                f"{len(done)} completed last week (SLA hit rate {rate}), {len(cover.gaps)} coverage gaps.")
     return Digest(week, f"TBR weekly digest: week of {week.isoformat()}", "\n".join(lines) + "\n", summary)
+
+
+def quarantine_section(store) -> list[str]:
+    """Work tbr set aside after it failed again and again: until someone fixes it, it is not judged."""
+    items = store.quarantined()
+    if not items:
+        return []
+    lines = [f"## Quarantined work ({len(items)})",
+             "tbr stopped trying these after repeated failures; fix the cause, then run `tbr retry KEY`."]
+    lines += [f"- {r['kind']} `{r['key']}`" + (f" ({r['subject']})" if r["subject"] else "")
+              + f", since {r['quarantined_at'][:10]}: {r['error'][:200]}" for r in items]
+    return lines + [""]
 
 
 def exceptions_section(store, now: datetime) -> list[str]:

@@ -25,7 +25,7 @@ from tbr.configstore import RepoConfigs, check_status, touches_config
 from tbr.repoconfig import RepoConfig
 from tbr.followups import Change, Filer, marker
 from tbr.github import Gateway, GitHubError, GitHubUnavailable
-from tbr.store import Store, from_iso, iso
+from tbr.store import LABELS, Store, from_iso, iso
 
 log = structlog.get_logger("tbr.engine")
 
@@ -78,15 +78,21 @@ class Engine:
         # The deployment's own clock, for what is not one repository's: the digest, its schedule.
         self.tz = settings.tz
         self.holidays = sla.holiday_calendar(settings.holidays)
+        # Told (table, key) as an attempt starts and (None, None) as it ends: the worker process reports
+        # this to its supervisor, which enforces the time budget.
+        self.attempting: Callable[[str | None, str | None], None] = lambda table, ident: None
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{process_start(os.getpid())}:{uuid.uuid4().hex[:8]}"
 
     # the loop body ----------------------------------------------------------------------------
 
     def release_dead_leases(self) -> int:
-        """Work a killed process on this machine held is free again now, not when its lease runs out."""
-        released = self.store.release_leases(owner_dead, self.clock())
+        """Work a killed process on this machine held is free again now, not when its lease runs out;
+        an item that has failed too often by now (it may be what killed it) is quarantined instead."""
+        released, quarantined = self.store.release_leases(owner_dead, self.clock(), self.settings.quarantine_after)
         if released:
             log.warning("leases.released", items=released, reason="their process is gone")
+        for ident in quarantined:
+            log.error("work.quarantined", item=ident, reason="its process is gone", hint=f"tbr retry {ident}")
         return released
 
     def run_due(self) -> int:
@@ -95,23 +101,42 @@ class Engine:
         for table, work in (("deliveries", self._process_delivery), ("changes", self._judge_change),
                             ("actions", self._do_action)):
             for ident in self.store.due(table, self.clock()):
-                if self.store.claim(table, ident, self.owner, self.clock()):
+                if self._claim(table, ident):
                     self._guarded(table, ident, work)
                     handled += 1
         return handled
 
+    def _claim(self, table: str, ident: str) -> bool:
+        """Count the attempt as it starts; an item whose lease ran out after its last allowed failure is
+        quarantined here rather than tried once more."""
+        now = self.clock()
+        if self.store.quarantine_spent(table, ident, self.settings.quarantine_after, now):
+            log.error("work.quarantined", item=ident, reason="its last attempt never finished", hint=f"tbr retry {ident}")
+            return False
+        return self.store.claim(table, ident, self.owner, now, lambda attempts: now + backoff(attempts))
+
     def _guarded(self, table: str, ident: str, work: Callable[[str], None]) -> None:
-        label = {"deliveries": "delivery", "changes": "change", "actions": "action"}[table]
+        label = LABELS[table]
         bound = log.bind(**{label: ident})
+        self.attempting(table, ident)
         try:
             work(ident)
         except Exception as e:  # whatever went wrong, the item stays pending and is tried again
-            at = self.clock() + backoff(self.store.attempts(table, ident))
-            if isinstance(e, GitHubUnavailable) and e.retry_after:
+            at = self.clock() + backoff(self.store.attempts(table, ident) - 1)
+            unavailable = isinstance(e, GitHubUnavailable)
+            if unavailable and e.retry_after:
                 at = max(at, self.clock() + e.retry_after)
-            attempts = self.store.retry_later(table, ident, f"{type(e).__name__}: {e}", at)
+            error = f"{type(e).__name__}: {e}"
+            # GitHub being unavailable delays work without counting against it: an outage never quarantines.
+            attempts, failures = self.store.retry_later(table, ident, error, at, failed=not unavailable)
+            if failures >= self.settings.quarantine_after:
+                self.store.quarantine(table, ident, f"failed {failures} times; the last: {error}", self.clock())
+                bound.error(f"{label}.quarantined", error=str(e), attempts=attempts, hint=f"tbr retry {ident}")
+                return
             method = bound.warning if isinstance(e, (GitHubUnavailable, GitHubError)) else bound.exception
             method(f"{label}.retry_later", error=str(e), attempts=attempts, retry_at=iso(at))
+        finally:
+            self.attempting(None, None)
 
     # deliveries -------------------------------------------------------------------------------
 
@@ -467,7 +492,7 @@ class Engine:
         cutoff = facts.merged_at + timedelta(seconds=cfg.grace_seconds)
         if self.clock() < cutoff:
             # Found early (through its push): judge at the end of its own grace period.
-            self.store.retry_later("changes", row["key"], "waiting for the grace period", cutoff)
+            self.store.defer("changes", row["key"], "waiting for the grace period", cutoff)
             return None
         policy = policy_of(cfg)
         decision = judge_pull(self.with_access(inst, facts, policy, cutoff), policy, cutoff)

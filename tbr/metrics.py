@@ -48,6 +48,11 @@ class Collector:
         pending = GaugeMetricFamily("tbr_pending_work", "Work waiting in the database", labels=["kind"])
         for table in ("deliveries", "changes", "actions"):
             pending.add_metric([table], db.execute(f"SELECT count(*) FROM {table} WHERE status = 'pending'").fetchone()[0])
+        quarantined = GaugeMetricFamily("tbr_quarantined", "Work set aside after repeated failures, until"
+                                        " `tbr retry`", labels=["kind"])
+        set_aside = self.store.quarantined()
+        for table in ("deliveries", "changes", "actions"):
+            quarantined.add_metric([table], sum(1 for r in set_aside if r["table"] == table))
         sweeps = CounterMetricFamily("tbr_sweeps", "Reconciliation sweeps run, by result", labels=["result"])
         for r in db.query("SELECT error IS NULL AS ok, count(*) AS n FROM sweeps WHERE finished_at IS NOT NULL"
                           " GROUP BY ok"):
@@ -76,7 +81,7 @@ class Collector:
                 exceptions.add_metric([m["month"], kind], m[kind])
             if m["median_business_days"] is not None:
                 median.add_metric([m["month"]], m["median_business_days"])
-        yield from (deliveries, refused, decisions, followups, overdue, pending, sweeps, repos, since, github, rate,
+        yield from (deliveries, refused, decisions, followups, overdue, pending, quarantined, sweeps, repos, since, github, rate,
                     exceptions, median)
 
 

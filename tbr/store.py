@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
@@ -21,7 +22,9 @@ from tbr import audit
 from tbr.times import from_iso, iso  # noqa: F401 (most modules take them from here)
 
 LEASE = timedelta(minutes=5)
+STOPPED = "the worker stopped during it (killed, crashed, or over its time budget)"
 KEYS = {"deliveries": "guid", "changes": "key", "actions": "key"}  # the work tables and their primary keys
+LABELS = {"deliveries": "delivery", "changes": "change", "actions": "action"}  # one item of each, for people
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -300,6 +303,11 @@ CHANGE_COLUMNS = {
     "terms": str,               # the SLA's terms when filed: timezone, holidays, days, escalate
     "filing_at": str,           # when tbr first tried to file: a later try first looks for that issue
 }
+# Columns of every work table (deliveries, changes, actions), added after the first release.
+WORK_COLUMNS = {
+    "failures": int,            # attempts that raised, crashed or overran (GitHub being unavailable does not count)
+    "quarantined_at": str,      # set aside after too many failures: not tried again until `tbr retry`
+}
 
 
 def config_changes(db, start: datetime, end: datetime, repo: str | None = None) -> list[dict]:
@@ -346,6 +354,11 @@ class Store:
                 self.db.execute("INSERT OR IGNORE INTO delivery_bodies (sha256, guid, received_at)"
                                 " SELECT json_extract(data, '$.sha256'), json_extract(data, '$.delivery'), at FROM audit"
                                 " WHERE kind = 'delivery.received' AND json_extract(data, '$.sha256') IS NOT NULL")
+            for table in KEYS:
+                existing = self.db[table].columns_dict
+                for name, kind in WORK_COLUMNS.items():
+                    if name not in existing:
+                        self.db[table].add_column(name, kind, not_null_default=0 if kind is int else None)
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)
@@ -549,28 +562,54 @@ class Store:
         key = KEYS[table]
         return [r[key] for r in self.db.query(
             f"SELECT {key} FROM {table} WHERE status = 'pending' AND next_attempt_at <= ?"
-            f" AND (lease_until IS NULL OR lease_until <= ?) ORDER BY next_attempt_at LIMIT ?",
+            f" AND (lease_until IS NULL OR lease_until <= ?) AND quarantined_at IS NULL"
+            f" ORDER BY next_attempt_at LIMIT ?",
             [iso(now), iso(now), limit])]
 
-    def claim(self, table: str, ident: str, owner: str, now: datetime) -> bool:
-        """Take an item for LEASE; one UPDATE, so two workers can never both win."""
+    def claim(self, table: str, ident: str, owner: str, now: datetime,
+              retry_at: Callable[[int], datetime] | None = None) -> bool:
+        """Take an item for LEASE and count the attempt, in one transaction, so an attempt that never
+        reports back (a crash, a kill) has counted, and as a failure. `retry_at(attempts before this
+        one)` is when to try again if it never reports back: a crash loop backs off too."""
         key = KEYS[table]
-        cur = self.db.execute(
-            f"UPDATE {table} SET lease_owner = ?, lease_until = ? WHERE {key} = ? AND status = 'pending'"
-            f" AND (lease_until IS NULL OR lease_until <= ?)",
-            [owner, iso(now + LEASE), ident, iso(now)])
-        return cur.rowcount == 1
+        with self.atomic():
+            row = self.db.execute(
+                f"SELECT attempts, lease_owner FROM {table} WHERE {key} = ? AND status = 'pending'"
+                f" AND quarantined_at IS NULL AND (lease_until IS NULL OR lease_until <= ?)",
+                [ident, iso(now)]).fetchone()
+            if row is None:
+                return False
+            self.db.execute(
+                f"UPDATE {table} SET lease_owner = ?, lease_until = ?, attempts = attempts + 1,"
+                f" failures = failures + 1, next_attempt_at = coalesce(?, next_attempt_at),"
+                # a lease that ran out unreleased: the attempt that held it never reported back
+                f" last_error = CASE WHEN ? IS NULL THEN last_error ELSE ? END WHERE {key} = ?",
+                [owner, iso(now + LEASE), iso(retry_at(row[0])) if retry_at else None, row[1],
+                 f"attempt {row[0]} never finished: {STOPPED}", ident])
+        return True
 
-    def release_leases(self, dead, now: datetime) -> int:
-        """Clear the live leases whose owner `dead(owner)` says is gone; returns how many items."""
-        released = 0
-        for table in KEYS:
+    def release_leases(self, dead, now: datetime, quarantine_after: int | None = None) -> tuple[int, list[str]]:
+        """Clear the live leases whose owner `dead(owner)` says is gone; an item that has failed
+        `quarantine_after` times by now is quarantined instead. Returns how many items were released,
+        and the keys quarantined."""
+        released, quarantined = 0, []
+        for table, key in KEYS.items():
             owners = [r[0] for r in self.db.execute(
                 f"SELECT DISTINCT lease_owner FROM {table} WHERE status = 'pending' AND lease_until > ?", [iso(now)])]
             for owner in filter(dead, owners):
-                released += self.db.execute(f"UPDATE {table} SET lease_owner = NULL, lease_until = NULL"
-                                            " WHERE lease_owner = ? AND status = 'pending'", [owner]).rowcount
-        return released
+                with self.write():
+                    for ident, attempts, failures in self.db.execute(
+                            f"SELECT {key}, attempts, failures FROM {table} WHERE lease_owner = ? AND status = 'pending'",
+                            [owner]).fetchall():
+                        error = f"attempt {attempts} never finished: {STOPPED}"
+                        if quarantine_after is not None and failures >= quarantine_after:
+                            self.quarantine(table, ident, error, now)
+                            quarantined.append(ident)
+                        else:
+                            released += self.db.execute(
+                                f"UPDATE {table} SET lease_owner = NULL, lease_until = NULL, last_error = ?"
+                                f" WHERE {key} = ?", [error, ident]).rowcount
+        return released, quarantined
 
     def holds(self, table: str, ident: str, owner: str, now: datetime) -> bool:
         key = KEYS[table]
@@ -584,14 +623,82 @@ class Store:
         row = self.db.execute(f"SELECT attempts FROM {table} WHERE {key} = ?", [ident]).fetchone()
         return row[0] if row else 0
 
-    def retry_later(self, table: str, ident: str, error: str, at: datetime) -> int:
-        """Keep an item pending after a failure, to be tried again at `at`; returns the attempt count."""
+    def retry_later(self, table: str, ident: str, error: str, at: datetime, failed: bool = True) -> tuple[int, int]:
+        """Keep an item pending after an attempt that did not finish it, to be tried again at `at`.
+        The attempt was counted, as a failure, when it was claimed; `failed=False` takes the failure
+        back (GitHub unavailable is not the item's fault). Returns (attempts, failures)."""
         key = KEYS[table]
         self.db.execute(
-            f"UPDATE {table} SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?,"
+            f"UPDATE {table} SET failures = max(failures - ?, 0), last_error = ?, next_attempt_at = ?,"
             f" lease_owner = NULL, lease_until = NULL WHERE {key} = ?",
-            [error[:2000], iso(at), ident])
-        return self.attempts(table, ident)
+            [0 if failed else 1, error[:2000], iso(at), ident])
+        return self.db.execute(f"SELECT attempts, failures FROM {table} WHERE {key} = ?", [ident]).fetchone()
+
+    def defer(self, table: str, ident: str, why: str, at: datetime) -> None:
+        """Not yet (a grace period still running): the attempt is given back, it was no attempt at all."""
+        key = KEYS[table]
+        self.db.execute(
+            f"UPDATE {table} SET attempts = max(attempts - 1, 0), failures = max(failures - 1, 0), last_error = ?,"
+            f" next_attempt_at = ?, lease_owner = NULL, lease_until = NULL WHERE {key} = ?", [why, iso(at), ident])
+
+    # quarantine -------------------------------------------------------------------------------
+
+    def quarantine(self, table: str, ident: str, error: str, now: datetime) -> None:
+        """Set an item aside after too many failures: it is not tried again until `tbr retry`, and
+        blocks nothing meanwhile. Recorded in the audit log."""
+        key = KEYS[table]
+        with self.atomic():
+            self.db.execute(f"UPDATE {table} SET quarantined_at = ?, last_error = ?, lease_owner = NULL,"
+                            f" lease_until = NULL WHERE {key} = ?", [iso(now), error[:2000], ident])
+            row = self._row(table, ident)
+            self.audit("work.quarantined", _work_subject(table, row), "tbr", now, item=ident, what=LABELS[table],
+                       attempts=row["attempts"], failures=row["failures"], error=error[:500])
+
+    def quarantine_spent(self, table: str, ident: str, limit: int, now: datetime) -> bool:
+        """Quarantine an item that has failed `limit` times already (its lease ran out unreleased: its
+        last attempt never reported back); True if it was."""
+        def spent(row: dict | None) -> bool:
+            return (row is not None and row["status"] == "pending" and not row["quarantined_at"]
+                    and row["failures"] >= limit and not (row["lease_until"] and row["lease_until"] > iso(now)))
+
+        if not spent(self._row(table, ident)):  # the usual case, known without the write lock
+            return False
+        with self.write():
+            row = self._row(table, ident)
+            if not spent(row):
+                return False
+            self.quarantine(table, ident, f"attempt {row['attempts']} never finished: {STOPPED}", now)
+            return True
+
+    def quarantined(self) -> list[dict]:
+        """Every quarantined item, oldest first: what it is, how often it was tried, why it failed."""
+        rows = []
+        for table, key in KEYS.items():
+            for r in self.db.query(f"SELECT * FROM {table} WHERE quarantined_at IS NOT NULL AND status = 'pending'"):
+                rows.append({"key": r[key], "table": table, "kind": LABELS[table], "subject": _work_subject(table, r),
+                             "attempts": r["attempts"], "failures": r["failures"], "error": r["last_error"] or "",
+                             "quarantined_at": r["quarantined_at"]})
+        return sorted(rows, key=lambda r: r["quarantined_at"])
+
+    def _row(self, table: str, ident: str) -> dict | None:
+        return next(iter(self.db.query(f"SELECT * FROM {table} WHERE {KEYS[table]} = ?", [ident])), None)
+
+    def retry(self, ident: str, now: datetime, by: str) -> tuple[str, str] | None:
+        """Try an item again now (after a fix), with a clean slate of failures; recorded in the audit
+        log. Returns (table, status before), or None when no item has that key."""
+        for table, key in KEYS.items():
+            with self.write():
+                row = self._row(table, ident)
+                if row is None:
+                    continue
+                state = "done" if row["status"] != "pending" else "quarantined" if row["quarantined_at"] else "pending"
+                if state != "done":
+                    self.db.execute(f"UPDATE {table} SET quarantined_at = NULL, failures = 0, next_attempt_at = ?"
+                                    f" WHERE {key} = ?", [iso(now), ident])
+                    self.audit("work.retried", _work_subject(table, row), by, now, item=ident, what=LABELS[table],
+                               was=state, attempts=row["attempts"])
+                return table, state
+        return None
 
     def beat(self, name: str, now: datetime) -> None:
         self.db.execute("INSERT INTO heartbeats (name, at) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET at = excluded.at",
@@ -638,3 +745,12 @@ class Store:
         }
         sweeps = self.db.execute("SELECT count(*), max(started_at) FROM sweeps").fetchone()
         return {**counts, "sweeps": sweeps[0], "last_sweep": sweeps[1]}
+
+
+def _work_subject(table: str, row: dict) -> str:
+    """How the audit log and people name a work item: its change, its issue, or its repository."""
+    if table == "changes":
+        return audit.subject(row)
+    if table == "actions":
+        return f"{row['repo']}#{row['number']}" if row["number"] else row["repo"]
+    return row["repo"] or ""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import hmac
 import ipaddress
 import threading
@@ -52,6 +51,9 @@ def build(settings: config.Settings, *, gateway: Gateway | None = None,
 
 def create_app(settings: config.Settings | None = None, *, gateway: Gateway | None = None,
                clock: Callable[[], datetime] = utcnow, start_worker: bool = True) -> Flask:
+    """The web app. It never judges: gunicorn.conf.py starts the worker process. `start_worker=False`
+    (tests, which run the work themselves) says no worker process is expected, so /healthz does not
+    look for one."""
     settings = settings or config.load()
     logs.configure(settings.log_format)
     runtime = build(settings, gateway=gateway, clock=clock)
@@ -63,21 +65,24 @@ def create_app(settings: config.Settings | None = None, *, gateway: Gateway | No
     @app.get("/healthz")
     def healthz():
         problems = health.problems(runtime.store, clock(), settings.sweep_minutes, runtime.started_at)
-        if start_worker and not runtime.worker.alive:
-            problems.append("this process's worker thread is not running")
-        body = {"ok": not problems, "problems": problems}
-        if not any(p.startswith("database") for p in problems):
+        readable = not any(p.startswith("database") for p in problems)
+        if readable and start_worker:
+            problems += health.worker_problems(runtime.store, clock(), runtime.started_at)
+        # Quarantined items are problems to fix, but tbr is still watching: a 503 would make a load
+        # balancer stop sending it webhooks, and one bad item must not stop the rest.
+        serious = bool(problems)
+        body = {"ok": True, "problems": problems}
+        if readable:
+            problems += health.quarantine_problems(runtime.store)
             body["work"] = runtime.store.counts()
-        return jsonify(body), (200 if not problems else 503)
+        body["ok"] = not problems
+        return jsonify(body), (503 if serious else 200)
 
     @app.get("/metrics")
     def metrics_():
         admin_only(settings.metrics_token)
         return Response(metrics.render(runtime.store, clock), mimetype="text/plain; version=0.0.4")
 
-    if start_worker:
-        runtime.worker.start()
-        atexit.register(runtime.stop)
     log.info("tbr.started", db=settings.db_path, api=settings.api_url, tracking_repo=settings.tracking_repo,
              grace_seconds=settings.grace_seconds, timezone=settings.timezone)
     return app

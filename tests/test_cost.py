@@ -56,6 +56,8 @@ def test_a_comment_approval_costs_its_authors_access_once(github, bot):
     assert github.count(None, ".*") - before == 2 * 10 + 1
     assert github.count("GET", r"/repos/acme/api/collaborators/bob/permission") == 1
     assert all(c["status"] == "approved" for c in bot.changes() if c["number"] and c["number"] >= 100)
+
+
 @pytest.mark.parametrize("size", [300, 2048])  # 2,048: the most commits a push payload lists
 def test_matching_a_push_to_its_pull_requests_costs_a_query_per_hundred_commits(github, bot, size):
     """A rebase-merged PR's commits and a few direct ones in one big push: each commit is matched to the
