@@ -155,9 +155,11 @@ def status(_args) -> int:
 
 
 def _store():
+    from tbr import audit
     from tbr.store import Store
 
-    return Store(_settings().db_path)
+    settings = _settings()
+    return Store(settings.db_path, audit.keys_of(settings))
 
 
 def audit_verify(args) -> int:
@@ -166,13 +168,27 @@ def audit_verify(args) -> int:
 
     expect = None
     if args.expect:
-        seq, _, hash_ = args.expect.partition(":")
-        if not seq.lstrip("#").isdigit() or len(hash_.removeprefix("sha256:")) != 64:
-            raise SystemExit(f"tbr: --expect takes SEQ:HASH, as the digest prints it: {args.expect!r}")
-        expect = (int(seq.lstrip("#")), hash_.removeprefix("sha256:"))
-    result = audit.verify(_store().db, expect)
+        expect = audit.parse_head(args.expect)
+        if expect is None:
+            raise SystemExit(f"tbr: --expect takes SEQ:HASH, or #SEQ sha256:HASH as the digest prints it: {args.expect!r}")
+    store = _store()
+    result = audit.verify(store.db, expect, store.keys)
     print(result.describe(), file=sys.stdout if result.ok else sys.stderr)
-    return 0 if result.ok else 1
+    return 0 if result.ok and _tables_agree(store, result) else 1
+
+
+def _tables_agree(store, result) -> bool:
+    """What the export shows must be what the log proves: the tables are checked against it too."""
+    from tbr import evidence
+
+    disagree, named = evidence.table_check(store.db, result.head_seq)
+    if disagree:
+        print(f"tables disagree with the audit log: {disagree} rows", file=sys.stderr)
+        for line in named:
+            print(f"  {line}", file=sys.stderr)
+        return False
+    print("tables agree with the audit log: every change and access decision")
+    return True
 
 
 def _print_records(rows, as_json: bool) -> int:
@@ -298,7 +314,7 @@ def evidence_cmd(args) -> int:
         print(line, file=sys.stderr)
     what = "changes" if args.format != "csv" or args.section == "changes" else f"{args.section} rows"
     print(f"{n} {what} written" + (f" to {args.out}" if args.out else ""), file=sys.stderr)
-    return 0 if head["audit_chain"]["intact"] else 1
+    return 1 if evidence.failed(head) else 0
 
 
 def main(argv: list[str] | None = None) -> int:

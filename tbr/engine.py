@@ -369,7 +369,7 @@ class Engine:
         now = self.clock()
         with self.store.write():
             self.store.update_change(key, **values)
-            audit.judged(self.store, row, status, decision, now)
+            audit.judged(self.store, {**row, "actor": change.actor}, status, decision, now)
             if status == "followup":
                 self.store.audit("followup.filed", audit.subject(row), "tbr", now, change=key,
                                  issue=values["followup_url"], due=values["due_at"])

@@ -10,6 +10,7 @@ worker's item is picked up again when its lease runs out.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -188,6 +189,10 @@ CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+-- INSERT OR REPLACE deletes without firing the DELETE trigger: refuse a number already used.
+CREATE TRIGGER IF NOT EXISTS audit_no_replace BEFORE INSERT ON audit
+WHEN NEW.seq <= (SELECT max(seq) FROM audit)
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 
 -- Quarterly access reviews (CC6.3): one issue each, one line per person with write access or more.
 CREATE TABLE IF NOT EXISTS access_reviews (
@@ -265,9 +270,26 @@ CHANGE_COLUMNS = {
 }
 
 
+def private_file(path: str) -> None:
+    """Create the database 0600, or take group and world access off an existing one and its WAL and SHM:
+    it holds private repositories' payloads. SQLite creates the WAL and SHM with the database's mode."""
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    for name in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
+        try:
+            mode = os.stat(name).st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            os.chmod(name, mode & 0o700)
+
+
 class Store:
-    def __init__(self, path: str):
+    def __init__(self, path: str, keys: audit.Keys | None = None):
         self.path = path
+        self.keys = keys  # the audit key (see tbr/audit.py); None only for a log from before keys
+        private_file(path)
         self._local = threading.local()
         # Threads of one process take turns here rather than in SQLite, whose busy handler polls
         # with sleeps of up to 100 ms: a webhook waiting behind the worker's commit waits for it, not longer.
@@ -286,6 +308,7 @@ class Store:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=30000")
             db = self._local.db = sqlite_utils.Database(conn)
+            db.audit_keys = self.keys  # so whatever verifies the log through this connection can
         return db
 
     def migrate(self) -> None:
@@ -333,7 +356,7 @@ class Store:
     def audit(self, kind: str, subject: str, actor: str | None, at: datetime, **data) -> int:
         """Append an audit record, as part of the write transaction of the work it describes."""
         with self.atomic():
-            return audit.append(self.db, kind, subject, actor, at, data)
+            return audit.append(self.db, kind, subject, actor, at, data, self.keys)
 
     def check_writable(self) -> None:
         """A real write to the database file, as every piece of work needs one."""
