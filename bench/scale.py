@@ -24,6 +24,7 @@ from tbr import audit, digest, evidence  # noqa: E402
 from tbr.store import Store, iso  # noqa: E402
 
 START = datetime(2026, 7, 1, tzinfo=timezone.utc)
+KEYS = audit.Keys(b"bench audit key, 32 bytes or more")
 
 
 def populate(path: str, n: int) -> None:
@@ -50,19 +51,34 @@ def populate(path: str, n: int) -> None:
                        signoff_how="closed", business_seconds=86400, within_sla=1)
         rows.append(row)
     store.db["changes"].insert_all(rows, batch_size=2000)
-    # The audit log such a quarter leaves, which the export verifies whole: each change's records as the
-    # live path writes them (three for an approved change, five for a signed-off one), and heartbeats.
+    # The audit log such a quarter leaves, keyed as in production, which the export verifies whole and
+    # binds each row to: each change's records as the live path writes them (three for an approved
+    # change, five for a signed-off one), and heartbeats.
     with store.write():
         beat = START
         for row in rows:
             at, subject = datetime.fromisoformat(row["happened_at"]), f"acme/api#{row['number']}"
             while beat <= at:
-                audit.append(store.db, "heartbeat", "", "tbr", beat, {})
+                audit.append(store.db, "heartbeat", "", "tbr", beat, {}, KEYS)
                 beat += audit.HEARTBEAT_EVERY
-            kinds = ["delivery.received", "change.recorded", "change.judged"]
-            kinds += ["followup.filed", "followup.signed_off"] if row["status"] == "followup" else []
-            for kind in kinds:
-                audit.append(store.db, kind, subject, "alice", at, {"change": row["key"], "status": row["status"]})
+            decision = json.loads(row["decision"])
+            approval = decision["approval"] or {}
+            records = [("delivery.received", "alice", {"delivery": f"guid-{row['number']}", "event": "pull_request"}),
+                       ("change.recorded", "alice", {"change": row["key"], "branch": "main", "sha": row["sha"],
+                                                     "source": "webhook", "happened_at": row["happened_at"]}),
+                       ("change.judged", "tbr", {"change": row["key"], "status": row["status"], "rule": decision["rule"],
+                                                 "summary": decision["summary"], "notes": [],
+                                                 "approver": approval.get("approver"),
+                                                 "approved_at": approval.get("at"), "link": approval.get("url"),
+                                                 "source": "webhook", "declaration": None, "merged_by": "alice"})]
+            if row["status"] == "followup":
+                records += [("followup.filed", "tbr", {"change": row["key"], "issue": row["followup_url"],
+                                                       "due": row["due_at"]}),
+                            ("followup.signed_off", "bob", {"change": row["key"], "outcome": "signed off by bob",
+                                                            "issue": f"acme/api#{row['followup_number']}"})]
+            for kind, actor, data in records:
+                when = datetime.fromisoformat(row["signed_off_at"]) if kind == "followup.signed_off" else at
+                audit.append(store.db, kind, subject, actor, when, data, KEYS)
 
 
 def digest_time(path: str) -> float:
@@ -71,7 +87,7 @@ def digest_time(path: str) -> float:
     from tbr.engine import Engine
 
     settings = Settings(app_id=1, private_key="", webhook_secret="s", api_url="http://127.0.0.1:9", db_path=path)
-    engine = Engine(settings, Store(path), gateway=None, clock=lambda: START + timedelta(days=91))
+    engine = Engine(settings, Store(path, KEYS), gateway=None, clock=lambda: START + timedelta(days=91))
     t = time.perf_counter()
     digest.build(engine, START + timedelta(days=91))
     return round(time.perf_counter() - t, 2)
@@ -79,7 +95,7 @@ def digest_time(path: str) -> float:
 
 def export_one(path: str, fmt: str) -> None:
     """Child process: one export to /dev/null, then time and peak memory as JSON."""
-    store = Store(path)
+    store = Store(path, KEYS)
     t = time.perf_counter()
     with open(os.devnull, "w") as out:
         _, n = evidence.export(store.db, evidence.Period(START, START + timedelta(days=91)), fmt, out,

@@ -317,6 +317,25 @@ def evidence_cmd(args) -> int:
     return 1 if evidence.failed(head) else 0
 
 
+def backup_cmd(args) -> int:
+    """A consistent copy through SQLite's online backup API (a plain `cp` misses the WAL), while tbr runs."""
+    import os
+    import sqlite3
+
+    from tbr import audit
+
+    try:
+        size = _store().backup(args.path)
+        copy = sqlite3.connect(args.path)
+        seq, head = audit.head(copy)
+        copy.close()
+    except (OSError, sqlite3.Error) as e:
+        print(f"tbr: cannot write {args.path}: {e}", file=sys.stderr)
+        return 1
+    print(f"backed up {size} bytes to {os.path.abspath(args.path)}; its audit log ends at #{seq} sha256:{head}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tbr", description="tbr: follow-up reviews for unapproved changes")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -377,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     for cmd, fn in ((t, audit_tail), (s, audit_search)):
         cmd.add_argument("--json", action="store_true", help="one JSON object per line")
         cmd.set_defaults(fn=fn)
+    p = sub.add_parser("backup", help="write a consistent copy of the database while tbr runs")
+    p.add_argument("path", help="file to write (replaced atomically; 0600)")
+    p.set_defaults(fn=backup_cmd)
     args = parser.parse_args(argv)
     return args.fn(args)
 

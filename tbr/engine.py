@@ -70,7 +70,7 @@ class Engine:
         self.store = store
         self.gateway = gateway
         self.clock = clock
-        self.filer = Filer(gateway)
+        self.filer = Filer(gateway, store)
         self.configs = RepoConfigs(settings, store, gateway, clock)
         self.check_runs = checks.CheckRuns(store, gateway)
         # The deployment's own clock, for what is not one repository's: the digest, its schedule.
@@ -360,8 +360,7 @@ class Engine:
             tracking_inst = inst if tracking.lower() == row["repo"].lower() else self.gateway.installation_for(tracking)
             if not row["filing_at"]:  # recorded before the POST, so a try after a crash looks first
                 self.store.update_change(key, filing_at=iso(self.clock()))
-            issue = self.filer.file(tracking_inst, tracking, change, decision, due, tz,
-                                    from_iso(row["first_seen_at"]), cfg.sla_business_days,
+            issue = self.filer.file(tracking_inst, tracking, change, decision, due, tz, cfg.sla_business_days,
                                     retry=bool(row["filing_at"]), escalate=cfg.escalate)
             values.update(followup_repo=tracking, followup_number=issue.number, followup_url=issue.url,
                           due_at=iso(due), followup_state="open", terms=terms)

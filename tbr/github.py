@@ -9,6 +9,7 @@ models into the classifier's plain facts.
 from __future__ import annotations
 
 import base64
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -281,6 +282,23 @@ class Gateway:
             if marker in (issue.body or ""):
                 return IssueRef(issue.number, issue.html_url)
         return None
+
+    @functools.cached_property
+    def app_login(self) -> str:
+        """The App's own login, as GitHub shows it on what the App authors (asked once per process)."""
+        return f"{self.app_info()['slug']}[bot]"
+
+    def own_issues(self, inst: int, repo: str, label: str, since: datetime | None) -> list[dict]:
+        """Issues labelled `label` that this App authored (others' are left out, whatever their body
+        says), touched since `since` (None: all), least recently updated first."""
+        client = self._inst(inst)
+        issues = self._all(f"issues of {repo}", client, client.rest.issues.list_for_repo, owner=split(repo)[0],
+                           repo=split(repo)[1], labels=label, state="all", sort="updated", direction="asc",
+                           **({"since": since} if since else {}))
+        me = self.app_login.lower()
+        return [{"number": i.number, "url": i.html_url, "body": i.body or "", "updated_at": i.updated_at}
+                for i in issues if i.user and i.user.type == "Bot" and i.user.login.lower() == me
+                and not i.pull_request]
 
     def create_issue(self, inst: int, repo: str, title: str, body: str, labels: list[str],
                      assignees: list[str]) -> IssueRef:

@@ -194,6 +194,20 @@ CREATE TRIGGER IF NOT EXISTS audit_no_replace BEFORE INSERT ON audit
 WHEN NEW.seq <= (SELECT max(seq) FROM audit)
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 
+-- The follow-ups tbr filed, as GitHub lists them (tbr/followups.py FollowupIndex), and how far the listing
+-- was read: a restored or fresh database finds an issue filed after its copy was taken instead of filing another.
+CREATE TABLE IF NOT EXISTS filed_issues (
+    repo TEXT NOT NULL COLLATE NOCASE,
+    change_key TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    url TEXT NOT NULL,
+    PRIMARY KEY (repo, change_key)
+);
+CREATE TABLE IF NOT EXISTS filed_index (
+    repo TEXT PRIMARY KEY COLLATE NOCASE,
+    since TEXT NOT NULL                           -- the newest updated_at read from GitHub's listing
+);
+
 -- Quarterly access reviews (CC6.3): one issue each, one line per person with write access or more.
 CREATE TABLE IF NOT EXISTS access_reviews (
     key TEXT PRIMARY KEY,                         -- quarter:subject, e.g. 2026-Q4:acme/api
@@ -436,6 +450,41 @@ class Store:
     def open_followups(self) -> list[dict]:
         return list(self.db.query(
             "SELECT * FROM changes WHERE status = 'followup' AND followup_state = 'open' ORDER BY due_at"))
+
+    # the index of filed follow-ups ----------------------------------------------------------
+
+    def indexed_followup(self, repo: str, key: str) -> tuple[int, str] | None:
+        row = self.db.execute("SELECT number, url FROM filed_issues WHERE repo = ? AND change_key = ?",
+                              [repo, key]).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def followup_index_since(self, repo: str) -> str | None:
+        row = self.db.execute("SELECT since FROM filed_index WHERE repo = ?", [repo]).fetchone()
+        return row[0] if row else None
+
+    def index_followups(self, repo: str, found: list[tuple[str, int, str]], since: str | None = None) -> None:
+        """Remember (change key, number, url) of follow-ups on GitHub; `since`: how far the listing was read."""
+        with self.atomic():
+            self.db.conn.executemany("INSERT OR IGNORE INTO filed_issues (repo, change_key, number, url)"
+                                     " VALUES (?, ?, ?, ?)", [(repo, *f) for f in found])
+            if since:
+                self.db.execute("INSERT INTO filed_index (repo, since) VALUES (?, ?) ON CONFLICT(repo)"
+                                " DO UPDATE SET since = max(since, excluded.since)", [repo, since])
+
+    def backup(self, dest: str) -> int:
+        """A consistent copy of the database, WAL included, while others keep writing (SQLite's online
+        backup API); written beside `dest` and renamed over it, 0600. Returns its size in bytes."""
+        tmp = f"{dest}.tmp-{os.getpid()}"
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        private_file(tmp)
+        target = sqlite3.connect(tmp)
+        try:
+            self.db.conn.backup(target)
+        finally:
+            target.close()
+        os.replace(tmp, dest)
+        return os.path.getsize(dest)
 
     # actions ----------------------------------------------------------------------------------
 

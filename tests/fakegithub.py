@@ -632,7 +632,8 @@ class FakeGitHub:
             r = self._repo(repo)
             created = _dt(created_at) or self.clock()
             return self._store_issue(r, title, body, list(labels), list(assignees), author,
-                                     "User", created, _dt(updated_at) or created, state,
+                                     "Bot" if author.endswith("[bot]") else "User", created,
+                                     _dt(updated_at) or created, state,
                                      _dt(closed_at) if closed_at else (created if state == "closed" else None),
                                      seeded=True)
 
