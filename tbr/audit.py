@@ -28,7 +28,6 @@ from datetime import datetime, timedelta
 
 from tbr.times import from_iso, iso
 
-_quote = json.encoder.encode_basestring  # what json.dumps uses for a str with ensure_ascii=False
 
 GENESIS = "0" * 64
 KEYED = "audit.keyed"  # from this record on, records are HMAC-SHA256 under the key it names by id
@@ -59,13 +58,18 @@ def judged(store, change: dict, status: str, decision, at: datetime) -> int:
 def digest(seq: int, at: str, kind: str, subject: str, actor: str, data: str, prev_hash: str,
            key: bytes | None = None) -> str:
     """A record's hash: HMAC-SHA256 under `key`, or plain SHA-256 for records from before the key."""
-    # json.dumps([seq, at, ...], ensure_ascii=False, separators=(",", ":")), spelled out: the export
-    # recomputes every record, and building an encoder per record was half the cost.
-    q = _quote
-    canonical = f"[{seq},{q(at)},{q(kind)},{q(subject)},{q(actor)},{q(data)},{q(prev_hash)}]".encode()
-    if key is None:
-        return hashlib.sha256(canonical).hexdigest()
-    return hmac.digest(key, canonical, "sha256").hex()
+    canonical = json.dumps([seq, at, kind, subject, actor, data, prev_hash], ensure_ascii=False,
+                           separators=(",", ":"))
+    return _hash(canonical.encode(), key)
+
+
+def _hash(canonical: bytes, key: bytes | None) -> str:
+    return hmac.digest(key, canonical, "sha256").hex() if key is not None else hashlib.sha256(canonical).hexdigest()
+
+
+# SQLite's json_array writes the same text as `digest` for every record tbr writes (it escapes alike and
+# keeps non-ASCII), at a fraction of the cost; a record where it differs is recomputed by `digest`.
+CANONICAL = "json_array(seq, at, kind, subject, actor, data, prev_hash)"
 
 
 class KeyMissing(Exception):
@@ -187,20 +191,21 @@ def verify(db, expect: tuple[int, str] | None = None, keys: Keys | None = None,
     def broken(seq: int, problem: str) -> Verification:
         return Verification(False, count, expected - 1, prev, problem, seq, legacy)
 
-    for seq, at, kind, subject, actor, data, prev_hash, hash_ in db.execute(
-            "SELECT seq, at, kind, subject, actor, data, prev_hash, hash FROM audit ORDER BY seq"):
+    for seq, kind, prev_hash, hash_, canonical in db.execute(
+            f"SELECT seq, kind, prev_hash, hash, {CANONICAL} FROM audit ORDER BY seq"):
         if seq != expected:
             gone = f"#{expected}" if seq == expected + 1 else f"#{expected} to #{seq - 1}"
             return broken(expected, f"record {gone} deleted (the sequence jumps to #{seq})")
         if kind == KEYED:
-            kid = str(json.loads(data).get("key_id"))
+            kid = str(_field_of(db, seq, "$.key_id"))
             key = keys.get(kid) if keys else None
             if key is None:
                 return broken(seq, f"record #{seq} switches to audit key {kid}, which this deployment does not hold"
                                    " (TBR_AUDIT_KEY, TBR_AUDIT_KEY_RETIRED): it cannot be checked")
         elif key is None:
             legacy = seq
-        if digest(seq, at, kind, subject, actor, data, prev_hash, key) != hash_:
+        if _hash(canonical.encode(), key) != hash_ and not _holds(db, seq, key, hash_):
+            subject = _field_of(db, seq, None)
             return broken(seq, f"record #{seq} ({kind}, {subject}) altered: its content no longer matches its hash")
         if prev_hash != prev:
             return broken(seq, f"record #{seq} does not follow record #{seq - 1}: a record before it was deleted,"
@@ -215,6 +220,19 @@ def verify(db, expect: tuple[int, str] | None = None, keys: Keys | None = None,
             return broken(seq, f"record #{seq} has hash {row[0]}, not the {want} published in {where}:"
                                " history was rewritten")
     return Verification(True, count, expected - 1, prev, legacy=legacy, anchors=len(anchors))
+
+
+def _holds(db, seq: int, key: bytes | None, hash_: str) -> bool:
+    """The record's hash as `digest` computes it, for a record SQLite's text differs on."""
+    row = db.execute("SELECT seq, at, kind, subject, actor, data, prev_hash FROM audit WHERE seq = ?", [seq]).fetchone()
+    return digest(*row, key) == hash_
+
+
+def _field_of(db, seq: int, path: str | None):
+    """A record's subject (path None), or a field of its data, for what `verify` says."""
+    sql = "SELECT subject FROM audit WHERE seq = ?" if path is None else \
+        "SELECT CASE WHEN json_valid(data) THEN json_extract(data, ?) END FROM audit WHERE seq = ?"
+    return db.execute(sql, [seq] if path is None else [path, seq]).fetchone()[0]
 
 
 def parse_head(text: str) -> tuple[int, str] | None:

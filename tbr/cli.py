@@ -171,10 +171,31 @@ def audit_verify(args) -> int:
         expect = audit.parse_head(args.expect)
         if expect is None:
             raise SystemExit(f"tbr: --expect takes SEQ:HASH, or #SEQ sha256:HASH as the digest prints it: {args.expect!r}")
+    published = [] if args.offline else _published_anchors()
+    if published is None:
+        return 1
     store = _store()
-    result = audit.verify(store.db, expect, store.keys)
+    result = audit.verify(store.db, expect, store.keys, published)
     print(result.describe(), file=sys.stdout if result.ok else sys.stderr)
     return 0 if result.ok and _tables_agree(store, result) else 1
+
+
+def _published_anchors() -> list | None:
+    """The heads tbr published on GitHub (tbr/anchors.py); None when they cannot be read."""
+    from tbr import anchors
+    from tbr.github import Gateway, GitHubError, GitHubUnavailable, RetryPolicy
+
+    settings = _settings()
+    if settings.tracking_repo is None:
+        print("no TBR_TRACKING_REPO: tbr publishes no anchors, so a cut-off log shows only against --expect",
+              file=sys.stderr)
+        return []
+    try:
+        return anchors.published(Gateway(settings, timeout=15, retry=RetryPolicy(max_tries=2)), settings.tracking_repo)
+    except (GitHubError, GitHubUnavailable) as e:
+        print(f"tbr: cannot read the audit anchors published in {settings.tracking_repo}: {e}"
+              " (--offline checks the log without them)", file=sys.stderr)
+        return None
 
 
 def _tables_agree(store, result) -> bool:
@@ -385,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     audit_sub = p.add_subparsers(dest="action", required=True)
     v = audit_sub.add_parser("verify", help="recompute the hash chain; exit 1 naming the first broken record")
     v.add_argument("--expect", metavar="SEQ:HASH", help="a head the log must still contain (from a weekly digest)")
+    v.add_argument("--offline", action="store_true", help="do not fetch the anchors published on GitHub")
     v.set_defaults(fn=audit_verify)
     t = audit_sub.add_parser("tail", help="the latest records")
     t.add_argument("-n", type=int, default=20, help="how many (default 20)")

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 
 import structlog
 
-from tbr import accesscontrols, audit, checks, controls, events, lifecycle, reverts, sla
+from tbr import accesscontrols, anchors, audit, checks, controls, events, lifecycle, reverts, sla
 from tbr.classify import Actor, Decision, Policy, PushFacts, judge_pull, judge_push, reverted, separation
 from tbr.config import Settings
 from tbr.configstore import RepoConfigs, touches_config
@@ -505,6 +505,8 @@ class Engine:
                 review = accesscontrols.review(self.store, data["review"])
                 self.store.add_action(f"render:{data['review']}:applied:{data['line_id']}", "render_review",
                                       review["tracking_repo"], review["number"], self.clock(), review=data["review"])
+        elif row["kind"] == "anchor":
+            anchors.publish(self, repo, data)
         elif row["kind"] == "check":
             check_inst = self._installation(data["installation_id"], repo)
             self.check_runs.publish(check_inst, repo, data["sha"], data["name"],

@@ -341,6 +341,27 @@ class Gateway:
         call(f"POST comment on {repo}#{number}", client.rest.issues.create_comment, owner, name, number,
                    data={"body": f"{marker}\n{body}"})
 
+    def own_comments(self, inst: int, repo: str, number: int) -> list[dict]:
+        """The comments on an issue this App authored (others' are left out, whatever they say), oldest first."""
+        client = self._inst(inst)
+        owner, name = split(repo)
+        comments = self._all(f"comments of {repo}#{number}", client, client.rest.issues.list_comments,
+                             owner=owner, repo=name, issue_number=number)
+        me = self.app_login.lower()
+        return [{"body": c.body or "", "url": c.html_url, "created_at": c.created_at} for c in comments
+                if c.user and c.user.type == "Bot" and c.user.login.lower() == me]
+
+    def post_comment(self, inst: int, repo: str, number: int, body: str) -> str:
+        """POST once (never repeated by RetryPolicy); the caller looks for its marker before a retry."""
+        c = call(f"POST comment on {repo}#{number}", self._inst(inst).rest.issues.create_comment, *split(repo),
+                 number, data={"body": body}).parsed_data
+        return c.html_url
+
+    def pin_issue(self, inst: int, repo: str, number: int) -> None:
+        node = call(f"GET issue {repo}#{number}", self._inst(inst).rest.issues.get, *split(repo), number).parsed_data
+        self._graphql(inst, f"pin {repo}#{number}", "mutation($id: ID!) { pinIssue(input: {issueId: $id})"
+                      " { issue { number } } }", {"id": node.node_id})
+
     def set_issue_state(self, inst: int, repo: str, number: int, state: str, reason: str | None = None) -> None:
         data = {"state": state}
         if reason:

@@ -140,6 +140,13 @@ def test_records_are_keyed_and_a_copy_of_the_database_cannot_rechain_them(keyed)
     assert audit.verify(keyed.db).ok
 
 
+def test_a_record_sqlite_writes_differently_is_checked_as_tbr_wrote_it(keyed, monkeypatch):
+    monkeypatch.setattr(audit, "CANONICAL", "json_array(seq, at, kind, subject, actor, data, prev_hash, 0)")
+    assert audit.verify(keyed.db).ok
+    forge(keyed.path, ("UPDATE audit SET actor = 'mallory' WHERE seq = 4",))
+    assert audit.verify(keyed.db).bad_seq == 4
+
+
 def test_an_old_chain_keeps_verifying_and_the_switch_is_a_record(tmp_path):
     path = str(tmp_path / "old.db")
     old = Store(path)
