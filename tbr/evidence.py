@@ -202,13 +202,15 @@ CHANGE_KINDS = ("change.recorded", "change.judged", "followup.filed", "followup.
 def _records_of_change() -> str:
     """A column: the change's records up to a verified head, found through the subject index (the name
     audit.subject gives a change), as text: seq, kind, actor, at and data split by US, records by RS
-    (JSON escapes both). Its key is matched as text, which costs less than parsing every record here."""
+    (JSON escapes both). A PR's name is its own; a push's (repo@sha7) may be another branch's push of
+    the same commit, so its key is matched too, as text, which costs less than parsing the record."""
     kinds = ", ".join(f"'{k}'" for k in CHANGE_KINDS)
     return ("(SELECT group_concat(a.seq || char(31) || a.kind || char(31) || a.actor || char(31) || a.at"
             " || char(31) || a.data, char(30)) FROM audit a"
             " WHERE a.subject = (CASE WHEN changes.kind = 'pr' THEN changes.repo || '#' || changes.number"
             " ELSE changes.repo || '@' || substr(changes.sha, 1, 7) END) COLLATE NOCASE AND a.seq <= ?"
-            f" AND a.kind IN ({kinds}) AND instr(a.data, '\"change\": ' || json_quote(changes.key))) AS _records")
+            f" AND a.kind IN ({kinds}) AND (changes.kind = 'pr' OR instr(a.data, '\"change\": ' ||"
+            " json_quote(changes.key)))) AS _records")
 
 
 def _parse_records(text: str | None) -> list:
@@ -274,7 +276,7 @@ def _bind(row: dict, r: dict, log_start: str) -> str:
         return f"{DISAGREES}: the audit log has no record of this change"
     claimed = []
     for column, value in proven(records).items():
-        if str(row[column]) != value:
+        if row[column] != value:
             claimed.append(f"{column} {row[column]!r}")
             row[column] = value
     if row["decision"] != DECISIONS["followup"] or r["kind"] != "pr":

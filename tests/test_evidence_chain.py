@@ -203,6 +203,19 @@ def test_settings_never_show_their_secrets(private_key):
     assert "slack-secret" not in str(e.value)
 
 
+def test_a_failing_slack_webhook_is_reported_without_its_url(bot, github, monkeypatch):
+    from types import SimpleNamespace
+
+    from tbr import digest
+
+    secret_url = f"{github.url}/services/T0/B0/slack-secret"  # the fake answers 404 there
+    monkeypatch.setattr(bot.engine, "settings", config.Settings(**{**vars(bot.engine.settings),
+                                                                    "slack_webhook_url": secret_url}))
+    with pytest.raises(RuntimeError) as e:
+        digest._post_slack(bot.engine, SimpleNamespace(week=T0.date(), summary="s"), T0)
+    assert "404" in str(e.value) and "slack-secret" not in str(e.value)
+
+
 def test_the_database_and_its_wal_are_only_tbr_s(tmp_path):
     old = os.umask(0o022)
     try:
