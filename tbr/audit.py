@@ -52,7 +52,14 @@ def judged(store, change: dict, status: str, decision, at: datetime) -> int:
                        approver=approval.approver if approval else None,
                        approved_at=approval.at.isoformat() if approval and approval.at else None,
                        link=approval.url if approval else None, source=change["source"],
-                       declaration=decision.to_dict()["declaration"], merged_by=change["actor"] or "")
+                       declaration=decision.to_dict()["declaration"], merged_by=change["actor"] or "",
+                       decision_sha=fingerprint(status, json.dumps(decision.to_dict())))
+
+
+def fingerprint(status: str, decision: str) -> str:
+    """Binds a change's status and its decision as the changes table stores them (JSON text) to its
+    judgement record: the export proves an unedited row with one hash instead of parsing the record."""
+    return hashlib.sha256(f"{status}\n{decision}".encode()).hexdigest()
 
 
 def digest(seq: int, at: str, kind: str, subject: str, actor: str, data: str, prev_hash: str,

@@ -236,12 +236,23 @@ def _field(text: str, name: str):
 _DECODER = json.JSONDecoder()
 
 
-def proven(records: list) -> dict:
-    """What a change's records (seq, kind, actor, at, data as JSON text), in order, prove, as export columns."""
+DECISION_COLUMNS = ("decision", "rule", "approver", "approved_at", "approval_link", "explanation", "declared_by",
+                    "declared_at", "reason", "ticket")
+FOLLOWUP_COLUMNS = ("followup", "due", "followup_state", "signed_off_at", "signed_off_by", "completed_how")
+
+
+def proven(records: list, row: dict, fingerprint: str) -> dict:
+    """What a change's records (seq, kind, actor, at, data as JSON text), in order, prove, as export columns.
+    A judgement whose fingerprint is the table's (`fingerprint`) proves the row's decision columns as they are."""
     out = {"decision": DECISIONS["pending"]}
     for _, kind, actor, at, text in records:
         if kind == "change.recorded":
             out["merged_at"] = _field(text, "happened_at") or ""
+        elif kind == "change.judged" and _field(text, "decision_sha") == fingerprint:
+            out.update({c: row[c] for c in DECISION_COLUMNS}, **dict.fromkeys(FOLLOWUP_COLUMNS, ""))
+            merged_by = _field(text, "merged_by")
+            if merged_by is not None:  # recorded since judgements name the merger
+                out["merged_by"] = merged_by
         elif kind == "change.judged":
             data = json.loads(text)
             d = data.get("declaration") or {}
@@ -275,7 +286,8 @@ def _bind(row: dict, r: dict, log_start: str) -> str:
             return "predates the audit log"
         return f"{DISAGREES}: the audit log has no record of this change"
     claimed = []
-    for column, value in proven(records).items():
+    fingerprint = audit.fingerprint(r["status"], r["decision"]) if r["decision"] else None
+    for column, value in proven(records, row, fingerprint).items():
         if row[column] != value:
             claimed.append(f"{column} {row[column]!r}")
             row[column] = value
