@@ -71,7 +71,7 @@ def populate(path: str, n: int) -> None:
                                                  "approver": approval.get("approver"),
                                                  "approved_at": approval.get("at"), "link": approval.get("url"),
                                                  "source": "webhook", "declaration": None, "merged_by": "alice",
-                                                 "decision_sha": audit.fingerprint(row["status"], row["decision"])})]
+                                                 "decision_sha": audit.fingerprint(row["status"], row["actor"], row["decision"])})]
             if row["status"] == "followup":
                 records += [("followup.filed", "tbr", {"change": row["key"], "issue": row["followup_url"],
                                                        "due": row["due_at"]}),

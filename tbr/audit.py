@@ -53,13 +53,13 @@ def judged(store, change: dict, status: str, decision, at: datetime) -> int:
                        approved_at=approval.at.isoformat() if approval and approval.at else None,
                        link=approval.url if approval else None, source=change["source"],
                        declaration=decision.to_dict()["declaration"], merged_by=change["actor"] or "",
-                       decision_sha=fingerprint(status, json.dumps(decision.to_dict())))
+                       decision_sha=fingerprint(status, change["actor"] or "", json.dumps(decision.to_dict())))
 
 
-def fingerprint(status: str, decision: str) -> str:
-    """Binds a change's status and its decision as the changes table stores them (JSON text) to its
-    judgement record: the export proves an unedited row with one hash instead of parsing the record."""
-    return hashlib.sha256(f"{status}\n{decision}".encode()).hexdigest()
+def fingerprint(status: str, merged_by: str, decision: str) -> str:
+    """Binds a change's status, merger and decision as the changes table stores them (the decision as JSON
+    text) to its judgement record: the export proves an unedited row with one hash instead of a parse."""
+    return hashlib.sha256(f"{status}\n{merged_by}\n{decision}".encode()).hexdigest()
 
 
 def digest(seq: int, at: str, kind: str, subject: str, actor: str, data: str, prev_hash: str,

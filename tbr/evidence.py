@@ -236,6 +236,13 @@ def _field(text: str, name: str):
 _DECODER = json.JSONDecoder()
 
 
+def _value(text: str, name: str, claimed: str) -> str:
+    """A flat record's field, checked first against the value the table claims (one search, no parse)."""
+    if f'"{name}": {json.encoder.encode_basestring(claimed)}' in text:
+        return claimed
+    return _field(text, name) or ""
+
+
 DECISION_COLUMNS = ("decision", "rule", "approver", "approved_at", "approval_link", "explanation", "declared_by",
                     "declared_at", "reason", "ticket")
 FOLLOWUP_COLUMNS = ("followup", "due", "followup_state", "signed_off_at", "signed_off_by", "completed_how")
@@ -247,12 +254,9 @@ def proven(records: list, row: dict, fingerprint: str) -> dict:
     out = {"decision": DECISIONS["pending"]}
     for _, kind, actor, at, text in records:
         if kind == "change.recorded":
-            out["merged_at"] = _field(text, "happened_at") or ""
-        elif kind == "change.judged" and _field(text, "decision_sha") == fingerprint:
-            out.update({c: row[c] for c in DECISION_COLUMNS}, **dict.fromkeys(FOLLOWUP_COLUMNS, ""))
-            merged_by = _field(text, "merged_by")
-            if merged_by is not None:  # recorded since judgements name the merger
-                out["merged_by"] = merged_by
+            out["merged_at"] = _value(text, "happened_at", row["merged_at"])
+        elif kind == "change.judged" and fingerprint and f'"decision_sha": "{fingerprint}"' in text:
+            out.update({c: row[c] for c in (*DECISION_COLUMNS, "merged_by")}, **dict.fromkeys(FOLLOWUP_COLUMNS, ""))
         elif kind == "change.judged":
             data = json.loads(text)
             d = data.get("declaration") or {}
@@ -265,7 +269,8 @@ def proven(records: list, row: dict, fingerprint: str) -> dict:
             if "merged_by" in data:  # recorded since judgements name the merger
                 out["merged_by"] = data["merged_by"]
         elif kind == "followup.filed":
-            out.update(followup=_field(text, "issue") or "", due=_field(text, "due") or "", followup_state="open")
+            out.update(followup=_value(text, "issue", row["followup"]), due=_value(text, "due", row["due"]),
+                       followup_state="open")
         elif kind in ("followup.signed_off", "followup.reverted"):
             how = "reverted" if kind == "followup.reverted" else "comment" if _field(text, "comment") else "closed"
             out.update(followup_state="signed_off", signed_off_at=at, signed_off_by=actor, completed_how=how)
@@ -286,7 +291,7 @@ def _bind(row: dict, r: dict, log_start: str) -> str:
             return "predates the audit log"
         return f"{DISAGREES}: the audit log has no record of this change"
     claimed = []
-    fingerprint = audit.fingerprint(r["status"], r["decision"]) if r["decision"] else None
+    fingerprint = audit.fingerprint(r["status"], r["actor"], r["decision"]) if r["decision"] else None
     for column, value in proven(records, row, fingerprint).items():
         if row[column] != value:
             claimed.append(f"{column} {row[column]!r}")

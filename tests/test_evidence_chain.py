@@ -90,6 +90,16 @@ def test_an_edited_changes_row_is_shown_as_the_log_proves_it_and_fails_the_expor
     assert "tables disagree with the audit log: 2 rows" in err and f"{REPO} #6: DISAGREES" in err
 
 
+def test_each_judgement_fingerprints_the_row_it_wrote(population):
+    """What lets the export prove an unedited row with one hash: the live path's records match its rows."""
+    bot, _ = population
+    for change in bot.changes():
+        if change["decision"]:
+            [judged, *_] = audit.records(bot.store.db, subject=audit.subject(change), kind="change.judged", last=1)
+            assert judged["data"]["decision_sha"] == audit.fingerprint(change["status"], change["actor"],
+                                                                        change["decision"]), change["key"]
+
+
 def test_a_change_deleted_or_moved_out_of_the_period_is_named(population):
     bot, c = population
     bot.store.db.execute("DELETE FROM changes WHERE key = ?", [c["overdue"]["key"]])
