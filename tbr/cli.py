@@ -350,9 +350,11 @@ def retry_cmd(args) -> int:
 
 
 def _store():
+    from tbr import audit
     from tbr.store import Store
 
-    return Store(_settings().db_path)
+    settings = _settings()
+    return Store(settings.db_path, audit.keys_of(settings))
 
 
 def audit_verify(args) -> int:
@@ -361,13 +363,48 @@ def audit_verify(args) -> int:
 
     expect = None
     if args.expect:
-        seq, _, hash_ = args.expect.partition(":")
-        if not seq.lstrip("#").isdigit() or len(hash_.removeprefix("sha256:")) != 64:
-            raise SystemExit(f"tbr: --expect takes SEQ:HASH, as the digest prints it: {args.expect!r}")
-        expect = (int(seq.lstrip("#")), hash_.removeprefix("sha256:"))
-    result = audit.verify(_store().db, expect)
+        expect = audit.parse_head(args.expect)
+        if expect is None:
+            raise SystemExit(f"tbr: --expect takes SEQ:HASH, or #SEQ sha256:HASH as the digest prints it: {args.expect!r}")
+    published = [] if args.offline else _published_anchors()
+    if published is None:
+        return 1
+    store = _store()
+    result = audit.verify(store.db, expect, store.keys, published)
     print(result.describe(), file=sys.stdout if result.ok else sys.stderr)
-    return 0 if result.ok else 1
+    return 0 if result.ok and _tables_agree(store, result) else 1
+
+
+def _published_anchors() -> list | None:
+    """The heads tbr published on GitHub (tbr/anchors.py); None when they cannot be read."""
+    from tbr import anchors
+    from tbr.github import Gateway, GitHubError, GitHubUnavailable, RetryPolicy
+
+    settings = _settings()
+    if settings.tracking_repo is None:
+        print("no TBR_TRACKING_REPO: tbr publishes no anchors, so a cut-off log shows only against --expect",
+              file=sys.stderr)
+        return []
+    try:
+        return anchors.published(Gateway(settings, timeout=15, retry=RetryPolicy(max_tries=2)), settings.tracking_repo)
+    except (GitHubError, GitHubUnavailable) as e:
+        print(f"tbr: cannot read the audit anchors published in {settings.tracking_repo}: {e}"
+              " (--offline checks the log without them)", file=sys.stderr)
+        return None
+
+
+def _tables_agree(store, result) -> bool:
+    """What the export shows must be what the log proves: the tables are checked against it too."""
+    from tbr import evidence
+
+    disagree, named = evidence.table_check(store.db, result.head_seq)
+    if disagree:
+        print(f"tables disagree with the audit log: {disagree} rows", file=sys.stderr)
+        for line in named:
+            print(f"  {line}", file=sys.stderr)
+        return False
+    print("tables agree with the audit log: every change and access decision")
+    return True
 
 
 def _print_records(rows, as_json: bool) -> int:
@@ -508,7 +545,26 @@ def evidence_cmd(args) -> int:
         print(line, file=sys.stderr)
     what = "changes" if args.format != "csv" or args.section == "changes" else f"{args.section} rows"
     print(f"{n} {what} written" + (f" to {args.out}" if args.out else ""), file=sys.stderr)
-    return 0 if head["audit_chain"]["intact"] else 1
+    return 1 if evidence.failed(head) else 0
+
+
+def backup_cmd(args) -> int:
+    """A consistent copy through SQLite's online backup API (a plain `cp` misses the WAL), while tbr runs."""
+    import os
+    import sqlite3
+
+    from tbr import audit
+
+    try:
+        size = _store().backup(args.path)
+        copy = sqlite3.connect(args.path)
+        seq, head = audit.head(copy)
+        copy.close()
+    except (OSError, sqlite3.Error) as e:
+        print(f"tbr: cannot write {args.path}: {e}", file=sys.stderr)
+        return 1
+    print(f"backed up {size} bytes to {os.path.abspath(args.path)}; its audit log ends at #{seq} sha256:{head}")
+    return 0
 
 
 def _refusal(e) -> str:
@@ -659,6 +715,7 @@ def main(argv: list[str] | None = None) -> int:
     audit_sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     v = audit_sub.add_parser("verify", help="recompute the hash chain; exit 1 naming the first broken record")
     v.add_argument("--expect", metavar="SEQ:HASH", help="a head the log must still contain (from a weekly digest)")
+    v.add_argument("--offline", action="store_true", help="do not fetch the anchors published on GitHub")
     v.set_defaults(fn=audit_verify)
     t = audit_sub.add_parser("tail", help="the latest records")
     t.add_argument("-n", type=int, default=20, metavar="N", help="how many (default 20)")
@@ -670,6 +727,9 @@ def main(argv: list[str] | None = None) -> int:
     for cmd, fn in ((t, audit_tail), (s, audit_search)):
         cmd.add_argument("--json", action="store_true", help="one JSON object per line")
         cmd.set_defaults(fn=fn)
+    p = sub.add_parser("backup", help="write a consistent copy of the database while tbr runs")
+    p.add_argument("path", help="file to write (replaced atomically; 0600)")
+    p.set_defaults(fn=backup_cmd)
     args = parser.parse_args(argv)
     args.debug = args.debug or debug
     return _run(args)

@@ -10,7 +10,7 @@ import json
 import os
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -38,8 +38,9 @@ class MissingCredentials(ConfigError):
 @dataclass(frozen=True)
 class Settings:
     app_id: int
-    private_key: str
-    webhook_secret: str
+    # Secrets: kept out of repr (and so out of logs and tracebacks that print settings).
+    private_key: str = field(repr=False)
+    webhook_secret: str = field(repr=False)
     api_url: str = "https://api.github.com"
     db_path: str = "./tbr.db"
     tracking_repo: str | None = None
@@ -59,11 +60,13 @@ class Settings:
     access_reviews: bool = True
     digest_day: str = "mon"
     digest_time: tuple[int, int] = (9, 0)
-    slack_webhook_url: str | None = None
-    metrics_token: str | None = None
+    slack_webhook_url: str | None = field(default=None, repr=False)
+    metrics_token: str | None = field(default=None, repr=False)
     public_url: str | None = None
     work_budget_seconds: int = 120  # one item's time; the supervisor stops a worker that overruns it
     quarantine_after: int = 5  # failed or overrun attempts before an item is set aside
+    audit_key: str | None = field(default=None, repr=False)  # TBR_AUDIT_KEY; None: derived from private_key
+    audit_keys_retired: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -204,8 +207,8 @@ def _public_url(env) -> str | None:
 
 def _slack(env) -> str | None:
     url = _get(env, "TBR_SLACK_WEBHOOK_URL")
-    if url and not re.match(r"^https?://", url):
-        raise ConfigError(f"TBR_SLACK_WEBHOOK_URL must be an http(s) URL, got {url!r}")
+    if url and not re.match(r"^https?://", url):  # the URL is a secret: not repeated back
+        raise ConfigError("TBR_SLACK_WEBHOOK_URL must be an http(s) URL (Slack's incoming webhook URL)")
     return url
 
 
@@ -267,7 +270,7 @@ class SetupSettings:
     credentials: Path
     api_url: str
     web_url: str
-    token: str | None
+    token: str | None = field(repr=False)
     public_url: str | None
     app_name: str | None = None  # TBR_APP_NAME; None: a unique name made up on the setup page
     code: str = ""  # the one-time code the setup page asks for (printed in the log at start-up)
@@ -341,4 +344,13 @@ def load(env=None) -> Settings:
         public_url=_public_url(env),
         work_budget_seconds=_budget(env),
         quarantine_after=_int(env, "TBR_QUARANTINE_AFTER", 5, minimum=1),
+        audit_key=_audit_key(env),
+        audit_keys_retired=_list(env, "TBR_AUDIT_KEY_RETIRED", ()),
     )
+
+
+def _audit_key(env) -> str | None:
+    key = _get(env, "TBR_AUDIT_KEY")
+    if key is not None and len(key) < 32:  # the value itself is never repeated back
+        raise ConfigError(f"TBR_AUDIT_KEY must be at least 32 characters (a random secret), got {len(key)}")
+    return key

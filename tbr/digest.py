@@ -227,7 +227,11 @@ def _post_slack(engine: Engine, digest: Digest, now: datetime) -> None:
         return
     link = engine.store.db.execute("SELECT url FROM digests WHERE week = ?", [week]).fetchone()
     text = digest.summary + (f" {link[0]}" if link else "")
-    httpx.post(url, json={"text": text}, timeout=10).raise_for_status()
+    try:
+        httpx.post(url, json={"text": text}, timeout=10).raise_for_status()
+    except httpx.HTTPError as e:  # httpx names the URL, which is the secret: say what failed, not where
+        what = f"answered {e.response.status_code}" if isinstance(e, httpx.HTTPStatusError) else type(e).__name__
+        raise RuntimeError(f"Slack webhook (TBR_SLACK_WEBHOOK_URL): {what}") from None
     engine.store.db.execute(
         "INSERT INTO digests (week, repo, number, url, updated_at, slack_posted_at) VALUES (?, '', 0, '', ?, ?)"
         " ON CONFLICT(week) DO UPDATE SET slack_posted_at = excluded.slack_posted_at", [week, iso(now), iso(now)])

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 
 import structlog
 
-from tbr import accesscontrols, audit, checks, controls, events, lifecycle, reverts, sla
+from tbr import accesscontrols, anchors, audit, checks, controls, events, lifecycle, reverts, sla
 from tbr.classify import (WRITE_ROLES, Actor, Decision, Policy, PullFacts, PushFacts, judge_pull, judge_push,
                           permissions_needed, reverted, separation)
 from tbr.config import Settings
@@ -72,7 +72,7 @@ class Engine:
         self.store = store
         self.gateway = gateway
         self.clock = clock
-        self.filer = Filer(gateway)
+        self.filer = Filer(gateway, store)
         self.configs = RepoConfigs(settings, store, gateway, clock)
         self.check_runs = checks.CheckRuns(store, gateway)
         # The deployment's own clock, for what is not one repository's: the digest, its schedule.
@@ -447,8 +447,7 @@ class Engine:
             tracking_inst = inst if tracking.lower() == row["repo"].lower() else self.gateway.installation_for(tracking)
             if not row["filing_at"]:  # recorded before the POST, so a try after a crash looks first
                 self.store.update_change(key, filing_at=iso(self.clock()))
-            issue = self.filer.file(tracking_inst, tracking, change, decision, due, tz,
-                                    from_iso(row["first_seen_at"]), cfg.sla_business_days,
+            issue = self.filer.file(tracking_inst, tracking, change, decision, due, tz, cfg.sla_business_days,
                                     retry=bool(row["filing_at"]), escalate=cfg.escalate)
             values.update(followup_repo=tracking, followup_number=issue.number, followup_url=issue.url,
                           due_at=iso(due), followup_state="open", terms=terms)
@@ -456,7 +455,7 @@ class Engine:
         now = self.clock()
         with self.store.write():
             self.store.update_change(key, **values)
-            audit.judged(self.store, row, status, decision, now)
+            audit.judged(self.store, {**row, "actor": change.actor}, status, decision, now)
             if status == "followup":
                 self.store.audit("followup.filed", audit.subject(row), "tbr", now, change=key,
                                  issue=values["followup_url"], due=values["due_at"])
@@ -604,6 +603,8 @@ class Engine:
                 review = accesscontrols.review(self.store, data["review"])
                 self.store.add_action(f"render:{data['review']}:applied:{data['line_id']}", "render_review",
                                       review["tracking_repo"], review["number"], self.clock(), review=data["review"])
+        elif row["kind"] == "anchor":
+            anchors.publish(self, repo, data)
         elif row["kind"] == "check":
             check_inst = self._installation(data["installation_id"], repo)
             self.check_runs.publish(check_inst, repo, data["sha"], data["name"],

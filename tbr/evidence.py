@@ -5,6 +5,13 @@ signed it off when. A summary comes first: counts by decision, SLA compliance, o
 coverage (time running, gaps and the sweeps that filled them) and the audit chain's state. Rows are
 streamed from SQLite to the output one at a time, so memory stays flat however large the population;
 the summary is computed with aggregate queries before the first row is written.
+
+Every row is proven by the audit log, not taken from the mutable tables on trust: its decision, rule,
+approver, declaration, follow-up, sign-off or revert, and each access-review decision, are read from
+the change's chained records (up to the head `audit.verify` proved), and shown as the records say. A
+row whose table values disagree says so in its `audit_log` column, naming what the table claims;
+a change the log records but the table lost is named in the summary. Either fails the export as a
+broken chain does.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import json
 import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TextIO
 
 from tbr import accesscontrols, audit, sla
@@ -25,7 +32,7 @@ from tbr.store import config_changes, iso
 COLUMNS = ("repo", "change", "kind", "branch", "url", "title", "author", "merged_by", "merged_at", "decision",
            "rule", "approver", "approved_at", "approval_link", "explanation", "emergency", "declared_by", "declared_at",
            "reason", "ticket", "followup", "due", "followup_state", "signed_off_at", "signed_off_by", "completed_how",
-           "business_days", "within_sla", "found_by", "did_not_count")
+           "business_days", "within_sla", "found_by", "did_not_count", "audit_log")
 
 DECISIONS = {"approved": "approved", "followup": "follow-up", "unapproved": "unapproved (before tbr, no follow-up)",
              "pending": "pending (grace period)"}
@@ -47,6 +54,7 @@ class Period:
 
 
 def summary(db, period: Period, now: datetime) -> dict:
+    check = audit.verify(db)
     where, args = period.where()
     counts = {s: 0 for s in DECISIONS}
     counts.update(dict(db.execute(f"SELECT status, count(*) FROM changes WHERE {where} GROUP BY status", args)))
@@ -58,7 +66,7 @@ def summary(db, period: Period, now: datetime) -> dict:
         f" FROM changes WHERE {where} AND status = 'followup'", [iso(now), iso(now), *args]).fetchone()
     signed, within = f[0], f[1] or 0
     cover = audit.coverage(db, period.start, min(period.end, now))
-    check = audit.verify(db)
+    missing = missing_changes(db, period, check.head_seq)
     return {
         "period": {"from": iso(period.start), "to": iso(period.end), "repo": period.repo or "all watched"},
         "generated_at": iso(now),
@@ -78,7 +86,8 @@ def summary(db, period: Period, now: datetime) -> dict:
                                  [iso(period.start), iso(period.end)]).fetchone()[0],
         },
         "audit_chain": {"intact": check.ok, "records": check.records, "head_seq": check.head_seq,
-                        "head_hash": check.head_hash, "problem": check.problem},
+                        "head_hash": check.head_hash, "problem": check.problem,
+                        "missing_from_table": missing, "rows_disagreeing": 0, "rows_checked": False},
         "access": access_summary(db, period),
         "by_month": monthly(db, period),
     }
@@ -171,35 +180,214 @@ def _found_by(source: str) -> str:
     return source if source in ("sweep", "backfill") or source.startswith("found through") else "webhook"
 
 
-def rows(db, period: Period) -> Iterator[dict]:
+def rows(db, period: Period, head: dict | None = None) -> Iterator[dict]:
+    """The changes, each checked against its records up to the head `head` (the summary's audit_chain,
+    whose rows_disagreeing it counts) proved; without one, the log is verified first."""
+    chain = head or {"head_seq": audit.verify(db).head_seq, "rows_disagreeing": 0}
     where, args = period.where()
-    cur = db.conn.execute(f"SELECT * FROM changes WHERE {where} ORDER BY happened_at, key", args)
+    since = _log_start(db)
+    cur = db.conn.execute(f"SELECT *, {_records_of_change()} FROM changes WHERE {where} ORDER BY happened_at, key",
+                          [chain["head_seq"], *args])
     names = [d[0] for d in cur.description]
     for values in cur:
-        yield _row(dict(zip(names, values)))
+        r = dict(zip(names, values))
+        row = _row(r)
+        row["audit_log"] = _bind(row, r, since)
+        if row["audit_log"].startswith(DISAGREES):
+            chain["rows_disagreeing"] += 1
+        yield row
+
+
+# Binding rows to the audit log -------------------------------------------------------------------
+
+DISAGREES = "DISAGREES"
+CHANGE_KINDS = ("change.recorded", "change.judged", "followup.filed", "followup.signed_off", "followup.reverted",
+                "followup.reopened", "followup.deleted", "followup.transferred")
+
+
+def _records_of_change() -> str:
+    """A column: the change's records up to a verified head, found through the subject index (the name
+    audit.subject gives a change), as text: seq, kind, actor, at and data split by US, records by RS
+    (JSON escapes both). A PR's name is its own; a push's (repo@sha7) may be another branch's push of
+    the same commit, so its key is matched too, as text, which costs less than parsing the record."""
+    kinds = ", ".join(f"'{k}'" for k in CHANGE_KINDS)
+    return ("(SELECT group_concat(a.seq || char(31) || a.kind || char(31) || a.actor || char(31) || a.at"
+            " || char(31) || a.data, char(30)) FROM audit a"
+            " WHERE a.subject = (CASE WHEN changes.kind = 'pr' THEN changes.repo || '#' || changes.number"
+            " ELSE changes.repo || '@' || substr(changes.sha, 1, 7) END) COLLATE NOCASE AND a.seq <= ?"
+            f" AND a.kind IN ({kinds}) AND (changes.kind = 'pr' OR instr(a.data, '\"change\": ' ||"
+            " json_quote(changes.key)))) AS _records")
+
+
+def _parse_records(text: str | None) -> list:
+    records = []
+    for item in text.split("\x1e") if text else ():
+        seq, kind, actor, at, data = item.split("\x1f", 4)
+        records.append((int(seq), kind, actor, at, data))
+    return sorted(records)
+
+
+def _log_start(db) -> str:
+    row = db.execute("SELECT at FROM audit ORDER BY seq LIMIT 1").fetchone()
+    return row[0] if row else "9999"
+
+
+def _field(text: str, name: str):
+    """One top-level field of a flat record's JSON text, without parsing the rest (JSON escapes every quote
+    inside a string, so `"name": ` can only be a key)."""
+    at = text.find(f'"{name}": ')
+    return _DECODER.raw_decode(text, at + len(name) + 4)[0] if at >= 0 else None
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _value(text: str, name: str, claimed: str) -> str:
+    """A flat record's field, checked first against the value the table claims (one search, no parse)."""
+    if f'"{name}": {json.encoder.encode_basestring(claimed)}' in text:
+        return claimed
+    return _field(text, name) or ""
+
+
+DECISION_COLUMNS = ("decision", "rule", "approver", "approved_at", "approval_link", "explanation", "declared_by",
+                    "declared_at", "reason", "ticket")
+FOLLOWUP_COLUMNS = ("followup", "due", "followup_state", "signed_off_at", "signed_off_by", "completed_how")
+
+
+def proven(records: list, row: dict, fingerprint: str) -> dict:
+    """What a change's records (seq, kind, actor, at, data as JSON text), in order, prove, as export columns.
+    A judgement whose fingerprint is the table's (`fingerprint`) proves the row's decision columns as they are."""
+    out = {"decision": DECISIONS["pending"]}
+    for _, kind, actor, at, text in records:
+        if kind == "change.recorded":
+            out["merged_at"] = _value(text, "happened_at", row["merged_at"])
+        elif kind == "change.judged" and fingerprint and f'"decision_sha": "{fingerprint}"' in text:
+            out.update({c: row[c] for c in (*DECISION_COLUMNS, "merged_by")}, **dict.fromkeys(FOLLOWUP_COLUMNS, ""))
+        elif kind == "change.judged":
+            data = json.loads(text)
+            d = data.get("declaration") or {}
+            out.update(decision=DECISIONS.get(data["status"], data["status"]), rule=data.get("rule") or "",
+                       approver=data.get("approver") or "", approved_at=data.get("approved_at") or "",
+                       approval_link=data.get("link") or "", explanation=data.get("summary") or "",
+                       declared_by=d.get("by", ""), declared_at=d.get("at") or "", reason=d.get("reason", ""),
+                       ticket=d.get("ticket") or "", followup="", due="", followup_state="", signed_off_at="",
+                       signed_off_by="", completed_how="")
+            if "merged_by" in data:  # recorded since judgements name the merger
+                out["merged_by"] = data["merged_by"]
+        elif kind == "followup.filed":
+            out.update(followup=_value(text, "issue", row["followup"]), due=_value(text, "due", row["due"]),
+                       followup_state="open")
+        elif kind in ("followup.signed_off", "followup.reverted"):
+            how = "reverted" if kind == "followup.reverted" else "comment" if _field(text, "comment") else "closed"
+            out.update(followup_state="signed_off", signed_off_at=at, signed_off_by=actor, completed_how=how)
+        elif kind == "followup.reopened":
+            out.update(followup_state="open", signed_off_at="", signed_off_by="", completed_how="")
+        else:  # deleted, transferred
+            out["followup_state"] = kind.split(".", 1)[1]
+    if out.get("signed_off_at") and out.get("due"):
+        out["within_sla"] = "yes" if out["signed_off_at"] <= out["due"] else "no"
+    return out
+
+
+def _bind(row: dict, r: dict, log_start: str) -> str:
+    """Put the records' values in the row; say whether the table agreed, naming what it claimed if not."""
+    records = _parse_records(r["_records"])
+    if not records:
+        if r["first_seen_at"] < log_start:
+            return "predates the audit log"
+        return f"{DISAGREES}: the audit log has no record of this change"
+    claimed = []
+    fingerprint = audit.fingerprint(r["status"], r["actor"], r["decision"]) if r["decision"] else None
+    for column, value in proven(records, row, fingerprint).items():
+        if row[column] != value:
+            claimed.append(f"{column} {row[column]!r}")
+            row[column] = value
+    if row["decision"] != DECISIONS["followup"] or r["kind"] != "pr":
+        row["emergency"] = ""
+    else:
+        row["emergency"] = "declared" if row["declared_by"] else "undeclared"
+    return f"{DISAGREES}: the table says " + ", ".join(claimed) if claimed else "proven"
+
+
+def missing_changes(db, period: Period, head_seq: int) -> list[str]:
+    """Changes the log records in the period, still part of the population by their last judgement, that
+    the table no longer shows there (deleted, moved in time, or their status changed)."""
+    where, args = period.where()
+    repo_clause, repo_args = "", []
+    if period.repo:
+        repo_clause = " AND lower(substr(a.subject, 1, ?)) IN (lower(?) || '#', lower(?) || '@')"
+        repo_args = [len(period.repo) + 1, period.repo, period.repo]
+    # The cheap test first: only a change the table lacks costs the lookup of its last judgement.
+    return [k for (k,) in db.execute(
+        "SELECT k FROM (SELECT json_extract(a.data, '$.change') AS k, a.subject, a.data FROM audit a"
+        " WHERE a.kind = 'change.recorded' AND a.seq <= ? AND json_extract(a.data, '$.happened_at') >= ?"
+        " AND json_extract(a.data, '$.happened_at') < ?" + repo_clause + ") r"
+        f" WHERE NOT EXISTS (SELECT 1 FROM changes WHERE changes.key = r.k AND {where})"
+        " AND coalesce((SELECT json_extract(j.data, '$.status') FROM audit j WHERE j.subject = r.subject"
+        " COLLATE NOCASE AND j.kind = 'change.judged' AND j.seq <= ? AND instr(j.data, '\"change\": ' ||"
+        f" json_quote(r.k)) ORDER BY j.seq DESC LIMIT 1), 'pending') IN ({', '.join('?' * len(DECISIONS))})",
+        [head_seq, iso(period.start), iso(period.end), *repo_args, *args, head_seq, *DECISIONS])]
+
+
+def table_check(db, head_seq: int) -> tuple[int, list[str]]:
+    """For `tbr audit verify`: every change and access-review line against the log, all time. Returns how
+    many rows disagree and a few of them, named (a change's key, or review:login)."""
+    period, chain = Period(datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(9999, 1, 1, tzinfo=timezone.utc)), \
+        {"head_seq": head_seq, "rows_disagreeing": 0}
+    named = [f"{row['repo']} {row['change']}: {row['audit_log']}" for row in rows(db, period, chain)
+             if row["audit_log"].startswith(DISAGREES)][:5]
+    named += [f"access review {row['quarter']} {row['repo']} @{row['login']}: {row['audit_log']}"
+              for row in access_rows(db, period, chain) if row["audit_log"].startswith(DISAGREES)][:5]
+    missing = missing_changes(db, period, head_seq)
+    named += [f"{key}: recorded in the audit log, missing from the table" for key in missing[:5]]
+    return chain["rows_disagreeing"] + len(missing), named
+
+
+def failed(head: dict) -> bool:
+    """The export does not hold: the chain is broken, or rows disagree with it, or rows are missing."""
+    chain = head["audit_chain"]
+    return not chain["intact"] or bool(chain["rows_disagreeing"]) or bool(chain["missing_from_table"])
 
 
 # The access controls' sections (CC6.1-CC6.3): their columns, and their rows in a period.
 ACCESS_COLUMNS = ("quarter", "subject", "repo", "login", "permission", "via", "decision", "decided_by",
                   "decided_at", "access_removed_at", "review_opened_at", "review_due", "review_completed_at",
-                  "review_completed_by", "issue")
+                  "review_completed_by", "issue", "audit_log")
 OFFBOARDING_COLUMNS = ("org", "login", "repo", "kind", "detail", "found_at", "resolved_at", "issue")
 TWOFA_COLUMNS = ("org", "checked_at", "visible", "reason", "members_without_2fa", "outside_without_2fa")
 
 
-def access_rows(db, period: Period) -> Iterator[dict]:
+def access_rows(db, period: Period, head: dict | None = None) -> Iterator[dict]:
+    """Each person's line, its decision and the review's completion as their records say (see `rows`)."""
+    chain = head or {"head_seq": audit.verify(db).head_seq, "rows_disagreeing": 0}
+    seq = chain["head_seq"]
     for r in db.query(
-            "SELECT r.*, l.repo, l.login, l.permission, l.via, l.decision, l.decided_by, l.decided_at, l.applied_at"
+            "SELECT r.*, l.repo, l.login, l.permission, l.via, l.decision, l.decided_by, l.decided_at, l.applied_at,"
+            " (SELECT json_array(a.actor, a.at, json_extract(a.data, '$.decision')) FROM audit a WHERE a.subject ="
+            " l.repo COLLATE NOCASE AND a.kind = 'access_review.decided' AND a.seq <= ? AND json_extract(a.data,"
+            " '$.review') = r.key AND json_extract(a.data, '$.login') = l.login ORDER BY a.seq DESC LIMIT 1) AS _decided,"
+            " (SELECT json_array(a.actor, a.at) FROM audit a WHERE a.kind = 'access_review.completed' AND a.seq <= ?"
+            " AND json_extract(a.data, '$.review') = r.key ORDER BY a.seq DESC LIMIT 1) AS _completed"
             " FROM access_reviews r JOIN access_lines l ON l.review_key = r.key"
             " WHERE r.opened_at >= ? AND r.opened_at < ?" + (" AND l.repo = ? COLLATE NOCASE" if period.repo else "")
-            + " ORDER BY r.quarter, r.subject, l.repo, l.login", [iso(period.start), iso(period.end)]
+            + " ORDER BY r.quarter, r.subject, l.repo, l.login", [seq, seq, iso(period.start), iso(period.end)]
             + ([period.repo] if period.repo else [])):
-        yield {"quarter": r["quarter"], "subject": r["subject"], "repo": r["repo"], "login": r["login"],
+        row = {"quarter": r["quarter"], "subject": r["subject"], "repo": r["repo"], "login": r["login"],
                "permission": r["permission"], "via": "; ".join(json.loads(r["via"])), "decision": r["decision"] or "",
                "decided_by": r["decided_by"] or "", "decided_at": r["decided_at"] or "",
                "access_removed_at": r["applied_at"] or "", "review_opened_at": r["opened_at"],
                "review_due": r["due_at"], "review_completed_at": r["completed_at"] or "",
                "review_completed_by": r["completed_by"] or "", "issue": r["url"]}
+        by, at, decision = json.loads(r["_decided"]) if r["_decided"] else ("", "", "undecided")
+        done_by, done_at = json.loads(r["_completed"]) if r["_completed"] else ("", "")
+        decided = decision != "undecided"
+        proof = {"decision": decision if decided else "", "decided_by": by if decided else "",
+                 "decided_at": at if decided else "", "review_completed_at": done_at, "review_completed_by": done_by}
+        claimed = [f"{column} {row[column]!r}" for column, value in proof.items() if row[column] != value]
+        row.update(proof)
+        row["audit_log"] = f"{DISAGREES}: the table says " + ", ".join(claimed) if claimed else "proven"
+        chain["rows_disagreeing"] += bool(claimed)
+        yield row
 
 
 def offboarding_rows(db, period: Period) -> Iterator[dict]:
@@ -249,8 +437,8 @@ SECTIONS = {"changes": (COLUMNS, rows), "access-reviews": (ACCESS_COLUMNS, acces
             "config-changes": (CONFIG_COLUMNS, config_rows)}
 
 
-def write_csv(out: TextIO, db, period: Period, section: str = "changes") -> int:
-    columns, source = SECTIONS[section]
+def write_csv(out: TextIO, db, period: Period, section: str = "changes", sections: dict = SECTIONS) -> int:
+    columns, source = sections[section]
     writer = csv.DictWriter(out, columns, lineterminator="\n")
     writer.writeheader()
     n = 0
@@ -259,18 +447,20 @@ def write_csv(out: TextIO, db, period: Period, section: str = "changes") -> int:
     return n
 
 
-def write_json(out: TextIO, db, period: Period, head: dict) -> int:
+def write_json(out: TextIO, db, period: Period, head: dict, sections: dict = SECTIONS) -> int:
     """Every section; returns the number of changes."""
     out.write('{"summary": ' + json.dumps(head, indent=1))
     written = {}
-    for section, (_, source) in SECTIONS.items():
+    for section, (_, source) in sections.items():
         out.write(f',\n"{section}": [\n')
         n = 0
         for n, row in enumerate(source(db, period), 1):
             out.write((",\n" if n > 1 else "") + json.dumps(row, ensure_ascii=False))
         out.write("\n]")
         written[section] = n
-    out.write("}\n")
+    # Known only once every row was checked: how many disagree with the audit log.
+    head["audit_chain"]["rows_checked"] = True
+    out.write(',\n"audit_check": ' + json.dumps(check_of(head)) + "}\n")
     return written["changes"]
 
 
@@ -298,6 +488,7 @@ def summary_lines(s: dict) -> list[str]:
     lines += [f"{org}: {text}" for org, text in a["twofa"].items()]
     lines.append(f"Audit chain: intact, {chain['records']} records, head #{chain['head_seq']} sha256:{chain['head_hash']}"
                  if chain["intact"] else f"Audit chain: BROKEN: {chain['problem']}")
+    lines.append(check_line(s))
     return lines
 
 
@@ -348,19 +539,19 @@ def _cell(column: str, value) -> str:
     return f'<td class="{column}">{text}</td>'
 
 
-def write_html(out: TextIO, db, period: Period, head: dict) -> int:
+def write_html(out: TextIO, db, period: Period, head: dict, sections: dict = SECTIONS) -> int:
     """One self-contained page (no external resources): summary, then the table, sortable and printable."""
     title = f"tbr evidence {head['period']['from'][:10]} to {head['period']['to'][:10]}"
     out.write(f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
               f"<style>{STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>\n")
     out.write('<section class="summary" id="summary">\n')
     for line in summary_lines(head):
-        cls = ' class="broken"' if line.startswith("Audit chain: BROKEN") else ""
+        cls = ' class="broken"' if line.startswith(("Audit chain: BROKEN", "Rows: BROKEN")) else ""
         out.write(f"<p{cls}>{html.escape(line)}</p>\n")
     out.write(f'<p class="noprint">Generated {html.escape(head["generated_at"][:19])} UTC. Click a column to sort.'
               "</p></section>\n")
     written = {}
-    for section, (columns, source) in SECTIONS.items():
+    for section, (columns, source) in sections.items():
         if section != "changes":
             out.write(f"<h2>{html.escape(HEADINGS[section])}</h2>\n")
         out.write(f'<table id="{section}"><thead><tr>' + "".join(f"<th>{c}</th>" for c in columns)
@@ -371,6 +562,10 @@ def write_html(out: TextIO, db, period: Period, head: dict) -> int:
             out.write(f'<tr class="{kind}">' + "".join(_cell(c, row[c]) for c in columns) + "</tr>\n")
         out.write("</tbody></table>\n")
         written[section] = n
+    head["audit_chain"]["rows_checked"] = True
+    line = check_line(head)
+    cls = ' class="broken"' if failed(head) else ""
+    out.write(f'<p id="audit-check"{cls}>{html.escape(line)}</p>\n')
     out.write(f"<script>{SORT}</script>\n</body></html>\n")
     return written["changes"]
 
@@ -381,12 +576,42 @@ HEADINGS = {"access-reviews": "Quarterly access reviews (CC6.3)", "offboarding":
 
 
 def export(db, period: Period, fmt: str, out: TextIO, now: datetime, section: str = "changes") -> tuple[dict, int]:
-    """Write the export (CSV: one section); returns its summary and the number of rows."""
+    """Write the export (CSV: one section); returns its summary and the number of rows. The summary's
+    audit_chain counts the rows that disagree with the log once they are written: see `failed`."""
     head = summary(db, period, now)
+    chain = head["audit_chain"]
+    sections = {**SECTIONS, "changes": (COLUMNS, lambda db, p: rows(db, p, chain)),
+                "access-reviews": (ACCESS_COLUMNS, lambda db, p: access_rows(db, p, chain))}
     if fmt == "csv":
-        n = write_csv(out, db, period, section)
+        n = write_csv(out, db, period, section, sections)
     elif fmt == "json":
-        n = write_json(out, db, period, head)
+        n = write_json(out, db, period, head, sections)
     else:
-        n = write_html(out, db, period, head)
+        n = write_html(out, db, period, head, sections)
+    chain["rows_checked"] = True
     return head, n
+
+
+def check_of(head: dict) -> dict:
+    chain = head["audit_chain"]
+    return {"rows_disagreeing": chain["rows_disagreeing"], "missing_from_table": chain["missing_from_table"],
+            "holds": not failed(head)}
+
+
+def check_line(head: dict) -> str:
+    """Every row against the audit log, in one line (after the rows, when it is known)."""
+    chain = head["audit_chain"]
+    missing = chain["missing_from_table"]
+    if not failed(head):
+        return ("Rows: every row agrees with the audit log" if chain["rows_checked"]
+                else "Rows: each is checked against the audit log (its audit_log column; the verdict follows the rows)")
+    parts = []
+    if not chain["intact"]:
+        parts.append("the audit chain is broken")
+    if chain["rows_disagreeing"]:
+        parts.append(f"{chain['rows_disagreeing']} rows disagree with the audit log (their audit_log column"
+                     " names what the table says; the row shows what the log proves)")
+    if missing:
+        parts.append(f"{len(missing)} changes the audit log records are missing from the table: "
+                     + ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else ""))
+    return "Rows: BROKEN: " + "; ".join(parts)

@@ -1,11 +1,15 @@
 """The follow-up issue: what it says, and filing it exactly once.
 
-Exactly once rests on a hidden marker holding the change's key. tbr records that it is about to
-file before its first try; any later try first lists the tracking repo's `tbr`-labelled issues
-touched since the change was first seen and looks for the marker. So a crash between GitHub
-creating the issue and tbr recording it, or a POST whose answer was lost, is followed by finding the
-issue, not by filing a second one, and the usual first try costs one request. Titles are for
-people (and auditors' searches); people rename issues, so titles are never used to match.
+Exactly once rests on a hidden marker holding the change's key, and on an index of the follow-ups
+tbr has filed (FollowupIndex): its own App-authored issues labelled `tbr`, by the marker in their
+body, kept in the database. Before its first filing, each process brings the index up to date from
+GitHub's listing, reading only what was updated since it last looked (`since`); every filing adds
+its issue. So a database restored from yesterday's copy, or a fresh one against repositories tbr
+already served, finds the issue it filed instead of filing a second, and a try after a crash or a
+POST whose answer was lost looks again first. The cost is one listing per tracking repository per
+process, plus one page per 100 of its issues updated since: far under 0.1 request per filing. Only
+issues the App authored count: a marker copied into someone else's issue is ignored. Titles are
+for people (and auditors' searches); people rename issues, so titles are never used to match.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import structlog
 
 from tbr.classify import Decision
 from tbr.github import Gateway, GitHubError, IssueRef
+from tbr.times import from_iso, iso
 
 log = structlog.get_logger("tbr.followups")
 
@@ -44,8 +49,49 @@ class Change:
     facts: dict
 
 
+MARK = "<!-- tbr:change="
+SKEW = timedelta(minutes=1)  # GitHub's `since` compares whole seconds: read the last minute again
+
+
 def marker(key: str) -> str:
-    return f"<!-- tbr:change={key} -->"
+    return f"{MARK}{key} -->"
+
+
+def marked_key(body: str) -> str | None:
+    """The change key in a follow-up's marker, if its body has one (linear: two finds)."""
+    start = body.find(MARK)
+    if start < 0:
+        return None
+    start += len(MARK)
+    end = body.find(" -->", start, start + 300)
+    return body[start:end] if end > start else None
+
+
+class FollowupIndex:
+    """The follow-ups tbr filed, by change key, in each tracking repository (see the module's docstring)."""
+
+    def __init__(self, store, gateway: Gateway):
+        self.store = store
+        self.gateway = gateway
+        self._fresh: set[str] = set()  # tracking repos this process has brought up to date
+
+    def find(self, inst: int, repo: str, key: str, refresh: bool = False) -> IssueRef | None:
+        if refresh or repo.lower() not in self._fresh:
+            self.refresh(inst, repo)
+        found = self.store.indexed_followup(repo, key)
+        return IssueRef(*found) if found else None
+
+    def refresh(self, inst: int, repo: str) -> None:
+        since = self.store.followup_index_since(repo)
+        issues = self.gateway.own_issues(inst, repo, LABEL, from_iso(since) - SKEW if since else None)
+        found = [(key, i["number"], i["url"]) for i in issues if (key := marked_key(i["body"]))]
+        newest = max((i["updated_at"] for i in issues), default=None)
+        self.store.index_followups(repo, found, iso(newest) if newest else None)
+        self._fresh.add(repo.lower())
+        log.info("followups.indexed", repo=repo, since=since, read=len(issues), found=len(found))
+
+    def add(self, repo: str, key: str, issue: IssueRef) -> None:
+        self.store.index_followups(repo, [(key, issue.number, issue.url)])
 
 
 def title(change: Change) -> str:
@@ -121,19 +167,20 @@ def body(change: Change, decision: Decision, due: datetime, tz: ZoneInfo, days: 
 
 
 class Filer:
-    """Files follow-ups through the gateway; remembers which labels it has made sure of."""
+    """Files follow-ups through the gateway, once each (FollowupIndex); remembers which labels it has made sure of."""
 
-    def __init__(self, gateway: Gateway):
+    def __init__(self, gateway: Gateway, store):
         self.gateway = gateway
+        self.index = FollowupIndex(store, gateway)
         self._labelled: set[tuple[str, str]] = set()
 
     def file(self, inst: int, tracking_repo: str, change: Change, decision: Decision, due: datetime,
-             tz: ZoneInfo, first_seen: datetime, days: int = 2, retry: bool = True,
+             tz: ZoneInfo, days: int = 2, retry: bool = True,
              escalate: str | None = None) -> IssueRef:
-        """File the follow-up; on a `retry` (an earlier try may have created it), look for it first."""
+        """File the follow-up, unless the index knows it filed one; on a `retry` (an earlier try may have
+        created it), the index reads GitHub's listing again first."""
         gw = self.gateway
-        found = retry and gw.find_issue(inst, tracking_repo, LABEL, marker(change.key),
-                                        since=first_seen - timedelta(days=1))
+        found = self.index.find(inst, tracking_repo, change.key, refresh=retry)
         if found:
             log.info("followup.found_existing", change=change.key, issue=found.url)
             return found
@@ -145,10 +192,12 @@ class Filer:
         text = body(change, decision, due, tz, days, escalate)
         assignees = [change.actor] if change.actor else []
         try:
-            return gw.create_issue(inst, tracking_repo, title(change), text, labels, assignees)
+            issue = gw.create_issue(inst, tracking_repo, title(change), text, labels, assignees)
         except GitHubError as e:
             if e.status != 422 or not assignees:
                 raise
             # GitHub refuses assignees without access to the tracking repo: file it anyway.
             log.warning("followup.assignee_refused", change=change.key, assignee=change.actor, error=str(e))
-            return gw.create_issue(inst, tracking_repo, title(change), text, labels, [])
+            issue = gw.create_issue(inst, tracking_repo, title(change), text, labels, [])
+        self.index.add(tracking_repo, change.key, issue)
+        return issue

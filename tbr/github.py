@@ -9,6 +9,7 @@ models into the classifier's plain facts.
 from __future__ import annotations
 
 import base64
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -300,6 +301,23 @@ class Gateway:
                 return IssueRef(issue.number, issue.html_url)
         return None
 
+    @functools.cached_property
+    def app_login(self) -> str:
+        """The App's own login, as GitHub shows it on what the App authors (asked once per process)."""
+        return f"{self.app_info()['slug']}[bot]"
+
+    def own_issues(self, inst: int, repo: str, label: str, since: datetime | None) -> list[dict]:
+        """Issues labelled `label` that this App authored (others' are left out, whatever their body
+        says), touched since `since` (None: all), least recently updated first."""
+        client = self._inst(inst)
+        issues = self._all(f"issues of {repo}", client, client.rest.issues.list_for_repo, owner=split(repo)[0],
+                           repo=split(repo)[1], labels=label, state="all", sort="updated", direction="asc",
+                           **({"since": since} if since else {}))
+        me = self.app_login.lower()
+        return [{"number": i.number, "url": i.html_url, "body": i.body or "", "updated_at": i.updated_at}
+                for i in issues if i.user and i.user.type == "Bot" and i.user.login.lower() == me
+                and not i.pull_request]
+
     def create_issue(self, inst: int, repo: str, title: str, body: str, labels: list[str],
                      assignees: list[str]) -> IssueRef:
         """POST once: RetryPolicy never repeats a POST after a 5xx or timeout, since the lost answer
@@ -341,6 +359,27 @@ class Gateway:
             return
         call(f"POST comment on {repo}#{number}", client.rest.issues.create_comment, owner, name, number,
                    data={"body": f"{marker}\n{body}"})
+
+    def own_comments(self, inst: int, repo: str, number: int) -> list[dict]:
+        """The comments on an issue this App authored (others' are left out, whatever they say), oldest first."""
+        client = self._inst(inst)
+        owner, name = split(repo)
+        comments = self._all(f"comments of {repo}#{number}", client, client.rest.issues.list_comments,
+                             owner=owner, repo=name, issue_number=number)
+        me = self.app_login.lower()
+        return [{"body": c.body or "", "url": c.html_url, "created_at": c.created_at} for c in comments
+                if c.user and c.user.type == "Bot" and c.user.login.lower() == me]
+
+    def post_comment(self, inst: int, repo: str, number: int, body: str) -> str:
+        """POST once (never repeated by RetryPolicy); the caller looks for its marker before a retry."""
+        c = call(f"POST comment on {repo}#{number}", self._inst(inst).rest.issues.create_comment, *split(repo),
+                 number, data={"body": body}).parsed_data
+        return c.html_url
+
+    def pin_issue(self, inst: int, repo: str, number: int) -> None:
+        node = call(f"GET issue {repo}#{number}", self._inst(inst).rest.issues.get, *split(repo), number).parsed_data
+        self._graphql(inst, f"pin {repo}#{number}", "mutation($id: ID!) { pinIssue(input: {issueId: $id})"
+                      " { issue { number } } }", {"id": node.node_id})
 
     def set_issue_state(self, inst: int, repo: str, number: int, state: str, reason: str | None = None) -> None:
         data = {"state": state}

@@ -16,7 +16,7 @@ from datetime import datetime, time, timedelta
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from tbr import accesscontrols, audit, digest, lifecycle, sweep
+from tbr import accesscontrols, anchors, audit, digest, lifecycle, sweep
 from tbr.config import WEEKDAYS
 from tbr.engine import Engine
 from tbr.store import from_iso
@@ -86,6 +86,7 @@ class Scheduler:
         # failed (GitHub down) is made up within the hour instead of the next day.
         sched.add_job(self.run_controls, "interval", hours=1, next_run_time=now, id="controls")
         sched.add_job(self.run_access, "interval", hours=1, next_run_time=now, id="access")
+        sched.add_job(self.run_anchor, "interval", hours=1, next_run_time=now, id="anchor")
         sched.start()
         self._scheduler = sched
         log.info("scheduler.leading", pid=os.getpid(), sweep_minutes=settings.sweep_minutes,
@@ -127,6 +128,10 @@ class Scheduler:
         """Access reviews, offboarding, two-factor coverage: their daily work, done once a day."""
         accesscontrols.daily(self.engine, self.engine.clock())
         self.wake()
+
+    def run_anchor(self) -> None:
+        """The audit log's head, published on GitHub once a day (tbr/anchors.py)."""
+        anchors.queue_daily(self.engine, self.engine.clock())
 
     def run_digest(self) -> None:
         now = self.engine.clock()

@@ -10,6 +10,7 @@ worker's item is picked up again when its lease runs out.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -219,6 +220,24 @@ CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+-- INSERT OR REPLACE deletes without firing the DELETE trigger: refuse a number already used.
+CREATE TRIGGER IF NOT EXISTS audit_no_replace BEFORE INSERT ON audit
+WHEN NEW.seq <= (SELECT max(seq) FROM audit)
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+
+-- The follow-ups tbr filed, as GitHub lists them (tbr/followups.py FollowupIndex), and how far the listing
+-- was read: a restored or fresh database finds an issue filed after its copy was taken instead of filing another.
+CREATE TABLE IF NOT EXISTS filed_issues (
+    repo TEXT NOT NULL COLLATE NOCASE,
+    change_key TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    url TEXT NOT NULL,
+    PRIMARY KEY (repo, change_key)
+);
+CREATE TABLE IF NOT EXISTS filed_index (
+    repo TEXT PRIMARY KEY COLLATE NOCASE,
+    since TEXT NOT NULL                           -- the newest updated_at read from GitHub's listing
+);
 
 -- Quarterly access reviews (CC6.3): one issue each, one line per person with write access or more.
 CREATE TABLE IF NOT EXISTS access_reviews (
@@ -319,9 +338,26 @@ def config_changes(db, start: datetime, end: datetime, repo: str | None = None) 
     return [{**r, **{k: json.loads(r[k]) for k in ("changes", "problems", "refused")}} for r in rows]
 
 
+def private_file(path: str) -> None:
+    """Create the database 0600, or take group and world access off an existing one and its WAL and SHM:
+    it holds private repositories' payloads. SQLite creates the WAL and SHM with the database's mode."""
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    for name in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
+        try:
+            mode = os.stat(name).st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            os.chmod(name, mode & 0o700)
+
+
 class Store:
-    def __init__(self, path: str):
+    def __init__(self, path: str, keys: audit.Keys | None = None):
         self.path = path
+        self.keys = keys  # the audit key (see tbr/audit.py); None only for a log from before keys
+        private_file(path)
         self._local = threading.local()
         # Threads of one process take turns here rather than in SQLite, whose busy handler polls
         # with sleeps of up to 100 ms: a webhook waiting behind the worker's commit waits for it, not longer.
@@ -340,6 +376,7 @@ class Store:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=30000")
             db = self._local.db = sqlite_utils.Database(conn)
+            db.audit_keys = self.keys  # so whatever verifies the log through this connection can
         return db
 
     def migrate(self) -> None:
@@ -397,7 +434,7 @@ class Store:
     def audit(self, kind: str, subject: str, actor: str | None, at: datetime, **data) -> int:
         """Append an audit record, as part of the write transaction of the work it describes."""
         with self.atomic():
-            return audit.append(self.db, kind, subject, actor, at, data)
+            return audit.append(self.db, kind, subject, actor, at, data, self.keys)
 
     # configuration versions ------------------------------------------------------------------
 
@@ -520,6 +557,41 @@ class Store:
         """Every filed follow-up, whatever its state, the soonest due first (`tbr followups`)."""
         return list(self.db.query("SELECT * FROM changes WHERE status = 'followup' AND followup_number IS NOT NULL"
                                   " ORDER BY due_at, key"))
+
+    # the index of filed follow-ups ----------------------------------------------------------
+
+    def indexed_followup(self, repo: str, key: str) -> tuple[int, str] | None:
+        row = self.db.execute("SELECT number, url FROM filed_issues WHERE repo = ? AND change_key = ?",
+                              [repo, key]).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def followup_index_since(self, repo: str) -> str | None:
+        row = self.db.execute("SELECT since FROM filed_index WHERE repo = ?", [repo]).fetchone()
+        return row[0] if row else None
+
+    def index_followups(self, repo: str, found: list[tuple[str, int, str]], since: str | None = None) -> None:
+        """Remember (change key, number, url) of follow-ups on GitHub; `since`: how far the listing was read."""
+        with self.atomic():
+            self.db.conn.executemany("INSERT OR IGNORE INTO filed_issues (repo, change_key, number, url)"
+                                     " VALUES (?, ?, ?, ?)", [(repo, *f) for f in found])
+            if since:
+                self.db.execute("INSERT INTO filed_index (repo, since) VALUES (?, ?) ON CONFLICT(repo)"
+                                " DO UPDATE SET since = max(since, excluded.since)", [repo, since])
+
+    def backup(self, dest: str) -> int:
+        """A consistent copy of the database, WAL included, while others keep writing (SQLite's online
+        backup API); written beside `dest` and renamed over it, 0600. Returns its size in bytes."""
+        tmp = f"{dest}.tmp-{os.getpid()}"
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        private_file(tmp)
+        target = sqlite3.connect(tmp)
+        try:
+            self.db.conn.backup(target)
+        finally:
+            target.close()
+        os.replace(tmp, dest)
+        return os.path.getsize(dest)
 
     # actions ----------------------------------------------------------------------------------
 

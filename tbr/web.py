@@ -12,7 +12,7 @@ from datetime import datetime
 import structlog
 from flask import Flask, Response, abort, jsonify, request
 
-from tbr import config, health, logs, metrics
+from tbr import audit, config, health, logs, metrics
 from tbr.engine import Engine, utcnow
 from tbr.github import Gateway
 from tbr.schedule import Scheduler
@@ -40,7 +40,7 @@ class Runtime:
 
 def build(settings: config.Settings, *, gateway: Gateway | None = None,
           clock: Callable[[], datetime] = utcnow) -> Runtime:
-    store = Store(settings.db_path)
+    store = Store(settings.db_path, audit.keys_of(settings))
     gateway = gateway or Gateway(settings, on_response=store.record_github_response)
     engine = Engine(settings, store, gateway, clock=clock)
     worker = Worker(engine)

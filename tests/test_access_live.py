@@ -234,6 +234,15 @@ def test_evidence_has_the_access_sections(github, org):
     assert head["access"]["reviews"] == 1 and head["access"]["lines_revoked"] == 1
     assert head["access"]["offboarding_unresolved"] == 1
     assert access.LABEL in [label for i in github.issues(TRACK) for label in i["labels"]]
+    # Every line is proven by the audit log; a decision edited in the table shows as the log has it.
+    assert {r["audit_log"] for r in rows} == {"proven"}
+    bot.store.db.execute("UPDATE access_lines SET decision = 'keep', decided_by = 'xena' WHERE login = 'xena'")
+    out = io.StringIO()
+    head, _ = evidence.export(bot.store.db, period, "csv", out, bot.clock(), "access-reviews")
+    xena = next(r for r in csv.DictReader(io.StringIO(out.getvalue())) if r["login"] == "xena")
+    assert (xena["decision"], xena["decided_by"]) == ("revoke", "olivia")
+    assert xena["audit_log"] == "DISAGREES: the table says decision 'keep', decided_by 'xena'"
+    assert evidence.failed(head)
 
 
 def test_org_scope_asked_for_in_repository_files_is_one_review_of_every_repo(github, org):

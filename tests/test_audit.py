@@ -30,6 +30,7 @@ def tamper(store: Store, *steps) -> None:
     conn = sqlite3.connect(store.path)
     conn.execute("DROP TRIGGER IF EXISTS audit_no_update")
     conn.execute("DROP TRIGGER IF EXISTS audit_no_delete")
+    conn.execute("DROP TRIGGER IF EXISTS audit_no_replace")
     for step in steps:
         conn.execute(*(step(store) if callable(step) else step))
         conn.commit()
@@ -49,7 +50,8 @@ def test_an_intact_log_verifies_and_names_its_head(log):
     result = audit.verify(log.db)
     seq, head = audit.head(log.db)
     assert (result.ok, result.records, result.head_seq, result.head_hash) == (True, 6, 6, head)
-    assert seq == 6 and result.describe() == f"audit log intact: 6 records, head #6 sha256:{head}"
+    assert seq == 6 and result.describe() == (f"audit log intact: 6 records, head #6 sha256:{head};"
+                                              " records #1 to #6 predate the audit key (plain SHA-256)")
     assert audit.verify(log.db, expect=(6, head)).ok
 
 
@@ -157,7 +159,7 @@ def test_a_change_s_whole_story_is_in_the_log(bot, github):
     received = [(r["subject"], r["data"]["delivery"], r["data"]["event"])
                 for r in audit.records(bot.store.db, kind="delivery.received")]
     assert received[0] == ("acme/api", "d-1", "pull_request") and received[1][2] == "issues" and len(received) == 2
-    assert audit.verify(bot.store.db).ok
+    assert audit.verify(bot.store.db, keys=bot.store.keys).ok
 
 
 def test_heartbeats_every_five_minutes_and_gaps_filled_by_sweeps(bot):

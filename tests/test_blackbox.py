@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 import httpx
 
-from tbr import audit
+from tbr import audit, config
 from tbr.store import Store
 from tests import payloads
 from tests.processes import ROOT, Gunicorn, eventually, pending
@@ -78,7 +78,7 @@ def test_black_box_run_files_exactly_the_issues_it_should(github, service_env):
     # The request workers and the worker process wrote to one audit chain, which holds: 6 deliveries (no
     # redelivery, no forgery), the worker process's life (the one process that judges), a heartbeat.
     db = Store(env["TBR_DB"]).db
-    assert audit.verify(db).ok
+    assert audit.verify(db, keys=audit.keys_of(config.load(env))).ok
     kinds = [r["kind"] for r in audit.records(db)]
     assert kinds.count("delivery.received") == 6 and kinds.count("followup.filed") == 2
     assert kinds.count("process.started") == kinds.count("process.stopped") == 1 and "heartbeat" in kinds

@@ -218,11 +218,12 @@ def test_an_issue_filed_before_a_crash_is_found_by_its_marker_though_renamed(git
     assert bot.change(key)["followup_number"] == github.issues(REPO)[0]["number"]
 
 
-def test_a_first_try_files_without_looking_first(github, repo, bot):
-    _, payload = merge(github, repo, bot)
-    bot.deliver("pull_request", payload)
-    bot.run(after_seconds=300)
-    assert len(filed(github)) == 1 and github.count("GET", r"/repos/acme/api/issues") == 0
+def test_a_process_reads_the_followup_listing_once_then_files_without_looking(github, repo, bot):
+    for number in (7, 8, 9):
+        _, payload = merge(github, repo, bot, number=number)
+        bot.deliver("pull_request", payload)
+        bot.run(after_seconds=300)
+    assert len(filed(github)) == 3 and github.count("GET", r"/repos/acme/api/issues$") == 1
 
 
 def test_github_outage_delays_work_and_never_drops_it(github, repo, bot):

@@ -93,7 +93,7 @@ def test_csv_has_one_row_per_change_with_every_column(population):
         "explanation": "Approved: bob approved the pull request (2026-11-02 09:00 UTC)", "emergency": "",
         "declared_by": "", "declared_at": "", "reason": "", "ticket": "", "followup": "", "due": "",
         "followup_state": "", "signed_off_at": "", "signed_off_by": "", "completed_how": "", "business_days": "",
-        "within_sla": "", "found_by": "webhook", "did_not_count": ""}
+        "within_sla": "", "found_by": "webhook", "did_not_count": "", "audit_log": "proven"}
     assert reviewed["url"].endswith("/acme/api/pull/2") and "pullrequestreview" in reviewed["approval_link"]
     assert (by_other["rule"], by_other["approver"], by_other["merged_by"]) == ("merged-by-other", "carol", "carol")
     assert {k: signed[k] for k in ("decision", "rule", "emergency", "followup", "due", "followup_state",
@@ -127,7 +127,8 @@ def test_summary_counts_sla_coverage_and_the_chain(population):
     assert head["coverage"]["running"] == "99.14%"  # 6 h 5 min down in 708 h
     seq, hash_ = audit.head(bot.store.db)
     assert head["audit_chain"] == {"intact": True, "records": seq, "head_seq": seq, "head_hash": hash_,
-                                   "problem": None}
+                                   "problem": None, "missing_from_table": [], "rows_disagreeing": 0,
+                                   "rows_checked": True}
 
 
 def test_json_streams_the_same_population(population):
