@@ -54,7 +54,8 @@ class JsonAccessLogger(glogging.Logger):
             "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "level": "info",
             "event": "http.request",
-            "remote_addr": environ.get("REMOTE_ADDR"),
+            # IPv4 peers arrive on the dual-stack socket as ::ffff:a.b.c.d: show the address they have.
+            "remote_addr": (environ.get("REMOTE_ADDR") or "").removeprefix("::ffff:") or None,
             "method": environ.get("REQUEST_METHOD"),
             "path": path,
             "status": int(status) if status.isdigit() else status,
