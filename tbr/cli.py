@@ -145,6 +145,7 @@ def config_show(args) -> int:
 def status(_args) -> int:
     store = _store()
     print(json.dumps(store.counts(), indent=2))
+    print(budget_text(store, datetime.now(timezone.utc)))
     for row in store.db.query(
             "SELECT key, repo, status, decision, followup_url, last_error FROM changes"
             " ORDER BY first_seen_at DESC LIMIT 20"):
@@ -152,6 +153,22 @@ def status(_args) -> int:
         extra = row["followup_url"] or row["last_error"] or ""
         print(f"{row['status']:9} {row['key']:40} {row['repo']} {extra}\n          {summary}".rstrip())
     return 0
+
+
+def budget_text(store, now) -> str:
+    """GitHub's rate limit in people's terms: what is left, and what waits for it."""
+    counters = store.counters()
+    lines = []
+    for resource in ("core", "graphql"):
+        limit, left = counters.get(f"github_rate_{resource}_limit"), counters.get(f"github_rate_{resource}_remaining")
+        reset = counters.get(f"github_rate_{resource}_reset")
+        if limit and left is not None and reset:
+            at = datetime.fromtimestamp(reset, timezone.utc)
+            lines.append(f"GitHub {resource} budget: {int(left)} of {int(limit)} left" +
+                         (f", renewed at {at:%H:%M} UTC" if at > now else " (window since renewed)"))
+    for p in store.pauses(now):
+        lines.append(f"Paused until {p['until'][11:16]} UTC: {p['work']} ({p['reason']})")
+    return "\n".join(lines) or "GitHub budget: not seen yet"
 
 
 def _store():
