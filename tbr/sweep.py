@@ -232,7 +232,10 @@ def _reconcile_followups(engine: Engine) -> None:
         url = f"repos/{repo}/issues/{number}"
         seen = store.etag(url)
         try:
-            etag, issue = gw.if_changed(gw.installation_for(repo), url, seen[0] if seen else None)
+            # In the change's own repository (no tracking repository), its installation is known.
+            inst = row["installation_id"] if row["installation_id"] and repo.lower() == row["repo"].lower() \
+                else gw.installation_for(repo)
+            etag, issue = gw.if_changed(inst, url, seen[0] if seen else None)
         except GitHubError as e:
             if e.status in (404, 410):  # deleted, or moved where tbr cannot see it
                 with store.write():
