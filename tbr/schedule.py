@@ -46,8 +46,9 @@ def queue_daily_controls(engine: Engine) -> int:
     Asking costs a GraphQL point per hundred repositories (head and classic protection) and, per
     repository, a conditional request for the rulesets that apply, which GitHub does not count while
     they are unchanged. Events (`branch_protection_rule`, `repository_ruleset`) queue a look as they
-    happen; this is the net for the ones that were lost. Under GitHub's rate-limit reserve it waits
-    for the next hour; first looks (a full check each) are spread over the hours the budget allows.
+    happen; this is the net for the ones that were lost. A repository whose controls changed gets its
+    `tbr/controls` check run again, and an issue if production lost a control. Under GitHub's
+    rate-limit reserve it waits for the next hour; first looks are spread over the hours the budget allows.
     """
     store, gw, settings = engine.store, engine.gateway, engine.settings
     now = engine.clock()
@@ -61,13 +62,13 @@ def queue_daily_controls(engine: Engine) -> int:
             return queued
         repos = [r.full_name for r in gw.installation_repos(inst) if not r.archived
                  and settings.watches_repo(r.full_name)]
-        changed = []
-        for repo, (branch, _head, classic) in gw.default_branch_protection(inst, repos).items():
+        changed, seen = [], {}
+        for repo, (branch, head, classic) in gw.default_branch_protection(inst, repos).items():
             url = f"repos/{repo}/rules/branches/{quote(branch, safe='')}"
-            seen = store.etag(url)
-            etag, rules = gw.if_changed(inst, url, seen[0] if seen else None)
+            cached = store.etag(url)
+            etag, rules = gw.if_changed(inst, url, cached[0] if cached else None)
             if rules is None:
-                types = set(seen[1])
+                types = set(cached[1])
             else:
                 types = {r["type"] for r in rules}
                 if etag:
@@ -75,21 +76,23 @@ def queue_daily_controls(engine: Engine) -> int:
                         store.set_etag(url, etag, sorted(types), now)
             if controls.protection(branch, classic, types).state() != store.control_state(repo, branch):
                 changed.append(repo)
+                seen[repo] = {"branch": branch, "head": head, "classic": classic, "rules": sorted(types)}
         room = _room(engine)
         complete = complete and len(changed) <= room
         with store.write():
-            queued += engine.queue_controls(changed[:room], inst, f"daily:{today}", "", "daily check", now)
+            queued += engine.queue_controls(changed[:room], inst, f"daily:{today}", "", "daily check", now, seen)
     if complete:
         store.beat("controls-daily", now)
     return queued
 
 
 def _room(engine: Engine) -> int:
-    """How many full controls checks (about six requests each) fit above the reserve this hour."""
+    """How many controls checks (a check run, an issue if weakened: two requests at most) fit above the
+    reserve this hour."""
     core = engine.gateway.budgets.get("core")
     if core is None or core.reset <= engine.clock():
         return 10**9
-    return max(int(core.remaining - core.limit * engine.settings.rate_reserve_percent / 100) // 6, 0)
+    return max(int(core.remaining - core.limit * engine.settings.rate_reserve_percent / 100) // 2, 0)
 
 
 class Scheduler:
