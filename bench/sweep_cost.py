@@ -27,7 +27,7 @@ from tests.test_cost import a_day_of_daily_jobs, an_org, pushes, spent  # noqa: 
 
 
 def row(label: str, cost: int, seconds: float, repos: int, extra: str = "") -> None:
-    print(f"| {label} | {cost:,} | {cost / repos:.3f} | {seconds:.1f} s |{extra}")
+    print(f"| {label} | {cost:,} | {cost / repos:.3f} | {seconds:.1f} s |{extra}", flush=True)
 
 
 def main() -> None:
@@ -43,15 +43,16 @@ def main() -> None:
         print(f"{args.repos:,} repositories (installation limit {github.rate_limit_state()['limit']:,} an hour),"
               f" built in {time.perf_counter() - started:.1f} s\n")
         print("| work | charged | per repository | wall time | |\n|---|---|---|---|---|")
-        cost, seconds, _ = spent(github, lambda: sweep(bot.engine))
-        row("first sweep (nothing pushed in its 3-day lookback)", cost, seconds, args.repos)
+        cost, seconds, result = spent(github, lambda: sweep(bot.engine))
+        row("first sweep (nothing pushed in its 3-day lookback)", cost, seconds, args.repos,
+            f" {result.repos_checked:,} checked, {result.errors} errors")
         github.enforce_rate_limits = False  # the first looks are spread over hours by the reserve; counted here at once
         cost, seconds, _ = spent(github, lambda: a_day_of_daily_jobs(bot))
         row("first day of daily jobs (a full controls check per repository)", cost, seconds, args.repos)
         github.enforce_rate_limits = True
         bot.clock.advance(3600)
         cost, seconds, result = spent(github, lambda: sweep(bot.engine))
-        row("idle hourly sweep", cost, seconds, args.repos, f" {result.repos_checked:,} checked")
+        row("idle hourly sweep", cost, seconds, args.repos, f" {result.repos_checked:,} checked, {result.errors} errors")
         bot.clock.advance(3600)
         pushes(github, bot, repos, names[:args.active], delivered=True)
         cost, seconds, result = spent(github, lambda: sweep(bot.engine))

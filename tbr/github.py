@@ -330,13 +330,6 @@ class Gateway:
 
     # follow-up lifecycle ------------------------------------------------------------------------
 
-    def issue(self, inst: int, repo: str, number: int) -> dict:
-        i = call(f"GET issue {repo}#{number}", self._inst(inst).rest.issues.get, *split(repo), number).parsed_data
-        closed_by = i.closed_by if i.closed_by not in (None, UNSET) else None
-        return {"state": i.state, "state_reason": i.state_reason if i.state_reason is not UNSET else None,
-                "closed_at": _when(i.closed_at), "closed_by": _actor(closed_by) if closed_by else None,
-                "updated_at": _when(i.updated_at)}
-
     def comment_once(self, inst: int, repo: str, number: int, body: str, marker: str, since: datetime) -> None:
         """Post a comment unless one carrying `marker` is there already (a retry after a lost answer)."""
         client = self._inst(inst)
@@ -375,42 +368,6 @@ class Gateway:
             client.rest.apps.list_repos_accessible_to_installation,
             map_func=lambda r: r.parsed_data.repositories, per_page=100)))
         return [_repo_info(r) for r in repos]
-
-    def merged_pulls_since(self, inst: int, repo: str, since: datetime) -> list[dict]:
-        """PRs merged at or after `since`, newest activity first; stops paging at older updates."""
-        client = self._inst(inst)
-        owner, name = split(repo)
-        found = []
-
-        def walk():
-            for pr in client.rest.paginate(client.rest.pulls.list, owner=owner, repo=name, state="closed",
-                                           sort="updated", direction="desc", per_page=100):
-                if _when(pr.updated_at) < since:
-                    return
-                if pr.merged_at and _when(pr.merged_at) >= since:
-                    found.append({"number": pr.number, "base": pr.base.ref, "merged_at": _when(pr.merged_at),
-                                  "author": pr.user.login if pr.user else "ghost", "url": pr.html_url,
-                                  "title": pr.title})
-
-        call(f"merged pulls of {repo}", walk)
-        return found
-
-    def branch_names(self, inst: int, repo: str, protected_only: bool) -> list[str]:
-        client = self._inst(inst)
-        kwargs = {"protected": True} if protected_only else {}
-        branches = self._all(f"branches of {repo}", client, client.rest.repos.list_branches,
-                             owner=split(repo)[0], repo=split(repo)[1], **kwargs)
-        return [b.name for b in branches]
-
-    def commits_since(self, inst: int, repo: str, branch: str, since: datetime) -> list[dict]:
-        """Commits on `branch` committed at or after `since`, newest first."""
-        client = self._inst(inst)
-        commits = self._all(f"commits of {repo}:{branch}", client, client.rest.repos.list_commits,
-                            owner=split(repo)[0], repo=split(repo)[1], sha=branch, since=since)
-        return [{"sha": c.sha, "url": c.html_url, "message": (c.commit.message or "").split("\n", 1)[0],
-                 "author": c.author.login if c.author not in (None, UNSET) and hasattr(c.author, "login") else None,
-                 "at": _when(c.commit.committer.date) if c.commit.committer else None}
-                for c in commits]
 
     # history, through GraphQL (backfill) -----------------------------------------------------------
 

@@ -990,7 +990,8 @@ class FakeGitHub:
         return self._repo(repo)["pulls"][number]
 
     def _org_state(self, org: str) -> dict:
-        if any(r["owner"] == org and r["owner_type"] == "User" for r in self._repos.values()):
+        if org not in self._orgs and any(r["owner"] == org and r["owner_type"] == "User"
+                                         for r in self._repos.values()):
             raise ValueError(f"{org!r} is a personal account in the fake, not an organization")
         return self._orgs.setdefault(org, {"members": {}, "teams": {}, "base_permission": None})
 
@@ -2026,10 +2027,12 @@ class FakeGitHub:
         inst = request.environ["fakegithub.installation_id"]
         repos = [r for r in self._repos.values() if r["installation_id"] == inst]
         template = _template("installation_repositories")["repositories"][0]
-        return self._paginate(request, [self._repository(r, template) for r in repos],
+        # Only the page asked for is rendered: an installation may have 10,000 repositories.
+        return self._paginate(request, repos,
                               wrap=lambda page: {"total_count": len(repos),
                                                  "repository_selection": "all",
-                                                 "repositories": page})
+                                                 "repositories": [self._repository(r, template)
+                                                                  for r in page]})
 
     def _h_list_pulls(self, request, owner, repo):
         r = self._r(owner, repo)
