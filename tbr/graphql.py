@@ -168,7 +168,8 @@ def pushed(push: dict, node: dict) -> dict:
     before = [c["oid"] for c in (((node.get("before") or {}).get("history") or {}).get("nodes") or [])]
     old, new = set(before), {c["oid"] for c in history}
     commits = []
-    for c in history:
+    # A new branch: its history was on another branch before; only its head can be new there.
+    for c in history if node.get("before") else history[:1]:
         if c["oid"] in old:
             break  # where the branch was: the rest was there before this push
         commits.append({"sha": c["oid"], "url": c["url"], "message": c["messageHeadline"],
