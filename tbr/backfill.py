@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from tbr import audit, events, graphql
+from tbr import audit, budget, events, graphql
 from tbr.classify import Actor, Decision, PushFacts, judge_pull, judge_push
 from tbr.engine import Engine, policy_of
 from tbr.github import RepoInfo
@@ -37,12 +37,14 @@ class Result:
     queued: int = 0     # unapproved, handed to the engine to file a follow-up
     known: int = 0      # recorded before (live, by a sweep, or an earlier backfill)
     requests: int = 0
+    paused: str | None = None  # stopped under GitHub's rate-limit reserve: run it again after the renewal
 
     def line(self) -> str:
         return (f"{self.repos} repositories, {self.pulls} merged PRs and {self.pushes} direct pushes judged:"
                 f" {self.approved} approved, {self.unapproved} unapproved"
                 + (f" ({self.queued} queued for a follow-up)" if self.queued else "")
-                + f"; {self.known} already known; {self.requests} API requests")
+                + f"; {self.known} already known; {self.requests} API requests"
+                + (f"; stopped: {self.paused} (run it again later: what is recorded stays)" if self.paused else ""))
 
 
 def backfill(engine: Engine, since: datetime, repo: str | None = None, file_issues: bool = False,
@@ -62,6 +64,9 @@ def backfill(engine: Engine, since: datetime, repo: str | None = None, file_issu
         progress(result, where)
 
     for inst, info in targets:
+        if not budget.may_run(engine, "backfill"):  # the work that matters keeps GitHub's reserve
+            result.paused = next(p["reason"] for p in engine.store.pauses(engine.clock()) if p["work"] == "backfill")
+            break
         _repo(engine, inst, info, result, file_issues, tick)
         result.repos += 1
     tick("done")

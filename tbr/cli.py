@@ -223,6 +223,7 @@ def status(args) -> int:
     print(_work_line(counts))
     print(f"Sweeps: {counts['sweeps']}" + (f", the last at {_local(datetime.fromisoformat(counts['last_sweep']), settings)}"
                                           if counts["last_sweep"] else ""))
+    print(budget_text(store, now))
     if rows:
         print(f"\nLatest {len(rows)} change(s), newest first:")
     for r in rows:
@@ -313,6 +314,7 @@ def print_followups(store, settings: config.Settings, now: datetime, open_only: 
         print(f"{f['followup']:22} {f['change']:24} {'@' + f['assignee']:12} {f['due'] or '-':30} {f['state']}")
     return 0
 
+
 def _print_quarantined(store) -> None:
     items = store.quarantined()
     if items:
@@ -347,6 +349,22 @@ def retry_cmd(args) -> int:
             print(f"{key}: {'out of quarantine, ' if found[1] == 'quarantined' else ''}due now"
                   " (the running service picks it up within seconds)")
     return failed
+
+
+def budget_text(store, now) -> str:
+    """GitHub's rate limit in people's terms: what is left, and what waits for it."""
+    counters = store.counters()
+    lines = []
+    for resource in ("core", "graphql"):
+        limit, left = counters.get(f"github_rate_{resource}_limit"), counters.get(f"github_rate_{resource}_remaining")
+        reset = counters.get(f"github_rate_{resource}_reset")
+        if limit and left is not None and reset:
+            at = datetime.fromtimestamp(reset, timezone.utc)
+            lines.append(f"GitHub {resource} budget: {int(left)} of {int(limit)} left" +
+                         (f", renewed at {at:%H:%M} UTC" if at > now else " (window since renewed)"))
+    for p in store.pauses(now):
+        lines.append(f"Paused until {p['until'][11:16]} UTC: {p['work']} ({p['reason']})")
+    return "\n".join(lines) or "GitHub budget: not seen yet"
 
 
 def _store():

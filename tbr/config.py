@@ -57,6 +57,7 @@ class Settings:
     reminder_hour: int = 9
     sweep_minutes: int = 60
     payload_days: int = 30
+    rate_reserve_percent: int = 20  # GitHub's budget kept for judging and filing: the safety net waits below it
     access_reviews: bool = True
     digest_day: str = "mon"
     digest_time: tuple[int, int] = (9, 0)
@@ -109,6 +110,13 @@ def _int(env, name: str, default: int, minimum: int = 0, maximum: int | None = N
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     if maximum is not None and value > maximum:
         raise ConfigError(f"{name} must be at most {maximum:,}, got {value:,}")
+    return value
+
+
+def _percent(env, name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value > 90:
+        raise ConfigError(f"{name} must be at most 90 (a percentage of GitHub's hourly budget), got {value}")
     return value
 
 
@@ -336,6 +344,7 @@ def load(env=None) -> Settings:
         reminder_hour=_hour(env),
         sweep_minutes=_int(env, "TBR_SWEEP_MINUTES", 60, minimum=5, maximum=1440),
         payload_days=_int(env, "TBR_PAYLOAD_DAYS", 30, minimum=1, maximum=3660),
+        rate_reserve_percent=_percent(env, "TBR_RATE_RESERVE_PERCENT", 20),
         access_reviews=_on_off(env, "TBR_ACCESS_REVIEWS"),
         digest_day=digest_day,
         digest_time=digest_time,

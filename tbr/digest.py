@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta
 import httpx
 import structlog
 
-from tbr import access, accesscontrols, audit, evidence, sla
+from tbr import access, accesscontrols, audit, budget, evidence, sla
 from tbr.engine import Engine
 from tbr.followups import LABEL_COLOR
 from tbr.repoconfig import refusals
@@ -104,6 +104,7 @@ def build(engine: Engine, now: datetime) -> Digest:
     lines += [f"## Coverage last week ({last_week:%d %b} to {this_week - timedelta(days=1):%d %b})",
               f"- Running {cover.percent:.1f}% of the week, by tbr's heartbeats",
               f"- Sweeps run: {sweeps[0]}" + (f" ({sweeps[1]} with errors)" if sweeps[1] else ""),
+              budget.summary(store, last_week, this_week),
               f"- Webhook deliveries received: {received}",
               f"- Downtime gaps: {len(cover.gaps)}"]
     lines += [f"  - {g.start.astimezone(tz):%a %d %b %H:%M} to {g.end.astimezone(tz):%a %d %b %H:%M}, "

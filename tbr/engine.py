@@ -237,22 +237,26 @@ class Engine:
             self.store.finish_delivery(guid, outcome, now)
 
     def queue_controls(self, repos, installation_id: int | None, trigger: str, actor: str, what: str,
-                       at: datetime) -> int:
-        """Queue a look at each repository's branch controls (call within a write transaction)."""
+                       at: datetime, seen: dict[str, dict] | None = None) -> int:
+        """Queue a look at each repository's branch controls (call within a write transaction). `seen`:
+        per repository, what the daily check already read (branch, head, classic, rules), not asked again."""
         queued = 0
         for repo in repos:
             if self.settings.watches_repo(repo):
                 queued += self.store.add_action(f"controls:{repo}:{trigger}", "controls", repo, 0, self.clock(),
                                                 None, installation_id=installation_id, trigger=trigger,
-                                                actor=actor, what=what, at=iso(at))
+                                                actor=actor, what=what, at=iso(at), **(seen or {}).get(repo, {}))
         return queued
 
     def _check_controls(self, repo: str, data: dict) -> None:
         """`tbr/controls` on the default branch's head; a weakening since the last look opens an issue."""
         inst = self._installation(data["installation_id"], repo)
         cfg = self.config(inst, repo)
-        branch = self.gateway.repo(inst, repo).default_branch
-        head, classic, rules = self.gateway.branch_controls(inst, repo, branch)
+        if "head" in data:  # read by the daily check a moment ago
+            branch, head, classic, rules = data["branch"], data["head"], data["classic"], set(data["rules"])
+        else:
+            branch = self.gateway.repo(inst, repo).default_branch
+            head, classic, rules = self.gateway.branch_controls(inst, repo, branch)
         p = controls.protection(branch, classic, rules)
         now = self.clock()
         if "controls" in cfg.checks:

@@ -118,6 +118,13 @@ def _declaration(change: Change, decision: Decision, escalate: str | None) -> li
             " in the description or a comment, before the grace period ended): this merge looks accidental." + cc]
 
 
+def _forced(branch: str, facts: dict) -> str:
+    if facts.get("rewrote"):
+        return (f"**yes: it rewrote the history of `{branch}`**; {facts['rewrote']} commit(s) that were on it"
+                f" (up to `{facts.get('before', '')[:7]}`) are no longer")
+    return "yes" if facts.get("forced") else "no"
+
+
 def body(change: Change, decision: Decision, due: datetime, tz: ZoneInfo, days: int = 2,
          escalate: str | None = None) -> str:
     due_local = (due - timedelta(microseconds=1)).astimezone(tz)
@@ -135,7 +142,7 @@ def body(change: Change, decision: Decision, due: datetime, tz: ZoneInfo, days: 
         rows = [
             ("Pushed by", f"@{change.actor}" if change.actor else "unknown (found by the reconciliation sweep)"),
             ("Pushed at", _when(change.happened_at)),
-            ("Force push", "yes" if facts.get("forced") else "no"),
+            ("Force push", _forced(change.branch, facts)),
         ]
         if facts.get("compare"):
             rows.append(("Compare", facts["compare"]))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import functools
 import threading
+from urllib.parse import parse_qs, urlsplit
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -58,10 +59,30 @@ class RepoInfo:
     archived: bool
     has_issues: bool
     private: bool = True
+    pushed_at: datetime | None = None  # GitHub's time of the last push to any of its branches
 
 
 def _repo_info(r) -> RepoInfo:
-    return RepoInfo(r.full_name, r.id, r.default_branch, bool(r.archived), bool(r.has_issues), bool(r.private))
+    return RepoInfo(r.full_name, r.id, r.default_branch, bool(r.archived), bool(r.has_issues), bool(r.private),
+                    _when(getattr(r, "pushed_at", None)))
+
+
+@dataclass(frozen=True)
+class RateBudget:
+    """One rate-limit window as GitHub's x-ratelimit-* headers last described it."""
+    resource: str
+    limit: int
+    remaining: int
+    reset: datetime
+
+
+def rate_budget(headers) -> RateBudget | None:
+    try:
+        return RateBudget(headers.get("x-ratelimit-resource") or "core", int(headers["x-ratelimit-limit"]),
+                          int(headers["x-ratelimit-remaining"]),
+                          datetime.fromtimestamp(int(headers["x-ratelimit-reset"]), timezone.utc))
+    except (KeyError, ValueError, TypeError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -166,6 +187,7 @@ class Gateway:
         self.settings = settings
         self.retry = retry or RetryPolicy()
         self.requests = 0  # answers received from GitHub, for commands that report their cost
+        self.budgets: dict[str, RateBudget] = {}  # per resource (core, graphql), from the last answer
         self._lock = threading.Lock()
         transport = transport or SharedTransport()
         self._make_app = lambda: GitHub(
@@ -191,8 +213,11 @@ class Gateway:
         """Count each answer; on a 401, forget the cached tokens. githubkit keeps an installation
         token until the expiry GitHub gave, so a token revoked early (the App reinstalled, its key
         rotated) would fail every call for up to an hour; the retry gets a fresh one instead."""
+        budget = rate_budget(response.headers)
         with self._lock:
             self.requests += 1
+            if budget:
+                self.budgets[budget.resource] = budget
             if response.status_code == 401:
                 self.app = self._make_app()
                 self._clients.clear()
@@ -341,13 +366,6 @@ class Gateway:
 
     # follow-up lifecycle ------------------------------------------------------------------------
 
-    def issue(self, inst: int, repo: str, number: int) -> dict:
-        i = call(f"GET issue {repo}#{number}", self._inst(inst).rest.issues.get, *split(repo), number).parsed_data
-        closed_by = i.closed_by if i.closed_by not in (None, UNSET) else None
-        return {"state": i.state, "state_reason": i.state_reason if i.state_reason is not UNSET else None,
-                "closed_at": _when(i.closed_at), "closed_by": _actor(closed_by) if closed_by else None,
-                "updated_at": _when(i.updated_at)}
-
     def comment_once(self, inst: int, repo: str, number: int, body: str, marker: str, since: datetime) -> None:
         """Post a comment unless this App's comment carrying `marker` is there already (a retry after a lost
         answer); a copy of the marker in anyone else's comment does not silence tbr."""
@@ -408,42 +426,6 @@ class Gateway:
             client.rest.apps.list_repos_accessible_to_installation,
             map_func=lambda r: r.parsed_data.repositories, per_page=100)))
         return [_repo_info(r) for r in repos]
-
-    def merged_pulls_since(self, inst: int, repo: str, since: datetime) -> list[dict]:
-        """PRs merged at or after `since`, newest activity first; stops paging at older updates."""
-        client = self._inst(inst)
-        owner, name = split(repo)
-        found = []
-
-        def walk():
-            for pr in client.rest.paginate(client.rest.pulls.list, owner=owner, repo=name, state="closed",
-                                           sort="updated", direction="desc", per_page=100):
-                if _when(pr.updated_at) < since:
-                    return
-                if pr.merged_at and _when(pr.merged_at) >= since:
-                    found.append({"number": pr.number, "base": pr.base.ref, "merged_at": _when(pr.merged_at),
-                                  "author": pr.user.login if pr.user else "ghost", "url": pr.html_url,
-                                  "title": pr.title})
-
-        call(f"merged pulls of {repo}", walk)
-        return found
-
-    def branch_names(self, inst: int, repo: str, protected_only: bool) -> list[str]:
-        client = self._inst(inst)
-        kwargs = {"protected": True} if protected_only else {}
-        branches = self._all(f"branches of {repo}", client, client.rest.repos.list_branches,
-                             owner=split(repo)[0], repo=split(repo)[1], **kwargs)
-        return [b.name for b in branches]
-
-    def commits_since(self, inst: int, repo: str, branch: str, since: datetime) -> list[dict]:
-        """Commits on `branch` committed at or after `since`, newest first."""
-        client = self._inst(inst)
-        commits = self._all(f"commits of {repo}:{branch}", client, client.rest.repos.list_commits,
-                            owner=split(repo)[0], repo=split(repo)[1], sha=branch, since=since)
-        return [{"sha": c.sha, "url": c.html_url, "message": (c.commit.message or "").split("\n", 1)[0],
-                 "author": c.author.login if c.author not in (None, UNSET) and hasattr(c.author, "login") else None,
-                 "at": _when(c.commit.committer.date) if c.commit.committer else None}
-                for c in commits]
 
     # history, through GraphQL (backfill) -----------------------------------------------------------
 
@@ -676,6 +658,91 @@ class Gateway:
             data["details_url"] = details_url
         call(f"PATCH check run {run_id} on {repo}", self._inst(inst).rest.checks.update, *split(repo), run_id,
              data=data)
+
+    # what changed, cheaply (sweeps and daily checks) ----------------------------------------------
+
+    def activity(self, inst: int, repo: str, since: datetime) -> list[dict]:
+        """Every ref update of `repo` GitHub received at or after `since`, newest first: pushes, force
+        pushes, merges, with the actor and GitHub's own timestamp (commit dates are the committer's)."""
+        client = self._inst(inst)
+        owner, name = split(repo)
+        out, after = [], UNSET
+        while True:
+            resp = call(f"activity of {repo}", client.rest.repos.list_activities, owner, name, per_page=100,
+                        after=after)
+            for a in resp.parsed_data:
+                at = _when(a.timestamp)
+                if at < since:
+                    return out
+                out.append({"ref": a.ref, "branch": a.ref.removeprefix("refs/heads/"), "before": a.before,
+                            "after": a.after, "type": a.activity_type, "at": at,
+                            "actor": a.actor.login if a.actor not in (None, UNSET) else None})
+            after = _link_param(resp.headers.get("link", ""), "next", "after")
+            if after is None:
+                return out
+
+    def pushed_commits(self, inst: int, pushes: list[dict], depth: int = 100) -> list[dict]:
+        """For each push {repo, before, after}: the commits it brought (newest first, at most `depth`),
+        the commits a force push dropped from the branch, and the merged PRs GitHub associates with
+        its head. One GraphQL query per batch of repositories, whatever the number of pushes."""
+        out = []
+        for start in range(0, len(pushes), 30):
+            batch = pushes[start:start + 30]
+            params, fields, variables = [], [], {}
+            for i, p in enumerate(batch):
+                owner, name = split(p["repo"])
+                variables.update({f"o{i}": owner, f"n{i}": name, f"a{i}": p["after"]})
+                params += [f"$o{i}: String!", f"$n{i}: String!", f"$a{i}: GitObjectID!"]
+                before = ""
+                if p["before"].strip("0"):
+                    variables[f"b{i}"] = p["before"]
+                    params.append(f"$b{i}: GitObjectID!")
+                    before = f" before: object(oid: $b{i}) {{ ... on Commit {{ history(first: {depth}) {{ nodes {{ oid }} }} }} }}"
+                fields.append(f"p{i}: repository(owner: $o{i}, name: $n{i}) {{ after: object(oid: $a{i}) {{ ...Pushed }}{before} }}")
+            query = (f"query({', '.join(params)}) {{ {' '.join(fields)} }}\n" + graphql.PUSHED.replace("DEPTH", str(depth)))
+            data = self._graphql(inst, f"commits of {len(batch)} pushes", query, variables)
+            for i, p in enumerate(batch):
+                out.append(graphql.pushed(p, data.get(f"p{i}") or {}))
+        return out
+
+    def default_branch_protection(self, inst: int, repos: list[str]) -> dict[str, tuple[str, str, dict | None]]:
+        """Per repository: its default branch, that branch's head and its classic protection (None when
+        it has none), a hundred repositories to a GraphQL query of one point."""
+        out = {}
+        for start in range(0, len(repos), 100):
+            batch = repos[start:start + 100]
+            params, fields, variables = [], [], {}
+            for i, repo in enumerate(batch):
+                variables.update({f"o{i}": split(repo)[0], f"n{i}": split(repo)[1]})
+                params += [f"$o{i}: String!", f"$n{i}: String!"]
+                fields.append(f"r{i}: repository(owner: $o{i}, name: $n{i}) {{ ...Protection }}")
+            query = f"query({', '.join(params)}) {{ {' '.join(fields)} }}\n" + graphql.PROTECTION
+            data = self._graphql(inst, f"protection of {len(batch)} repositories", query, variables)
+            for i, repo in enumerate(batch):
+                ref = (data.get(f"r{i}") or {}).get("defaultBranchRef")
+                if ref:
+                    out[repo] = (ref["name"], ref["target"]["oid"], graphql.classic_protection(ref["branchProtectionRule"]))
+        return out
+
+    def if_changed(self, inst: int, path: str, etag: str | None) -> tuple[str | None, object]:
+        """GET `path` unless it is unchanged since `etag` (GitHub does not count a 304 against the
+        rate limit): (the new ETag, its JSON), or (etag, None) when unchanged."""
+        client = self._inst(inst)
+        headers = {"If-None-Match": etag} if etag else {}
+        resp = call(f"GET {path}", client.request, "GET", path.lstrip("/"), headers=headers)
+        if resp.status_code == 304:
+            return etag, None
+        return resp.headers.get("etag"), resp.json()
+
+
+def _link_param(link: str, rel: str, param: str) -> str | None:
+    """A query parameter of the `rel` URL in a Link header (GitHub's cursor pagination)."""
+    for part in link.split(","):
+        if f'rel="{rel}"' in part:
+            url = part.split(";")[0].strip().strip("<>")
+            values = parse_qs(urlsplit(url).query).get(param)
+            return values[0] if values else None
+    return None
 
 
 def convert_manifest(api_url: str, code: str, timeout: float = 15.0) -> dict:

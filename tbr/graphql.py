@@ -197,3 +197,48 @@ def pull_facts(repo: str, node: dict) -> PullFacts:
         labels=tuple(label["name"] for label in node["labels"]["nodes"]),
         body_edits=edits(node),
     )
+
+
+# What a push brought (the sweep): the head's merged PRs and its history, read back to the
+# commit the branch pointed at before (or, after a force push, to where the two histories meet).
+PUSHED = """fragment Pushed on Commit {
+  associatedPullRequests(first: 5) { nodes { number merged mergedAt baseRefName title url author { login } } }
+  history(first: DEPTH) { nodes { oid messageHeadline url committedDate author { user { login } } } }
+}"""
+
+# The default branch's head and classic protection (the daily controls check, batched).
+PROTECTION = """fragment Protection on Repository {
+  defaultBranchRef { name target { oid } branchProtectionRule { requiresApprovingReviews allowsForcePushes allowsDeletions } }
+}"""
+
+
+def pushed(push: dict, node: dict) -> dict:
+    """`push` with the commits it brought (newest first) and, for a history rewrite, the ones it dropped."""
+    after = node.get("after") or {}
+    history = (after.get("history") or {}).get("nodes") or []
+    before = [c["oid"] for c in (((node.get("before") or {}).get("history") or {}).get("nodes") or [])]
+    old, new = set(before), {c["oid"] for c in history}
+    commits = []
+    # A new branch: its history was on another branch before; only its head can be new there.
+    for c in history if node.get("before") else history[:1]:
+        if c["oid"] in old:
+            break  # where the branch was: the rest was there before this push
+        commits.append({"sha": c["oid"], "url": c["url"], "message": c["messageHeadline"],
+                        "author": _user(c["author"]), "at": when(c["committedDate"])})
+    dropped = []
+    for sha in before:
+        if sha in new:
+            break
+        dropped.append(sha)
+    pulls = [{"number": p["number"], "base": p["baseRefName"], "merged_at": when(p["mergedAt"]), "title": p["title"],
+              "url": p["url"], "author": (p["author"] or {}).get("login") or "ghost"}
+             for p in ((after.get("associatedPullRequests") or {}).get("nodes") or []) if p["merged"]]
+    return {**push, "commits": commits, "dropped": dropped, "pulls": pulls, "found": bool(after)}
+
+
+def classic_protection(rule: dict | None) -> dict | None:
+    """A BranchProtectionRule as the controls check reads REST's branch protection."""
+    if rule is None:
+        return None
+    return {"required_pull_request_reviews": bool(rule["requiresApprovingReviews"]),
+            "allow_force_pushes": bool(rule["allowsForcePushes"]), "allow_deletions": bool(rule["allowsDeletions"])}

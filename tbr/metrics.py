@@ -82,7 +82,22 @@ class Collector:
             if m["median_business_days"] is not None:
                 median.add_metric([m["month"]], m["median_business_days"])
         yield from (deliveries, refused, decisions, followups, overdue, pending, quarantined, sweeps, repos, since, github, rate,
-                    exceptions, median)
+                    exceptions, median, *budget_metrics(self.store, counters, now))
+
+
+def budget_metrics(store: Store, counters: dict, now: datetime):
+    """GitHub's budget per resource as its headers last said, and the safety-net work waiting for it."""
+    budget = GaugeMetricFamily("tbr_github_rate_limit", "GitHub's rate-limit window per resource (reset: epoch"
+                               " seconds)", labels=["resource", "field"])
+    for name, value in sorted(counters.items()):
+        if name.startswith("github_rate_") and name.count("_") >= 3 and name != "github_rate_limit_remaining":
+            resource, _, field = name.removeprefix("github_rate_").rpartition("_")
+            budget.add_metric([resource, field], value)
+    paused = GaugeMetricFamily("tbr_safety_net_paused", "Safety-net work waiting for GitHub's rate limit"
+                               " (1 while paused), and why", labels=["work", "reason", "until"])
+    for p in store.pauses(now):
+        paused.add_metric([p["work"], p["reason"], p["until"]], 1)
+    return budget, paused
 
 
 def render(store: Store, clock: Callable[[], datetime]) -> bytes:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import fcntl
 import os
 from datetime import datetime, time, timedelta
+from urllib.parse import quote
 
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from tbr import accesscontrols, anchors, audit, digest, lifecycle, sweep
+from tbr import accesscontrols, anchors, audit, budget, controls, digest, lifecycle, sweep
 from tbr.config import WEEKDAYS
 from tbr.engine import Engine
 from tbr.store import from_iso
@@ -39,13 +40,59 @@ def digest_due(engine: Engine, now: datetime) -> bool:
 
 
 def queue_daily_controls(engine: Engine) -> int:
-    today = engine.clock().astimezone(engine.tz).date().isoformat()
-    queued = 0
-    for inst in engine.gateway.installations():
-        repos = [r.full_name for r in engine.gateway.installation_repos(inst) if not r.archived]
-        with engine.store.write():
-            queued += engine.queue_controls(repos, inst, f"daily:{today}", "", "daily check", engine.clock())
+    """Once a day, a full look at each watched repository whose default branch's controls changed
+    since the last look (or were never looked at); returns how many were queued.
+
+    Asking costs a GraphQL point per hundred repositories (head and classic protection) and, per
+    repository, a conditional request for the rulesets that apply, which GitHub does not count while
+    they are unchanged. Events (`branch_protection_rule`, `repository_ruleset`) queue a look as they
+    happen; this is the net for the ones that were lost. A repository whose controls changed gets its
+    `tbr/controls` check run again, and an issue if production lost a control. Under GitHub's
+    rate-limit reserve it waits for the next hour; first looks are spread over the hours the budget allows.
+    """
+    store, gw, settings = engine.store, engine.gateway, engine.settings
+    now = engine.clock()
+    today = now.astimezone(engine.tz).date().isoformat()
+    last = store.last_beat("controls-daily")
+    if last and last.astimezone(engine.tz).date().isoformat() == today:
+        return 0
+    queued, complete = 0, True
+    for inst in gw.installations():
+        if not budget.may_run(engine, "daily controls"):
+            return queued
+        repos = [r.full_name for r in gw.installation_repos(inst) if not r.archived
+                 and settings.watches_repo(r.full_name)]
+        changed, seen = [], {}
+        for repo, (branch, head, classic) in gw.default_branch_protection(inst, repos).items():
+            url = f"repos/{repo}/rules/branches/{quote(branch, safe='')}"
+            cached = store.etag(url)
+            etag, rules = gw.if_changed(inst, url, cached[0] if cached else None)
+            if rules is None:
+                types = set(cached[1])
+            else:
+                types = {r["type"] for r in rules}
+                if etag:
+                    with store.write():
+                        store.set_etag(url, etag, sorted(types), now)
+            if controls.protection(branch, classic, types).state() != store.control_state(repo, branch):
+                changed.append(repo)
+                seen[repo] = {"branch": branch, "head": head, "classic": classic, "rules": sorted(types)}
+        room = _room(engine)
+        complete = complete and len(changed) <= room
+        with store.write():
+            queued += engine.queue_controls(changed[:room], inst, f"daily:{today}", "", "daily check", now, seen)
+    if complete:
+        store.beat("controls-daily", now)
     return queued
+
+
+def _room(engine: Engine) -> int:
+    """How many controls checks (a check run, an issue if weakened: two requests at most) fit above the
+    reserve this hour."""
+    core = engine.gateway.budgets.get("core")
+    if core is None or core.reset <= engine.clock():
+        return 10**9
+    return max(int(core.remaining - core.limit * engine.settings.rate_reserve_percent / 100) // 2, 0)
 
 
 class Scheduler:
@@ -126,7 +173,10 @@ class Scheduler:
 
     def run_access(self) -> None:
         """Access reviews, offboarding, two-factor coverage: their daily work, done once a day."""
-        accesscontrols.daily(self.engine, self.engine.clock())
+        if budget.may_run(self.engine, "access reviews and daily access checks"):
+            accesscontrols.daily(self.engine, self.engine.clock())
+        else:  # reminders are not safety net: they go on
+            accesscontrols.plan_reminders(self.engine.store, self.engine.settings, self.engine.clock())
         self.wake()
 
     def run_anchor(self) -> None:

@@ -309,6 +309,31 @@ CREATE TABLE IF NOT EXISTS digests (
     updated_at TEXT NOT NULL,
     slack_posted_at TEXT
 );
+
+-- Per repository, GitHub's pushed_at the last sweep finished with: a repository whose pushed_at has
+-- not moved since cost that sweep nothing but its line in the installation's repository list.
+CREATE TABLE IF NOT EXISTS swept_repos (
+    repo_id INTEGER PRIMARY KEY,
+    repo TEXT NOT NULL,
+    pushed_at TEXT NOT NULL,
+    swept_at TEXT NOT NULL
+);
+
+-- What a conditional request (If-None-Match) needs: GitHub's ETag and what tbr read from that answer.
+CREATE TABLE IF NOT EXISTS etags (
+    url TEXT PRIMARY KEY,
+    etag TEXT NOT NULL,
+    value TEXT NOT NULL,
+    checked_at TEXT NOT NULL
+);
+
+-- Safety-net work waiting for GitHub's rate limit: what, why, until when (a row per kind of work).
+CREATE TABLE IF NOT EXISTS pauses (
+    work TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    since TEXT NOT NULL,
+    until TEXT NOT NULL
+);
 """
 
 # Columns added after the first release; migrate() adds them to older databases.
@@ -805,6 +830,52 @@ class Store:
         remaining = response.headers.get("x-ratelimit-remaining")
         if remaining is not None and remaining.isdigit():
             self.set_counter("github_rate_limit_remaining", int(remaining))
+        resource = response.headers.get("x-ratelimit-resource")
+        if resource and remaining is not None and remaining.isdigit():
+            for name in ("limit", "remaining", "reset"):
+                value = response.headers.get(f"x-ratelimit-{name}", "")
+                if value.isdigit():
+                    self.set_counter(f"github_rate_{resource}_{name}", int(value))
+
+    # the sweep's and the daily checks' memory of what GitHub said last ---------------------------
+
+    def swept_pushed_at(self) -> dict[int, str]:
+        return dict(self.db.execute("SELECT repo_id, pushed_at FROM swept_repos").fetchall())
+
+    def set_swept(self, repo_id: int, repo: str, pushed_at: datetime, now: datetime) -> None:
+        self.db.execute("INSERT INTO swept_repos (repo_id, repo, pushed_at, swept_at) VALUES (?, ?, ?, ?)"
+                        " ON CONFLICT(repo_id) DO UPDATE SET repo = excluded.repo, pushed_at = excluded.pushed_at,"
+                        " swept_at = excluded.swept_at", [repo_id, repo, iso(pushed_at), iso(now)])
+
+    def etag(self, url: str) -> tuple[str, object] | None:
+        row = self.db.execute("SELECT etag, value FROM etags WHERE url = ?", [url]).fetchone()
+        return (row[0], json.loads(row[1])) if row else None
+
+    def set_etag(self, url: str, etag: str, value: object, now: datetime) -> None:
+        self.db.execute("INSERT INTO etags (url, etag, value, checked_at) VALUES (?, ?, ?, ?) ON CONFLICT(url)"
+                        " DO UPDATE SET etag = excluded.etag, value = excluded.value, checked_at = excluded.checked_at",
+                        [url, etag, json.dumps(value), iso(now)])
+
+    def control_state(self, repo: str, branch: str) -> dict | None:
+        row = self.db.execute("SELECT state FROM control_states WHERE repo = ? AND branch = ?", [repo, branch]).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_pause(self, work: str, reason: str, now: datetime, until: datetime) -> None:
+        self.db.execute("INSERT INTO pauses (work, reason, since, until) VALUES (?, ?, ?, ?) ON CONFLICT(work)"
+                        " DO UPDATE SET reason = excluded.reason, until = excluded.until", [work, reason, iso(now),
+                                                                                             iso(until)])
+
+    def clear_pause(self, work: str) -> None:
+        self.db.execute("DELETE FROM pauses WHERE work = ?", [work])
+
+    def pauses_between(self, start: datetime, end: datetime) -> list[tuple[str, int]]:
+        """How often each kind of work paused for the rate limit in [start, end), from the audit log."""
+        return self.db.execute("SELECT json_extract(data, '$.work'), count(*) FROM audit WHERE kind = 'budget.paused'"
+                               " AND at >= ? AND at < ? GROUP BY 1 ORDER BY 1", [iso(start), iso(end)]).fetchall()
+
+    def pauses(self, now: datetime) -> list[dict]:
+        return list(self.db.query("SELECT work, reason, since, until FROM pauses WHERE until > ? ORDER BY work",
+                                  [iso(now)]))
 
     def counters(self) -> dict[str, float]:
         return {r["name"]: r["value"] for r in self.db.query("SELECT name, value FROM counters")}

@@ -362,6 +362,7 @@ _ROUTES = Map([
     Rule("/orgs/<org>/outside_collaborators", methods=["GET"],
          endpoint="list_outside_collaborators"),
     Rule("/graphql", methods=["POST"], endpoint="graphql"),
+    Rule("/repos/<owner>/<repo>/activity", methods=["GET"], endpoint="list_activity"),
     Rule("/slack/<path:hook>", methods=["POST"], endpoint="slack"),
     # The App-manifest flow: GitHub's web pages (a person confirms), then the API exchange.
     Rule("/settings/apps/new", methods=["POST"], endpoint="manifest_form"),
@@ -431,6 +432,11 @@ class FakeGitHub:
         self.manifests: list[dict] = []  # manifests posted to the "new App" page, with the org if any
         self._manifest_codes: dict[str, dict] = {}
         self._ids = itertools.count(1000)
+        # Rate limits as GitHub keeps them: a budget per installation (and one for the App's
+        # JWT) per resource, an hour from its first charge. `charged` lists every charge.
+        self.enforce_rate_limits = True
+        self._budgets: dict[tuple, dict] = {}
+        self.charged: list[tuple[str, str, str, int]] = []  # (method, path, resource, cost)
         self._server = None
         self._thread = None
         self.url = ""
@@ -509,6 +515,8 @@ class FakeGitHub:
                 "files": {},  # ref -> {path: bytes}
                 "collaborators": {},  # login -> role, explicitly added
                 "invitations": [],  # pending: {"id", "login", "permission", "inviter", ...}
+                "pushed_at": self.clock(),  # GitHub's time of the last push to any branch
+                "activity": [],  # ref updates, oldest first, as GET /repos/{o}/{r}/activity lists them
             }
             self._repos[full_name] = repo
             self._installed_at.setdefault(installation_id, self.clock())
@@ -556,6 +564,9 @@ class FakeGitHub:
             # Only a real merge commit maps back to the PR (open PRs' test merges don't).
             for sha in ([pr["merge_commit_sha"]] if merged else []) + [pr["head_sha"]]:
                 self.associate(repo, sha, number)
+            if merged:  # the merge reached the base branch: GitHub's activity log has it
+                self._record_activity(r, base, r["branches"][base], pr["merge_commit_sha"], "pr_merge",
+                                      pr["merged_by"], pr["merged_at"])
             return pr
 
     def add_review(self, repo: str, number: int, user: str, state: str = "APPROVED", *,
@@ -716,14 +727,17 @@ class FakeGitHub:
 
     def add_commit(self, repo: str, branch: str, sha: str | None = None,
                    message: str = "Update", committed_at=None, author: str | None = "alice", *,
-                   pull: int | None = None) -> str:
+                   pull: int | None = None, pusher: str | None = None, pushed_at=None) -> str:
         """Append a commit to `branch` (created from the default branch if unknown) and
         make it the head.  author=None renders null author/committer users; pull=N
-        also links the commit to PR #N for /commits/{sha}/pulls."""
+        also links the commit to PR #N for /commits/{sha}/pulls.  The push is in the activity
+        log (GET /repos/{o}/{r}/activity) by `pusher` (default: the author) at `pushed_at`
+        (default: when committed, if not in the future)."""
         with self._lock:
             r = self._repo(repo)
             sha = sha or _sha()
             parent = r["branches"].get(branch) or r["branches"].get(r["default_branch"])
+            created = branch not in r["branches"]
             r["history"][sha] = {
                 "sha": sha, "message": message, "author": author,
                 "committed_at": _dt(committed_at) or self.clock(),
@@ -731,7 +745,56 @@ class FakeGitHub:
             r["branches"][branch] = sha
             if pull is not None:
                 self.associate(repo, sha, pull)
+            kind = "pr_merge" if pull is not None else "branch_creation" if created else "push"
+            # Received by GitHub when committed, unless told otherwise (pushed_at: a backdated commit).
+            received = pushed_at or min(_dt(committed_at) or self.clock(), self.clock())
+            self._record_activity(r, branch, parent if not created else None, sha, kind,
+                                  pusher or author, received)
             return sha
+
+    def force_push(self, repo: str, branch: str, *, drop: int = 1, sha: str | None = None,
+                   message: str = "Rewritten", committed_at=None, author: str | None = "alice",
+                   pusher: str | None = None, pushed_at=None) -> str:
+        """Rewrite `branch`: its last `drop` commits are replaced by one new commit (on GitHub,
+        `git push --force` after a rebase or reset). Returns the new head."""
+        with self._lock:
+            r = self._repo(repo)
+            before = r["branches"][branch]
+            base = before
+            for _ in range(drop):
+                base = (r["history"].get(base, {}).get("parents") or [None])[0]
+            sha = sha or _sha()
+            r["history"][sha] = {
+                "sha": sha, "message": message, "author": author,
+                "committed_at": _dt(committed_at) or self.clock(),
+                "parents": [base] if base else [], "tree": _sha()}
+            r["branches"][branch] = sha
+            self._record_activity(r, branch, before, sha, "force_push", pusher or author, pushed_at)
+            return sha
+
+    def _record_activity(self, r, branch, before, after, kind, actor, pushed_at=None) -> None:
+        at = _dt(pushed_at) or self.clock()
+        r["activity"].append({"id": next(self._ids), "ref": f"refs/heads/{branch}",
+                              "before": before or "0" * 40, "after": after, "type": kind,
+                              "actor": actor, "timestamp": at})
+        r["pushed_at"] = at
+
+    def rate_limit_state(self, installation_id: int | str = 1, resource: str = "core") -> dict:
+        """What GitHub would answer in x-ratelimit-*: limit, used, remaining, reset (epoch s)."""
+        with self._lock:
+            return self._budget(installation_id, resource)
+
+    def use_rate_limit(self, used: int, installation_id: int | str = 1, resource: str = "core") -> None:
+        """Spend `used` of the current window's budget, as other clients of the installation would."""
+        with self._lock:
+            self._budget(installation_id, resource)
+            self._budgets[(installation_id, resource)]["used"] = used
+
+    def spent(self, resource: str | None = None, path_regex: str = ".*") -> int:
+        """Units charged against rate limits (GraphQL in points), as GitHub counts them."""
+        with self._lock:
+            return sum(cost for _, p, res, cost in self.charged
+                       if (resource is None or res == resource) and re.fullmatch(path_regex, p))
 
     def add_hook_delivery(self, guid: str, event: str = "pull_request",
                           action: str | None = "closed", status_code: int = 503,
@@ -972,7 +1035,8 @@ class FakeGitHub:
         return self._repo(repo)["pulls"][number]
 
     def _org_state(self, org: str) -> dict:
-        if any(r["owner"] == org and r["owner_type"] == "User" for r in self._repos.values()):
+        if org not in self._orgs and any(r["owner"] == org and r["owner_type"] == "User"
+                                         for r in self._repos.values()):
             raise ValueError(f"{org!r} is a personal account in the fake, not an organization")
         return self._orgs.setdefault(org, {"members": {}, "teams": {}, "base_permission": None})
 
@@ -1114,6 +1178,7 @@ class FakeGitHub:
                    default_branch=r["default_branch"], archived=r["archived"],
                    disabled=False, has_issues=r["has_issues"],
                    language=None)  # required (nullable) by githubkit, absent in example
+        out["pushed_at"] = _iso(r["pushed_at"])
         return out
 
     def _pull_obj(self, r, pr, template: dict) -> dict:
@@ -1407,11 +1472,127 @@ class FakeGitHub:
             try:
                 with self._lock:
                     self._authorize(request, endpoint, args)
+                    self._refuse_over_limit(request, endpoint)
                     result = getattr(self, "_h_" + endpoint)(request, **args)
             except _ApiError as e:
                 result = self._json(e.status, e.body, e.headers)
+            with self._lock:
+                result = self._metered(request, endpoint, result)
         # after_effect: the handler has already changed state; only the answer is lost.
         return self._fault_response(fault) if fault else result
+
+    # ------------------------------------------------------------ rate limits and conditional requests
+    def _limit(self, who, resource: str) -> int:
+        if who == "app":
+            return 5000
+        # An installation: 5,000 an hour, plus 50 per repository over 20, at most 12,500.
+        repos = sum(1 for r in self._repos.values() if r["installation_id"] == who)
+        return min(5000 + 50 * max(repos - 20, 0), 12500)
+
+    def _budget(self, who, resource: str) -> dict:
+        now = self.clock().timestamp()
+        b = self._budgets.get((who, resource))
+        if b is None or now >= b["reset"]:
+            b = self._budgets[(who, resource)] = {"used": 0, "reset": int(now) + 3600}
+        limit = self._limit(who, resource)
+        return {"limit": limit, "used": b["used"], "remaining": max(limit - b["used"], 0),
+                "reset": b["reset"], "resource": resource}
+
+    @staticmethod
+    def _payer(request, endpoint):
+        if endpoint in _PUBLIC_ENDPOINTS:
+            return None
+        if endpoint in _APP_ENDPOINTS:
+            return "app"
+        return request.environ.get("fakegithub.installation_id")
+
+    def _refuse_over_limit(self, request, endpoint) -> None:
+        who = self._payer(request, endpoint)
+        if who is None or not self.enforce_rate_limits:
+            return
+        resource = "graphql" if endpoint == "graphql" else "core"
+        b = self._budget(who, resource)
+        if b["remaining"] <= 0:
+            raise _ApiError(403, f"API rate limit exceeded for installation ID {who}.",
+                            docs="https://docs.github.com/rest/overview/rate-limits-for-the-rest-api",
+                            headers=self._rate_headers(b))
+
+    @staticmethod
+    def _rate_headers(b: dict) -> dict:
+        return {"x-ratelimit-limit": str(b["limit"]), "x-ratelimit-remaining": str(b["remaining"]),
+                "x-ratelimit-used": str(b["used"]), "x-ratelimit-reset": str(b["reset"]),
+                "x-ratelimit-resource": b["resource"]}
+
+    def _metered(self, request, endpoint, result: Response) -> Response:
+        """Charge the answer as GitHub does and say so in x-ratelimit-*: a GraphQL query costs its
+        points, a 304 to a conditional request (If-None-Match) costs nothing."""
+        who = self._payer(request, endpoint)
+        if who is None:
+            return result
+        resource, cost = "core", 1
+        if request.method == "GET" and result.status_code == 200:
+            etag = 'W/"' + hashlib.sha1(result.get_data()).hexdigest() + '"'
+            result.headers["ETag"] = etag
+            wanted = [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]
+            if etag in wanted:
+                result = Response(status=304, headers={"ETag": etag})
+                cost = 0
+        if endpoint == "graphql":
+            resource, cost = "graphql", self._graphql_cost(request)
+        if result.status_code == 403 and result.headers.get("x-ratelimit-remaining") == "0":
+            cost = 0  # the refusal itself
+        b = self._budgets.get((who, resource))
+        self._budget(who, resource)  # opens the window if needed
+        b = self._budgets[(who, resource)]
+        b["used"] += cost
+        if cost:
+            self.charged.append((request.method, request.path, resource, cost))
+        for k, v in self._rate_headers(self._budget(who, resource)).items():
+            result.headers.setdefault(k, v)
+        return result
+
+    @staticmethod
+    def _graphql_cost(request) -> int:
+        """GitHub's rule: every connection costs one request per parent it is asked for, each
+        assumed to fill its first/last; the sum over 100, rounded, at least 1 point."""
+        body = request.get_json(silent=True) or {}
+        try:
+            document = graphql.parse(body.get("query") or "")
+        except graphql.GraphQLError:
+            return 1
+        variables = body.get("variables") or {}
+        fragments = {d.name.value: d for d in document.definitions
+                     if isinstance(d, graphql.FragmentDefinitionNode)}
+
+        def size(field) -> int | None:
+            for arg in field.arguments or ():
+                if arg.name.value in ("first", "last"):
+                    v = arg.value
+                    if isinstance(v, graphql.VariableNode):
+                        return int(variables.get(v.name.value) or 0)
+                    if isinstance(v, graphql.IntValueNode):
+                        return int(v.value)
+            return None
+
+        def walk(selection_set, parents: int) -> int:
+            total = 0
+            for sel in selection_set.selections if selection_set else ():
+                if isinstance(sel, graphql.FragmentSpreadNode):
+                    frag = fragments.get(sel.name.value)
+                    total += walk(frag.selection_set, parents) if frag else 0
+                elif isinstance(sel, graphql.InlineFragmentNode):
+                    total += walk(sel.selection_set, parents)
+                else:
+                    n = size(sel)
+                    if n is None:
+                        total += walk(sel.selection_set, parents)
+                    else:
+                        total += parents + walk(sel.selection_set, parents * n)
+            return total
+
+        requests = sum(walk(d.selection_set, 1) for d in document.definitions
+                       if isinstance(d, graphql.OperationDefinitionNode))
+        return max(1, round(requests / 100))
 
     def _fault_response(self, fault) -> Response:
         body = fault["body"]
@@ -1896,10 +2077,12 @@ class FakeGitHub:
         inst = request.environ["fakegithub.installation_id"]
         repos = [r for r in self._repos.values() if r["installation_id"] == inst]
         template = _template("installation_repositories")["repositories"][0]
-        return self._paginate(request, [self._repository(r, template) for r in repos],
+        # Only the page asked for is rendered: an installation may have 10,000 repositories.
+        return self._paginate(request, repos,
                               wrap=lambda page: {"total_count": len(repos),
                                                  "repository_selection": "all",
-                                                 "repositories": page})
+                                                 "repositories": [self._repository(r, template)
+                                                                  for r in page]})
 
     def _h_list_pulls(self, request, owner, repo):
         r = self._r(owner, repo)
@@ -2138,6 +2321,44 @@ class FakeGitHub:
                                       field_resolver=_resolve_field)
         return self._json(200, _graphql_answer(result))
 
+    def _h_list_activity(self, request, owner, repo):
+        """Every ref update with its actor and GitHub's own timestamp, newest first by default,
+        paged by opaque cursors (`after`, `before`) in the Link header, as GitHub pages them."""
+        r = self._r(owner, repo)
+        args = request.args
+        ref = args.get("ref")
+        periods = {"day": 1, "week": 7, "month": 30, "quarter": 91, "year": 365}
+        period = self._choice(request, "time_period", (None, *periods))
+        items = [a for a in r["activity"]
+                 if (ref is None or a["ref"] in (ref, f"refs/heads/{ref}"))
+                 and args.get("actor") in (None, a["actor"])
+                 and args.get("activity_type") in (None, a["type"])
+                 and (period is None or a["timestamp"] >= self.clock() - timedelta(days=periods[period]))]
+        items.sort(key=lambda a: (a["timestamp"], a["id"]),
+                   reverse=self._choice(request, "direction", ("asc", "desc"), "desc") == "desc")
+        ids = [a["id"] for a in items]
+        per_page, start = self._per_page(request), 0
+        for name, shift in (("after", 1), ("before", 0)):
+            cursor = args.get(name)
+            if cursor:
+                try:
+                    start = ids.index(int(base64.b64decode(cursor).decode())) + shift
+                except ValueError:
+                    raise _ApiError(422, "Validation Failed",
+                                    [{"resource": "Activity", "field": name, "code": "invalid"}]) from None
+                if name == "before":
+                    start = max(start - per_page, 0)
+        page = items[start:start + per_page]
+        resp = self._json(200, [{
+            "id": a["id"], "node_id": f"RA_fake{a['id']}", "before": a["before"], "after": a["after"],
+            "ref": a["ref"], "timestamp": _iso(a["timestamp"]), "activity_type": a["type"],
+            "actor": self._user(a["actor"]) if a["actor"] else None} for a in page])
+        if start + per_page < len(items):
+            q = {k: v for k, v in args.items() if k not in ("after", "before")}
+            q.update(per_page=str(per_page), after=base64.b64encode(str(page[-1]["id"]).encode()).decode())
+            resp.headers["Link"] = f'<{self.url}{request.path}?{urlencode(q)}>; rel="next"'
+        return resp
+
     def _h_slack(self, request, hook):
         data = request.get_json(force=True, silent=True)
         if data is None:
@@ -2256,16 +2477,13 @@ class _GraphQLView:
                     r, qualifiedName.removeprefix("refs/heads/")),
                 "pullRequests": lambda info, **args: self._pull_requests(info, r, **args),
                 "pullRequest": lambda info, number: self._pull_by_number(r, number),
-                "object": lambda info, oid=None, expression=None: self._object(r, oid, expression)}
+                "object": lambda info, oid=None, expression=None: self._object(r, oid or expression)}
 
-    def _object(self, r, oid: str | None, expression: str | None) -> dict | None:
-        """A commit by its full SHA (added with add_commit or linked to a PR with associate),
-        else null, as GitHub answers for an object the repository does not have."""
-        if expression is not None or oid is None:
-            raise _GraphQLError("fakegithub implements Repository.object(oid:) only")
-        if oid not in r["history"] and oid not in r["commits"]:
-            return None
-        return self._commit(r, self._record(r, oid))
+    def _object(self, r, ident: str | None) -> dict | None:
+        """A commit by sha (or a branch name as `expression`), None when GitHub has no such object."""
+        sha = r["branches"].get(ident, ident)
+        known = sha in r["history"] or sha in r["commits"] or sha in r["branches"].values()
+        return self._commit(r, self._record(r, sha)) if known else None
 
     def _pull_by_number(self, r, number: int) -> dict:
         if number not in r["pulls"]:
@@ -2277,7 +2495,20 @@ class _GraphQLView:
             return None
         return {"__typename": "Ref", "id": f"REF_fake{r['id']}:{branch}", "name": branch,
                 "prefix": "refs/heads/",
+                "branchProtectionRule": lambda info: self._protection_rule(r, branch),
                 "target": lambda info: self._commit(r, self._record(r, r["branches"][branch]))}
+
+    @staticmethod
+    def _protection_rule(r, branch: str) -> dict | None:
+        """The classic protection rule matching `branch` (literal names only in the fake)."""
+        if branch not in r["protected"]:
+            return None
+        p = {**_DEFAULT_PROTECTION, **r["protection"].get(branch, {})}
+        return {"__typename": "BranchProtectionRule", "id": f"BPR_fake{r['id']}:{branch}",
+                "pattern": branch, "requiresApprovingReviews": bool(p["require_pr"]),
+                "requiredApprovingReviewCount": p["approvals"],
+                "allowsForcePushes": bool(p["allow_force_pushes"]), "allowsDeletions": bool(p["allow_deletions"]),
+                "isAdminEnforced": bool(p["enforce_admins"])}
 
     def _pull_requests(self, info, r, states=None, orderBy=None, baseRefName=None,
                        headRefName=None, **paging) -> dict:

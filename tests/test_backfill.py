@@ -166,3 +166,17 @@ def test_every_commit_of_a_push_tbr_saw_live_is_left_alone(github, bot, history)
     assert result.known == 2  # both commits of the live push
     assert {c["key"] for c in bot.changes()} - before == {c["key"] for c in bot.changes() if c["source"] == "backfill"}
     assert [c["sha"] for c in bot.changes() if c["kind"] == "push" and c["sha"] in (first, head)] == [head]
+
+
+def test_backfill_waits_under_githubs_rate_limit_reserve(github, bot):
+    github.add_repo(REPO)
+    github.add_pulls(REPO, 3, merged_at=bot.clock() - timedelta(days=2))
+    github.use_rate_limit(int(github.rate_limit_state()["limit"] * 0.9))
+    bot.gateway.installation_repos(1)  # tbr learns where the budget stands from any answer
+    result = backfill(bot.engine, bot.clock() - timedelta(days=30))
+    assert (result.repos, result.pulls) == (0, 0) and "under the 20% kept" in result.paused
+    assert "stopped:" in result.line()
+    bot.clock.advance(3601)
+    github.use_rate_limit(0)
+    bot.gateway.installation_repos(1)
+    assert backfill(bot.engine, bot.clock() - timedelta(days=30)).pulls == 3

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+import time
+from datetime import timedelta
 
 import pytest
 
+from tbr import accesscontrols, schedule
+from tbr.sweep import sweep
 from tests import payloads
+from tests.conftest import Bot
 
 REPO = "acme/api"
 
@@ -77,3 +82,83 @@ def test_matching_a_push_to_its_pull_requests_costs_a_query_per_hundred_commits(
     assert push["status"] == "followup"
     assert [c["sha"] for c in json.loads(push["facts"])["commits"]] == shas[-3:]  # only the direct ones
     assert any(c["key"].endswith(":5") for c in bot.changes())  # the merged PR, found through its push
+
+
+# periodic work at scale (issue 18): figures in bench/README.md, from bench/sweep_cost.py --------------
+
+def an_org(github, clock, n: int) -> dict[str, dict]:
+    """`n` repositories, last pushed to a month ago."""
+    now = github.clock
+    github.clock = lambda: clock() - timedelta(days=30)
+    repos = {f"acme/r{i:05d}": github.add_repo(f"acme/r{i:05d}") for i in range(n)}
+    github.clock = now
+    return repos
+
+
+def spent(github, work) -> tuple[int, float, object]:
+    """What `work` cost against GitHub's rate limits (REST requests plus GraphQL points), and its wall time."""
+    before, started = github.spent(), time.perf_counter()
+    result = work()
+    return github.spent() - before, time.perf_counter() - started, result
+
+
+def pushes(github, bot, repos: dict, names, *, delivered: bool) -> None:
+    """A change to main in each of `names`. Delivered: an approved PR's merge, its webhooks received.
+    Lost: a direct push, a backdated one, a merge, a force push, in turn, their webhooks never received."""
+    now = bot.clock()
+    for i, name in enumerate(names):
+        if delivered:
+            pr = github.add_pull(name, 1, merged_at=now)
+            github.add_review(name, 1, "bob", submitted_at=now)
+            sha = github.add_commit(name, "main", pr["merge_commit_sha"], message="Merge #1", pull=1, committed_at=now)
+            bot.deliver("pull_request", payloads.merged_pr(name, repos[name]["id"], 1, merged_at=now, merge_sha=sha))
+            bot.deliver("push", payloads.push(name, repos[name]["id"], commits=[(sha, "Merge #1")], pushed_at=now))
+        elif i % 4 == 0:
+            github.add_commit(name, "main", message="change", committed_at=now)
+        elif i % 4 == 1:
+            github.add_commit(name, "main", message="backdated", committed_at=now - timedelta(days=40), pushed_at=now)
+        elif i % 4 == 2:
+            pr = github.add_pull(name, 1, merged_at=now)
+            github.add_commit(name, "main", pr["merge_commit_sha"], message="Merge #1", pull=1, committed_at=now)
+        else:
+            github.force_push(name, "main", drop=0, message="forced")
+    bot.clock.advance(301)
+    while bot.run():
+        pass
+
+
+def a_day_of_daily_jobs(bot) -> None:
+    schedule.queue_daily_controls(bot.engine)
+    while bot.run():
+        pass
+    accesscontrols.daily(bot.engine, bot.clock())
+
+
+def test_periodic_work_costs_what_changed(github, gh_settings, clock):
+    """At 500 repositories: an idle sweep costs its repository list and a few requests, a sweep after 20
+    pushes one more request per pushed repository, a day of daily jobs a fifth of 0.3 per repository."""
+    github.clock = clock
+    repos = an_org(github, clock, 500)
+    bot = Bot(gh_settings, clock)
+    sweep(bot.engine)
+    a_day_of_daily_jobs(bot)  # first looks
+    listing = 5  # a hundred repositories a page
+    bot.clock.advance(3600)
+    idle, _, _ = spent(github, lambda: sweep(bot.engine))
+    assert idle <= listing + 4, github.charged[-10:]
+    bot.clock.advance(3600)
+    pushes(github, bot, repos, list(repos)[:20], delivered=True)
+    active, _, result = spent(github, lambda: sweep(bot.engine))
+    assert result.changes_found == 0 and active <= listing + 4 + 20
+    bot.clock.advance(3600)
+    pushes(github, bot, repos, list(repos)[20:40], delivered=False)
+    lost, _, result = spent(github, lambda: sweep(bot.engine))
+    # 25: each merge's PR too. Per repository its activity and its configuration again (a lost push to the
+    # default branch may have changed it); the commits of all 20 pushes in one GraphQL point.
+    assert result.changes_found == 25 and lost <= listing + 4 + 2 * 20 + 1
+    bot.clock.advance(86400)
+    while bot.run():  # the changes found, judged and filed: not daily work
+        pass
+    daily, _, _ = spent(github, lambda: a_day_of_daily_jobs(bot))
+    # Three repository lists, a GraphQL point per hundred, the organization's 2FA lists; ruleset answers are 304s.
+    assert daily <= 0.3 * 500 / 5, github.charged[-10:]  # a fifth of the target, at this size

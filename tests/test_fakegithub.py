@@ -895,8 +895,9 @@ def test_graphql_branch_history(fake, inst, gateway):
         {"sha": direct, "at": T0 - 2 * h, "message": "Direct push", "url": f"{web}/{direct}",
          "author": "carol", "pulls": []}]
     # The same commits and links as REST serves.
-    assert [{k: c[k] for k in ("sha", "url", "message", "author", "at")} for c in got] == \
-        gateway.commits_since(1, REPO, "main", T0 - 3 * h)
+    rest = inst.rest.repos.list_commits(OWNER, NAME, sha="main", since=T0 - 3 * h).parsed_data
+    assert [(c["sha"], c["url"], c["at"]) for c in got] == \
+        [(c.sha, c.html_url, c.commit.committer.date) for c in rest]
     assert [p.number for p in inst.rest.repos.list_pull_requests_associated_with_commit(
         OWNER, NAME, merge).parsed_data] == [3]
     fake.add_branch(REPO, "release")  # a branch without add_commit commits has no history
@@ -1059,3 +1060,64 @@ def test_org_endpoints_are_404_for_other_installations_and_personal_accounts(fak
     with pytest.raises(GitHubError) as exc:
         gateway.repo_access(1, "alice/dotfiles")
     assert exc.value.status == 404
+
+
+# rate limits and what changed, as GitHub answers them (issue 18) -----------------------------------
+
+def test_every_answer_says_where_the_budget_stands_and_304s_are_free(fake, inst):
+    r = inst.rest.repos.get(OWNER, NAME)
+    limit = 5000  # one repository: GitHub's floor for an installation
+    assert {k: r.headers[f"x-ratelimit-{k}"] for k in ("limit", "used", "remaining", "resource")} == \
+        {"limit": str(limit), "used": "1", "remaining": str(limit - 1), "resource": "core"}
+    assert int(r.headers["x-ratelimit-reset"]) == int(T0.timestamp()) + 3600
+    again = inst.request("GET", f"/repos/{REPO}", headers={"If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304 and again.headers["x-ratelimit-used"] == "1"
+    fake.add_commit(REPO, "main", message="moves pushed_at", pushed_at=T0 + timedelta(minutes=1))
+    changed = inst.request("GET", f"/repos/{REPO}", headers={"If-None-Match": r.headers["etag"]})
+    assert changed.status_code == 200 and changed.headers["x-ratelimit-used"] == "2"
+    assert fake.spent("core", r"/repos/.*") == 2
+
+
+def test_an_installation_gets_more_for_more_repositories_up_to_12500(fake):
+    for i in range(120):
+        fake.add_repo(f"{OWNER}/r{i}")
+    assert fake.rate_limit_state()["limit"] == 5000 + 50 * 101
+    for i in range(120, 300):
+        fake.add_repo(f"{OWNER}/r{i}")
+    assert fake.rate_limit_state()["limit"] == 12500
+
+
+def test_the_budget_spent_is_refused_and_renews_after_an_hour(fake, gateway):
+    fake.use_rate_limit(5000)
+    with pytest.raises(GitHubUnavailable, match="rate limited"):
+        gateway.repo(1, REPO)
+    assert gateway.budgets["core"].remaining == 0
+    fake.clock = lambda: T0 + timedelta(hours=1)
+    assert gateway.repo(1, REPO).full_name == REPO
+    assert gateway.budgets["core"].remaining == 4999
+
+
+def test_graphql_costs_points_as_github_counts_them(fake, inst, gateway):
+    # GitHub's documented example: 1 + 100 + 100 * 50 requests, over 100: 51 points.
+    query = ("query { viewer { login repositories(first: 100) { edges { node { id issues(first: 50) { edges {"
+             " node { id labels(first: 60) { edges { node { id name } } } } } } } } } } }")
+    inst.request("POST", "/graphql", json={"query": query})
+    assert fake.spent("graphql") == 51
+    gateway.default_branch_protection(1, [REPO])  # no connection at all: GitHub's minimum, 1
+    assert fake.spent("graphql") == 52
+
+
+def test_the_activity_log_lists_ref_updates_by_github_time(fake, gateway):
+    old = fake.add_commit(REPO, "main", message="backdated", committed_at=T0 - timedelta(days=99),
+                          pushed_at=T0 - timedelta(minutes=5), pusher="mallory")
+    forced = fake.force_push(REPO, "main", drop=1, message="rewritten", author="mallory")
+    for i in range(150):
+        fake.add_commit(REPO, f"feature/{i % 3}", message=f"wip {i}")
+    got = gateway.activity(1, REPO, T0 - timedelta(hours=1))
+    assert len(got) == 152 and fake.count("GET", f"/repos/{REPO}/activity") == 2  # cursor-paged
+    main = [a for a in got if a["branch"] == "main"]
+    assert [(a["type"], a["after"], a["actor"], a["at"]) for a in main] == [
+        ("force_push", forced, "mallory", T0), ("push", old, "mallory", T0 - timedelta(minutes=5))]
+    assert main[0]["before"] == old
+    [pushed] = gateway.pushed_commits(1, [{"repo": REPO, **main[0]}])
+    assert ([c["sha"] for c in pushed["commits"]], pushed["dropped"]) == ([forced], [old])
