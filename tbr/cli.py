@@ -593,8 +593,7 @@ def _refusal(e) -> str:
 
 def _error_line(e: BaseException) -> tuple[str, int]:
     """One line and an exit code for what can go wrong outside tbr's control; anything else is a bug."""
-    import httpx
-
+    from tbr.digest import SlackFailed
     from tbr.github import GitHubError, GitHubUnavailable
 
     if isinstance(e, config.ConfigError):
@@ -607,8 +606,8 @@ def _error_line(e: BaseException) -> tuple[str, int]:
         return f"the database is busy (another tbr writing?), try again: {e}", TRY_LATER
     if isinstance(e, sqlite3.Error):
         return f"database {os.environ.get('TBR_DB') or './tbr.db'} (TBR_DB): {e}", FAILED
-    if isinstance(e, httpx.HTTPError):  # not GitHub's: the Slack webhook
-        return f"{e.request.url.scheme}://{e.request.url.host}: {type(e).__name__}: {e}", FAILED
+    if isinstance(e, SlackFailed):
+        return str(e), FAILED
     if isinstance(e, OSError) and e.filename:
         return f"{e.filename}: {e.strerror}", FAILED
     if isinstance(e, OSError):

@@ -218,6 +218,10 @@ def _upsert_issue(engine: Engine, repo: str, digest: Digest, now: datetime) -> N
     log.info("digest.updated", week=week, issue=row[1])
 
 
+class SlackFailed(RuntimeError):
+    """Slack refused or could not be reached; the message never names the webhook URL (it is the secret)."""
+
+
 def _post_slack(engine: Engine, digest: Digest, now: datetime) -> None:
     url = engine.settings.slack_webhook_url
     week = digest.week.isoformat()
@@ -232,7 +236,7 @@ def _post_slack(engine: Engine, digest: Digest, now: datetime) -> None:
         httpx.post(url, json={"text": text}, timeout=10).raise_for_status()
     except httpx.HTTPError as e:  # httpx names the URL, which is the secret: say what failed, not where
         what = f"answered {e.response.status_code}" if isinstance(e, httpx.HTTPStatusError) else type(e).__name__
-        raise RuntimeError(f"Slack webhook (TBR_SLACK_WEBHOOK_URL): {what}") from None
+        raise SlackFailed(f"Slack webhook (TBR_SLACK_WEBHOOK_URL): {what}") from None
     engine.store.db.execute(
         "INSERT INTO digests (week, repo, number, url, updated_at, slack_posted_at) VALUES (?, '', 0, '', ?, ?)"
         " ON CONFLICT(week) DO UPDATE SET slack_posted_at = excluded.slack_posted_at", [week, iso(now), iso(now)])

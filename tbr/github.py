@@ -205,7 +205,6 @@ class Gateway:
         self.app = self._make_app()
         self._clients: dict[int, GitHub] = {}
         self._installations: dict[str, int] = {}
-        self._app_login: str | None = None
 
     # plumbing ---------------------------------------------------------------------------------
 
@@ -240,16 +239,10 @@ class Gateway:
         app = call("GET /app", self.app.rest.apps.get_authenticated).parsed_data
         return {"id": app.id, "slug": getattr(app, "slug", None), "name": app.name}
 
-    def app_login(self) -> str:
-        """The login GitHub shows on what this App writes (`<slug>[bot]`); asked once per process."""
-        if self._app_login is None:
-            self._app_login = f"{self.app_info()['slug']}[bot]"
-        return self._app_login
-
     def _ours(self, user) -> bool:
         """Whether GitHub says this App wrote it: anyone can paste tbr's hidden markers into their own text."""
         return user not in (None, UNSET) and getattr(user, "type", None) == "Bot" \
-            and user.login.lower() == self.app_login().lower()
+            and user.login.lower() == self.app_login.lower()
 
     def installation_for(self, repo: str) -> int:
         """The installation that covers `repo`; remembered, since it only changes on reinstall."""
@@ -338,10 +331,8 @@ class Gateway:
         issues = self._all(f"issues of {repo}", client, client.rest.issues.list_for_repo, owner=split(repo)[0],
                            repo=split(repo)[1], labels=label, state="all", sort="updated", direction="asc",
                            **({"since": since} if since else {}))
-        me = self.app_login.lower()
         return [{"number": i.number, "url": i.html_url, "body": i.body or "", "updated_at": i.updated_at}
-                for i in issues if i.user and i.user.type == "Bot" and i.user.login.lower() == me
-                and not i.pull_request]
+                for i in issues if self._ours(i.user) and not i.pull_request]
 
     def create_issue(self, inst: int, repo: str, title: str, body: str, labels: list[str],
                      assignees: list[str]) -> IssueRef:
@@ -384,9 +375,8 @@ class Gateway:
         owner, name = split(repo)
         comments = self._all(f"comments of {repo}#{number}", client, client.rest.issues.list_comments,
                              owner=owner, repo=name, issue_number=number)
-        me = self.app_login.lower()
         return [{"body": c.body or "", "url": c.html_url, "created_at": c.created_at} for c in comments
-                if c.user and c.user.type == "Bot" and c.user.login.lower() == me]
+                if self._ours(c.user)]
 
     def post_comment(self, inst: int, repo: str, number: int, body: str) -> str:
         """POST once (never repeated by RetryPolicy); the caller looks for its marker before a retry."""

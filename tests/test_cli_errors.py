@@ -119,5 +119,5 @@ def test_unreachable_slack_is_one_line(cli_env, github, capsys):
     cli_env.setenv("TBR_TRACKING_REPO", "acme/compliance")
     cli_env.setenv("TBR_SLACK_WEBHOOK_URL", f"{UNREACHABLE}/services/T0/B0/x")
     assert main(["digest", "--now", "2026-12-07T09:00Z"]) == 1
-    assert one_line(capsys.readouterr().err).startswith("tbr: http://127.0.0.1: ConnectError:")
+    assert one_line(capsys.readouterr().err) == "tbr: Slack webhook (TBR_SLACK_WEBHOOK_URL): ConnectError"
     assert [i["title"] for i in github.issues("acme/compliance")] == ["TBR weekly digest: week of 2026-12-07"]

@@ -200,5 +200,5 @@ def test_tbr_retry_all_takes_every_quarantined_item(github, repo, bot, cli_env, 
     assert cli.main(["retry", "--all"]) == 0
     assert capsys.readouterr().out == f"{key}: out of quarantine, due now (the running service picks it up within seconds)\n"
     assert bot.store.quarantined() == []
-    assert cli.main(["retry", "--all"]) == 0 and "nothing is quarantined" in capsys.readouterr().err
+    assert cli.main(["retry", "--all"]) == 0 and "nothing is quarantined" in capsys.readouterr().out
     assert cli.main(["retry"]) == 2

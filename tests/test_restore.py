@@ -52,6 +52,7 @@ def test_restoring_yesterday_s_copy_and_delivering_again_files_nothing_twice_and
     clock.advance(86400)
     live.merge(repo, 2)
     first = live.bot.change(f"pr:{repo['id']}:1")["followup_number"]
+    github.add_collaborator(REPO, "bob", "write")  # may sign off
     github.close_issue(REPO, first, by="bob")
     live.deliver("issues", payloads.issue_action(REPO, first, "closed", sender="bob", at=clock()))
     live.bot.run()
