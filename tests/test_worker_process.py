@@ -154,13 +154,12 @@ def test_deliveries_are_answered_at_once_while_the_worker_is_stuck_holding_the_g
     bot = Gunicorn(env)
     try:
         # As many heavy items as there are request workers: were they to judge, each would take one.
-        for guid in ("poison-1", "poison-2"):
-            assert bot.post("pull_request", deliveries[1], guid).status_code == 202
+        for guid in ("poison-1", "poison-2"):  # two bodies: the same one again would be a replay
+            assert bot.post("pull_request", {**deliveries[1], "drill": guid}, guid).status_code == 202
         eventually(lambda: item(db, "poison-1").get("lease_owner") or item(db, "poison-2").get("lease_owner"))
-        body = json.dumps(deliveries[2]).encode()
-
         def deliver(_):
             guid = str(uuid.uuid4())
+            body = json.dumps({**deliveries[2], "drill": guid}).encode()  # a body of its own: not a replay
             start = time.monotonic()
             answer = httpx.post(f"http://127.0.0.1:{bot.port}/webhook", content=body,
                                 headers=payloads.headers("pull_request", body, SECRET, guid), timeout=10)
