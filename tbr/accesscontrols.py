@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from tbr import access, remind, sla
+from tbr import access, budget, remind, sla
 from tbr.events import IssueEvent
 from tbr.followups import marker as change_marker
 from tbr.github import RepoInfo
@@ -38,6 +38,9 @@ def _local_today(engine: Engine, now: datetime) -> date:
     return now.astimezone(engine.tz).date()
 
 
+WORK = "access reviews and daily access checks"  # as budget pauses name it
+
+
 # access reviews --------------------------------------------------------------------------------
 
 def open_reviews(engine: Engine, quarter: str, now: datetime, repo: str | None = None,
@@ -46,9 +49,12 @@ def open_reviews(engine: Engine, quarter: str, now: datetime, repo: str | None =
     within two weeks); returns their keys."""
     subjects: dict[str, list[tuple[int, RepoInfo]]] = {}
     configs = {}
-    for inst, info in watched(engine):
+    for n, (inst, info) in enumerate(watched(engine)):
         if repo and info.full_name.lower() != repo.lower():
             continue
+        # A first day reads every repository's configuration: stop under the reserve, go on next hour.
+        if automatic and n % budget.BATCH == 0 and not budget.may_run(engine, WORK):
+            raise budget.Waiting(WORK)
         cfg = engine.config(inst, info.full_name).access_review
         if not cfg.enabled:
             continue
@@ -399,7 +405,10 @@ def daily(engine: Engine, now: datetime) -> None:
     last = store.last_beat("access-daily")
     if last and _local_today(engine, last) == today:
         return
-    open_reviews(engine, access.quarter_of(today), now, automatic=True)
+    try:
+        open_reviews(engine, access.quarter_of(today), now, automatic=True)
+    except budget.Waiting:
+        return  # not done today: the next hourly run goes on from the configurations read so far
     recheck_offboarding(engine, now)
     check_2fa(engine, now)
     store.beat("access-daily", now)

@@ -18,6 +18,13 @@ from tbr.github import GitHubUnavailable
 log = structlog.get_logger("tbr.budget")
 
 
+class Waiting(Exception):
+    """Safety-net work stopped between batches: the budget fell under the reserve (the pause is recorded)."""
+
+
+BATCH = 50  # how many repositories a long safety-net loop reads between looks at the budget
+
+
 def shortage(engine, now: datetime) -> tuple[str, datetime] | None:
     """Why the safety net must wait now and until when, or None."""
     reserve = engine.settings.rate_reserve_percent / 100

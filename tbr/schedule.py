@@ -173,7 +173,7 @@ class Scheduler:
 
     def run_access(self) -> None:
         """Access reviews, offboarding, two-factor coverage: their daily work, done once a day."""
-        if budget.may_run(self.engine, "access reviews and daily access checks"):
+        if budget.may_run(self.engine, accesscontrols.WORK):
             accesscontrols.daily(self.engine, self.engine.clock())
         else:  # reminders are not safety net: they go on
             accesscontrols.plan_reminders(self.engine.store, self.engine.settings, self.engine.clock())

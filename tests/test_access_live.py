@@ -286,3 +286,24 @@ def test_someone_removed_again_after_a_resolved_finding_is_found_again(github, o
     assert "People who left with access remaining: 1" in digest.build(bot.engine, bot.clock()).body
     admin_removes_access_and_tbr_rechecks()
     assert [i["state"] for i in github.issues(TRACK, include_seeded=False) if "@bob" in i["title"]] == ["closed", "closed"]
+
+
+def test_the_daily_access_work_stops_under_the_rate_limit_reserve_and_goes_on_next_hour(github, org):
+    """A first day reads every repository's configuration; under GitHub's reserve it must not spend what
+    judging and filing need: it stops, records the pause, and the next hourly run does the day's work."""
+    bot = org
+    github.use_rate_limit(int(github.rate_limit_state()["limit"] * 0.85))
+    bot.gateway.installation_repos(1)  # any answer tells tbr where the budget stands
+    accesscontrols.daily(bot.engine, bot.clock())
+    bot.run()
+    assert github.count("GET", r"/repos/acme/api/contents/.*") == 0
+    assert [i for i in github.issues(TRACK, include_seeded=False) if i["title"].startswith("TBR access review")] == []
+    assert bot.store.last_beat("access-daily") is None
+    assert [p["work"] for p in bot.store.pauses(bot.clock())] == [accesscontrols.WORK]
+    bot.clock.advance(3601)  # GitHub's window renews
+    github.use_rate_limit(0)
+    bot.gateway.installation_repos(1)
+    accesscontrols.daily(bot.engine, bot.clock())
+    bot.run()
+    assert review_issue(github)["title"] == "TBR access review 2026-Q4: acme/api"
+    assert bot.store.last_beat("access-daily") is not None

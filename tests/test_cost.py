@@ -109,6 +109,7 @@ def pushes(github, bot, repos: dict, names, *, delivered: bool) -> None:
     for i, name in enumerate(names):
         if delivered:
             pr = github.add_pull(name, 1, merged_at=now)
+            github.add_collaborator(name, "bob", "write")  # an approver who could have merged
             github.add_review(name, 1, "bob", submitted_at=now)
             sha = github.add_commit(name, "main", pr["merge_commit_sha"], message="Merge #1", pull=1, committed_at=now)
             bot.deliver("pull_request", payloads.merged_pr(name, repos[name]["id"], 1, merged_at=now, merge_sha=sha))
@@ -149,7 +150,7 @@ def test_periodic_work_costs_what_changed(github, gh_settings, clock):
     bot.clock.advance(3600)
     pushes(github, bot, repos, list(repos)[:20], delivered=True)
     active, _, result = spent(github, lambda: sweep(bot.engine))
-    assert result.changes_found == 0 and active <= listing + 4 + 20
+    assert result.changes_found == 0 and active <= listing + 4 + 20, github.charged[-30:]
     bot.clock.advance(3600)
     pushes(github, bot, repos, list(repos)[20:40], delivered=False)
     lost, _, result = spent(github, lambda: sweep(bot.engine))

@@ -161,7 +161,6 @@ ENDPOINTS = [  # every endpoint the scenario below makes tbr use, as (method, pa
     ("GET", r"/repos/acme/api/activity"),
     ("GET", r"/repos/acme/api/rules/branches/.*"),
     ("POST", r"/repos/acme/api/labels"),
-    ("GET", r"/app"),  # the App's own login, to tell its issues from others'
     ("GET", r"/repos/acme/api/issues"),  # the follow-up index, read once per process
     ("POST", r"/repos/acme/api/issues"),
     ("GET", r"/repos/acme/api/issues/\d+"),
