@@ -221,8 +221,9 @@ def controls_trigger(event: str, payload: dict, received_at: datetime) -> Contro
 
 
 def _names(repositories) -> tuple[str, ...]:
+    # Only owner/name: the names go into GitHub API URLs, where any other text fails forever.
     return tuple(name for r in (repositories if isinstance(repositories, list) else [])
-                 if (name := _opt(r, "full_name", str)))
+                 if (name := _opt(r, "full_name", str)) and REPO_NAME.fullmatch(name))
 
 
 def check(event: str, payload: dict, received_at: datetime) -> None:

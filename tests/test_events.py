@@ -4,6 +4,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from tbr import events
 from tbr.events import MalformedPayload, extract
 from tests import payloads
 
@@ -66,3 +67,12 @@ def test_missing_fields_are_named(event, mutate, missing):
     mutate(payload)
     with pytest.raises(MalformedPayload, match=missing):
         extract(event, payload, NOW)
+
+
+def test_an_installation_lists_only_repository_names_that_can_go_into_an_api_url():
+    """Found by the fuzz: a schema-valid `installation` delivery whose repositories' full_name is any text
+    queued a controls look that failed with InvalidURL on every try until quarantined."""
+    payload = {"action": "created", "installation": {"id": 1}, "sender": {"login": "alice"},
+               "repositories": [{"full_name": "acme/api"}, {"full_name": "xMa\x18<"}, {"full_name": ""}]}
+    trigger = events.controls_trigger("installation", payload, datetime(2026, 11, 20, tzinfo=timezone.utc))
+    assert trigger.repos == ("acme/api",)
