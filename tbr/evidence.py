@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import html
 import json
+import operator
 import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -439,12 +440,17 @@ SECTIONS = {"changes": (COLUMNS, rows), "access-reviews": (ACCESS_COLUMNS, acces
 
 def write_csv(out: TextIO, db, period: Period, section: str = "changes", sections: dict = SECTIONS) -> int:
     columns, source = sections[section]
-    writer = csv.DictWriter(out, columns, lineterminator="\n")
-    writer.writeheader()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    cells = operator.itemgetter(*columns)  # DictWriter's per-cell lookups cost more than the proof
     n = 0
     for n, row in enumerate(source(db, period), 1):
-        writer.writerow(row)
+        writer.writerow(cells(row))
     return n
+
+
+# One encoder for every row: json.dumps with options builds a new one per call.
+_ROW_JSON = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def write_json(out: TextIO, db, period: Period, head: dict, sections: dict = SECTIONS) -> int:
@@ -455,7 +461,7 @@ def write_json(out: TextIO, db, period: Period, head: dict, sections: dict = SEC
         out.write(f',\n"{section}": [\n')
         n = 0
         for n, row in enumerate(source(db, period), 1):
-            out.write((",\n" if n > 1 else "") + json.dumps(row, ensure_ascii=False))
+            out.write((",\n" if n > 1 else "") + _ROW_JSON(row))
         out.write("\n]")
         written[section] = n
     # Known only once every row was checked: how many disagree with the audit log.
@@ -533,7 +539,12 @@ LINKS = ("url", "approval_link", "followup")
 
 
 def _cell(column: str, value) -> str:
-    text = html.escape(str(value))
+    if value == "":
+        return f'<td class="{column}"></td>'
+    text = str(value)
+    # Most cells hold nothing to escape: testing costs less than html.escape's five replacements.
+    if "&" in text or "<" in text or ">" in text or '"' in text or "'" in text:
+        text = html.escape(text)
     if column in LINKS and value:
         return f'<td><a href="{text}">{text}</a></td>'
     return f'<td class="{column}">{text}</td>'
