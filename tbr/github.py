@@ -311,13 +311,8 @@ class Gateway:
         Listing by label is exact and immediate (the search API is neither); `since` bounds the
         listing to issues touched after the change was first seen, which includes any we filed.
         """
-        client = self._inst(inst)
-        issues = self._all(f"issues of {repo}", client, client.rest.issues.list_for_repo,
-                           owner=split(repo)[0], repo=split(repo)[1], labels=label, state="all", since=since)
-        for issue in issues:
-            if marker in (issue.body or "") and self._ours(issue.user):
-                return IssueRef(issue.number, issue.html_url)
-        return None
+        return next((IssueRef(i["number"], i["url"]) for i in self.own_issues(inst, repo, label, since)
+                     if marker in i["body"]), None)
 
     @functools.cached_property
     def app_login(self) -> str:
