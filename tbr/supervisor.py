@@ -1,8 +1,10 @@
 """The supervisor of the worker process, started by gunicorn's master (gunicorn.conf.py).
 
-Judging runs in one process of its own (`python -m tbr.worker`), never in gunicorn's request
-workers, so that work holding the GIL never delays answering a webhook. This small process:
-- starts the worker, and starts it again when it dies, after a pause that grows while it keeps
+Judging runs in one process of its own (`python -m tbr.worker --role work`), never in gunicorn's
+request workers, so that work holding the GIL never delays answering a webhook; the scheduler runs
+in another (`--role schedule`), so such work cannot freeze a job holding the database's write lock
+either. This small process:
+- starts both, and starts each again when it dies, after a pause that grows while it keeps
   dying (1 s, doubling, at most a minute);
 - reads, over a pipe, each item the worker starts and its time budget, and kills the worker when an
   item overruns it. The attempt was counted in the database when the item was claimed, so the kill
@@ -19,6 +21,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import structlog
@@ -44,8 +47,9 @@ def die_with_parent(parent: int) -> None:
 
 
 class Supervisor:
-    def __init__(self, command: list[str]):
+    def __init__(self, command: list[str], role: str = "work"):
         self.command = command
+        self.role = role
         self.stopping = False
         self.proc: subprocess.Popen | None = None
 
@@ -53,8 +57,6 @@ class Supervisor:
         self.stopping = True
 
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
         quick = 0  # deaths in a row, each soon after its start
         while not self.stopping:
             started = time.monotonic()
@@ -63,7 +65,7 @@ class Supervisor:
                 break
             quick = 0 if time.monotonic() - started > STEADY else quick + 1
             pause = min(2.0 ** max(quick - 1, 0), MAX_PAUSE)
-            log.warning("worker.restarting", exit_code=self.proc.returncode, in_seconds=pause)
+            log.warning("worker.restarting", role=self.role, exit_code=self.proc.returncode, in_seconds=pause)
             deadline = time.monotonic() + pause
             while not self.stopping and time.monotonic() < deadline:
                 time.sleep(0.1)  # a restart pause; SIGTERM ends it within 0.1 s
@@ -74,7 +76,7 @@ class Supervisor:
         self.proc = subprocess.Popen([*self.command, "--report-fd", str(write), "--parent", str(os.getpid())],
                                      pass_fds=[write])
         os.close(write)
-        log.info("worker.spawned", pid=self.proc.pid)
+        log.info("worker.spawned", role=self.role, pid=self.proc.pid)
         return read
 
     def _watch(self, reader: int) -> None:
@@ -128,7 +130,21 @@ def main(argv: list[str] | None = None) -> int:
         logs.configure(config.load().log_format)
     except config.ConfigError:  # setup mode, say: the worker waits for the credentials itself
         logs.configure()
-    return Supervisor([sys.executable, "-m", "tbr.worker"]).run()
+    children = [Supervisor([sys.executable, "-m", "tbr.worker", "--role", role], role) for role in ("work", "schedule")]
+
+    def stop(*_):
+        for child in children:
+            child.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    others = [threading.Thread(target=child.run, name=f"supervise-{child.role}") for child in children[1:]]
+    for thread in others:
+        thread.start()
+    children[0].run()
+    for thread in others:
+        thread.join()
+    return 0
 
 
 if __name__ == "__main__":

@@ -25,6 +25,10 @@ from tbr.engine import Engine
 
 log = structlog.get_logger("tbr.worker")
 
+# Under the supervisor, items and the scheduler run in two processes: an item that holds the GIL
+# (a pathological input) would otherwise freeze a scheduler job inside its write transaction, and
+# SQLite's write lock with it, so webhooks could not be stored until the item's budget ran out.
+ROLES = ("all", "work", "schedule")
 BEAT_EVERY = timedelta(seconds=30)  # a sign of life for /healthz (see health.WORKER_SILENCE)
 
 
@@ -142,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tbr.worker")
     parser.add_argument("--report-fd", type=int, help="pipe to the supervisor (tbr/supervisor.py)")
     parser.add_argument("--parent", type=int, help="exit with this process")
+    parser.add_argument("--role", choices=ROLES, default="all",
+                        help="work: drain due items; schedule: run the deployment's scheduler; all: both")
     args = parser.parse_args(argv)
     if args.parent:
         die_with_parent(args.parent)
@@ -153,7 +159,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logs.configure(settings.log_format)
     runtime = build(settings)
-    runtime.worker.poll_seconds = 1.0
+    if args.role == "schedule":
+        _schedule(runtime.scheduler, stop)
+        return 0
+    if args.role == "work":
+        runtime.worker.tick = lambda: None  # the scheduler runs in a process of its own
+    runtime.worker.poll_seconds = 1.0  # a job of the scheduler's process cannot wake this one: poll
     if args.report_fd is not None:
         runtime.engine.attempting = Reporter(args.report_fd, settings.work_budget_seconds, runtime.worker)
     runtime.worker.start()
@@ -161,6 +172,17 @@ def main(argv: list[str] | None = None) -> int:
         pass
     runtime.stop()
     return 0
+
+
+def _schedule(scheduler, stop: threading.Event) -> None:
+    """The scheduler's process: lead when no other process does, until told to stop."""
+    scheduler.wake = lambda: None  # the worker is another process; it polls every second
+    while not stop.wait(1.0):
+        try:
+            scheduler.tick()
+        except Exception:  # e.g. the lock file cannot be opened: try again on the next pass
+            log.exception("scheduler.tick_failed")
+    scheduler.stop()
 
 
 if __name__ == "__main__":

@@ -173,5 +173,10 @@ def test_deliveries_are_answered_at_once_while_the_worker_is_stuck_holding_the_g
         assert slowest < 5, f"slowest answer {slowest:.2f} s"
         # The worker was stuck all along: nothing stored meanwhile was processed.
         assert item(db, answers[0][2])["status"] == "pending"
+        # ... and the scheduler was not in its process: its jobs (and their write transactions) went on.
+        owner = item(db, "poison-1").get("lease_owner") or item(db, "poison-2")["lease_owner"]
+        stuck = int(owner.split(":")[1])
+        leading = [json.loads(line)["pid"] for line in bot.log if '"scheduler.leading"' in line]
+        assert leading and stuck not in leading
     finally:
         bot.stop()
