@@ -100,6 +100,11 @@ class Keys:
     def get(self, kid: str) -> bytes | None:
         return self._by_id.get(kid)
 
+    @property
+    def none(self) -> bool:
+        """No key at all (an auditor's copy without TBR_AUDIT_KEY): keyed records can only be linked, not checked."""
+        return not self._by_id
+
     def __repr__(self) -> str:
         return f"Keys(current={self.current_id}, known={sorted(self._by_id)})"
 
@@ -177,8 +182,18 @@ class Verification:
     bad_seq: int | None = None
     legacy: int = 0  # records from before the key: plain SHA-256
     anchors: int = 0  # published heads checked
+    unchecked_from: int | None = None  # without any key: keyed records from here on were only linked
+
+    @property
+    def complete(self) -> bool:
+        """Every record's hash was recomputed: nothing was taken on trust."""
+        return self.ok and self.unchecked_from is None
 
     def describe(self) -> str:
+        if self.ok and self.unchecked_from is not None:
+            return (f"audit log links hold: {self.records} records in sequence, head #{self.head_seq}"
+                    f" sha256:{self.head_hash}" + (f", {self.anchors} published anchors found in it" if self.anchors else "")
+                    + (f"; records #1 to #{self.legacy} (plain SHA-256) hold" if self.legacy else ""))
         if self.ok:
             extra = [f"{self.anchors} published anchor{'s' if self.anchors != 1 else ''} found in it"] if self.anchors else []
             if self.legacy:
@@ -188,30 +203,43 @@ class Verification:
         return f"audit log broken at record #{self.bad_seq}: {self.problem}"
 
 
+def unchecked_line(v: Verification) -> str:
+    """What a verification without any key left out, and how to have it checked: one line."""
+    return (f"the HMACs of records #{v.unchecked_from} to #{v.head_seq} were not checked: no audit key"
+            " (set TBR_AUDIT_KEY to the deployment's audit key to check them; without it, a record rewritten"
+            " with a made-up hash still links)")
+
+
 def verify(db, expect: tuple[int, str] | None = None, keys: Keys | None = None,
            anchors: list[tuple[int, str, str]] = ()) -> Verification:
     """Recompute the chain from the first record; stop at the first that does not hold. Then check that
-    it still holds `expect` and every published anchor (seq, hash, where it was published)."""
+    it still holds `expect` and every published anchor (seq, hash, where it was published).
+
+    Holding no key at all, the keyed records' HMACs cannot be recomputed: their sequence and links are
+    still checked, and the result says from which record on the hashes were taken as written."""
     keys = keys or getattr(db, "audit_keys", None)  # Store.db carries its process's keys
-    prev, expected, count, key, legacy = GENESIS, 1, 0, None, 0
+    keyless = keys is None or keys.none
+    prev, expected, count, key, legacy, unchecked = GENESIS, 1, 0, None, 0, None
 
     def broken(seq: int, problem: str) -> Verification:
-        return Verification(False, count, expected - 1, prev, problem, seq, legacy)
+        return Verification(False, count, expected - 1, prev, problem, seq, legacy, unchecked_from=unchecked)
 
     for seq, kind, prev_hash, hash_, canonical in db.execute(
             f"SELECT seq, kind, prev_hash, hash, {CANONICAL} FROM audit ORDER BY seq"):
         if seq != expected:
             gone = f"#{expected}" if seq == expected + 1 else f"#{expected} to #{seq - 1}"
             return broken(expected, f"record {gone} deleted (the sequence jumps to #{seq})")
-        if kind == KEYED:
+        if kind == KEYED and keyless:
+            unchecked = unchecked or seq
+        elif kind == KEYED:
             kid = str(_field_of(db, seq, "$.key_id"))
-            key = keys.get(kid) if keys else None
+            key = keys.get(kid)
             if key is None:
                 return broken(seq, f"record #{seq} switches to audit key {kid}, which this deployment does not hold"
                                    " (TBR_AUDIT_KEY, TBR_AUDIT_KEY_RETIRED): it cannot be checked")
-        elif key is None:
+        elif key is None and unchecked is None:
             legacy = seq
-        if _hash(canonical.encode(), key) != hash_ and not _holds(db, seq, key, hash_):
+        if unchecked is None and _hash(canonical.encode(), key) != hash_ and not _holds(db, seq, key, hash_):
             subject = _field_of(db, seq, None)
             return broken(seq, f"record #{seq} ({kind}, {subject}) altered: its content no longer matches its hash")
         if prev_hash != prev:
@@ -226,7 +254,7 @@ def verify(db, expect: tuple[int, str] | None = None, keys: Keys | None = None,
         if row[0] != want:
             return broken(seq, f"record #{seq} has hash {row[0]}, not the {want} published in {where}:"
                                " history was rewritten")
-    return Verification(True, count, expected - 1, prev, legacy=legacy, anchors=len(anchors))
+    return Verification(True, count, expected - 1, prev, legacy=legacy, anchors=len(anchors), unchecked_from=unchecked)
 
 
 def _holds(db, seq: int, key: bytes | None, hash_: str) -> bool:
@@ -289,32 +317,63 @@ class Gap:
 
 @dataclass
 class Coverage:
+    """[start, end) split in two: before tbr was installed (its first record), and the rest, watched, with
+    its gaps. Only the watched part counts: the time before tbr is not downtime."""
     start: datetime
     end: datetime
+    installed_at: datetime | None = None  # tbr's first record; None: it has recorded nothing yet
     gaps: list[Gap] = field(default_factory=list)
 
     @property
-    def running(self) -> timedelta:
-        return (self.end - self.start) - sum((g.length for g in self.gaps), timedelta())
+    def watched_from(self) -> datetime | None:
+        """Where the watched part starts; None when all of [start, end) is before tbr."""
+        if self.installed_at is None or self.installed_at >= self.end:
+            return None
+        return max(self.start, self.installed_at)
 
     @property
-    def percent(self) -> float:
-        total = (self.end - self.start).total_seconds()
-        return 100.0 * self.running.total_seconds() / total if total else 100.0
+    def watched(self) -> timedelta:
+        return self.end - self.watched_from if self.watched_from else timedelta()
+
+    @property
+    def before(self) -> timedelta:
+        """The part of [start, end) before tbr was installed."""
+        return (self.watched_from or self.end) - self.start
+
+    @property
+    def running(self) -> timedelta:
+        return self.watched - sum((g.length for g in self.gaps), timedelta())
+
+    @property
+    def percent(self) -> float | None:
+        """Of the watched part; None when nothing of it was (the whole stretch is before tbr)."""
+        total = self.watched.total_seconds()
+        return 100.0 * self.running.total_seconds() / total if total else None
+
+
+def first_at(db) -> datetime | None:
+    """When tbr was installed: its first audit record (the log's order is the order of writing)."""
+    row = db.execute("SELECT at FROM audit ORDER BY seq LIMIT 1").fetchone()
+    return from_iso(row[0]) if row else None
 
 
 def coverage(db, start: datetime, end: datetime) -> Coverage:
-    """How much of [start, end) tbr was running, from its heartbeats, and which sweeps filled the gaps.
+    """How much of [start, end) tbr was running since it was installed, from its heartbeats, and which
+    sweeps filled the gaps.
 
     A gap is a stretch longer than GAP with no heartbeat, start or stop; it is filled when a later
-    sweep (or backfill) that succeeded looked back to (or before) its start.
+    sweep (or backfill) that succeeded looked back to (or before) its start. The stretch before tbr's
+    first record is not a gap: tbr was not there yet (see `backfilled`).
     """
+    result = Coverage(start, end, first_at(db))
+    since = result.watched_from
+    if since is None:
+        return result
     points = [from_iso(r[0]) for r in db.execute(
         f"SELECT at FROM audit WHERE kind IN ({', '.join('?' * len(LIFE))}) AND at >= ? AND at < ? ORDER BY at",
-        [*LIFE, iso(start - GAP), iso(end)])]
-    result = Coverage(start, end)
-    for a, b in zip([start - GAP, *points], [*points, end]):
-        a = max(a, start)
+        [*LIFE, iso(since - GAP), iso(end)])]
+    for a, b in zip([since - GAP, *points], [*points, end]):
+        a = max(a, since)
         if b - a > GAP:
             result.gaps.append(Gap(a, b))
     if result.gaps:
@@ -324,3 +383,11 @@ def coverage(db, start: datetime, end: datetime) -> Coverage:
             gap.filled_by = next((from_iso(at) for at, since in sweeps
                                   if since <= gap.start and from_iso(at) >= gap.end), None)
     return result
+
+
+def backfilled(db) -> tuple[datetime, datetime] | None:
+    """The backfill that reached furthest back, as (when it ran, the time it looked back to), if one ran:
+    the time before tbr it judged the merges of."""
+    row = db.execute("SELECT at, json_extract(data, '$.since') FROM audit WHERE kind = 'backfill.finished'"
+                     " ORDER BY json_extract(data, '$.since'), seq LIMIT 1").fetchone()
+    return (from_iso(row[0]), from_iso(row[1])) if row else None

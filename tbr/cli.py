@@ -9,7 +9,7 @@ import re
 import sqlite3
 import sys
 import traceback
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
 from tbr import __version__, config, logs
 
@@ -38,8 +38,10 @@ exit status: 0 done, 1 failed, 2 usage or configuration error, 3 try again later
 Errors are one line; --debug shows the traceback."""
 
 
-def _settings() -> config.Settings:
-    return config.load()  # a ConfigError is one line, by main's error boundary
+def _settings(app: bool = True) -> config.Settings:
+    """The settings; `app` False for commands that only read the database, which run without the App's
+    credentials (an auditor with a copy of the database)."""
+    return config.load(app=app)  # a ConfigError is one line, by main's error boundary
 
 
 def check_config(_args) -> int:
@@ -200,8 +202,8 @@ def status(args) -> int:
     from tbr.audit import subject
     from tbr.store import from_iso
 
-    settings = _settings()
-    store = _store()
+    settings = _settings(app=False)
+    store = _store(settings, readonly=True)
     counts, now = store.counts(), datetime.now(timezone.utc)
     rows = list(store.db.query("SELECT * FROM changes ORDER BY first_seen_at DESC LIMIT ?", [args.n]))
     if args.json:
@@ -283,9 +285,9 @@ def _state(row: dict, settings: config.Settings, now: datetime) -> str:
 
 def followups_cmd(args) -> int:
     """Follow-ups with their repository, change, assignee, due date and state, soonest due first."""
-    settings = _settings()
+    settings = _settings(app=False)
     now = _when(args.now, settings) or datetime.now(timezone.utc)
-    return print_followups(_store(), settings, now, args.open, args.overdue, args.json)
+    return print_followups(_store(settings, readonly=True), settings, now, args.open, args.overdue, args.json)
 
 
 def print_followups(store, settings: config.Settings, now: datetime, open_only: bool = False,
@@ -329,7 +331,7 @@ def retry_cmd(args) -> int:
     """Try quarantined work again, after fixing what made it fail."""
     import getpass
 
-    store, now = _store(), datetime.now(timezone.utc)
+    store, now = _store(existing=True), datetime.now(timezone.utc)
     keys = [r["key"] for r in store.quarantined()] if args.all else args.keys
     if not keys:
         if args.all:
@@ -367,12 +369,17 @@ def budget_text(store, now) -> str:
     return "\n".join(lines) or "GitHub budget: not seen yet"
 
 
-def _store():
+def _store(settings: config.Settings | None = None, readonly: bool = False, existing: bool = False):
+    """The database; `readonly` for commands that only read it, which leave it as it is. Those, and any
+    `existing`, need it to be there: a mistyped TBR_DB is an error, not a new, empty database."""
     from tbr import audit
     from tbr.store import Store
 
-    settings = _settings()
-    return Store(settings.db_path, audit.keys_of(settings))
+    settings = settings or _settings(app=not readonly)
+    if (readonly or existing) and not os.path.isfile(settings.db_path):
+        raise config.ConfigError(f"TBR_DB: there is no database at {os.path.abspath(settings.db_path)}: set TBR_DB"
+                                 " to tbr's database, or to a copy of it (tbr backup writes one)")
+    return Store(settings.db_path, audit.keys_of(settings), readonly=readonly)
 
 
 def audit_verify(args) -> int:
@@ -384,21 +391,30 @@ def audit_verify(args) -> int:
         expect = audit.parse_head(args.expect)
         if expect is None:
             raise SystemExit(f"tbr: --expect takes SEQ:HASH, or #SEQ sha256:HASH as the digest prints it: {args.expect!r}")
-    published = [] if args.offline else _published_anchors()
+    settings = _settings(app=False)
+    store = _store(settings, readonly=True)
+    published = [] if args.offline else _published_anchors(settings)
     if published is None:
-        return 1
-    store = _store()
+        return FAILED
     result = audit.verify(store.db, expect, store.keys, published)
     print(result.describe(), file=sys.stdout if result.ok else sys.stderr)
-    return 0 if result.ok and _tables_agree(store, result) else 1
+    if not (result.ok and _tables_agree(store, result)):
+        return FAILED
+    if not result.complete:  # what it could not check is not "intact": a configuration to complete
+        print(f"tbr: {audit.unchecked_line(result)}", file=sys.stderr)
+        return USAGE
+    return 0
 
 
-def _published_anchors() -> list | None:
+def _published_anchors(settings: config.Settings) -> list | None:
     """The heads tbr published on GitHub (tbr/anchors.py); None when they cannot be read."""
     from tbr import anchors
     from tbr.github import Gateway, GitHubError, GitHubUnavailable, RetryPolicy
 
-    settings = _settings()
+    if not settings.has_app:
+        print("no App credentials: the anchors tbr published on GitHub were not fetched (--expect checks one)",
+              file=sys.stderr)
+        return []
     if settings.tracking_repo is None:
         print("no TBR_TRACKING_REPO: tbr publishes no anchors, so a cut-off log shows only against --expect",
               file=sys.stderr)
@@ -440,14 +456,14 @@ def _print_records(rows, as_json: bool) -> int:
 def audit_tail(args) -> int:
     from tbr import audit
 
-    _print_records(audit.records(_store().db, last=args.n), args.json)
+    _print_records(audit.records(_store(readonly=True).db, last=args.n), args.json)
     return 0
 
 
 def audit_search(args) -> int:
     from tbr import audit
 
-    found = _print_records(audit.records(_store().db, subject=args.subject, kind=args.kind, since=_when(args.since),
+    found = _print_records(audit.records(_store(readonly=True).db, subject=args.subject, kind=args.kind, since=_when(args.since),
                                          until=_when(args.until)), args.json)
     if not found:
         print("no matching records", file=sys.stderr)
@@ -517,7 +533,7 @@ def access_status(args) -> int:
     """Completion of each access review, as an auditor asks for it."""
     from tbr import accesscontrols
 
-    rows = accesscontrols.status(_store(), args.quarter)
+    rows = accesscontrols.status(_store(readonly=True), args.quarter)
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
@@ -531,12 +547,14 @@ def access_status(args) -> int:
     return 0
 
 
-def _period_bound(value: str, end: bool) -> datetime:
-    """A date means the whole day (so --to 2026-12-31 includes that day); a time means that instant."""
-    when = _when(value)
-    if end and len(value) == 10:
-        when += timedelta(days=1)
-    return when
+def _period_bound(value: str, settings: config.Settings, option: str, end: bool) -> datetime:
+    """A date means the whole day in the organization's time zone (so --to 2026-12-31 includes that day);
+    a time means that instant (without an offset, in that time zone too)."""
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        return _when(value, settings, option)
+    return datetime.combine(day + timedelta(days=end), time(0), tzinfo=settings.tz)
 
 
 def evidence_cmd(args) -> int:
@@ -547,20 +565,27 @@ def evidence_cmd(args) -> int:
 
     if args.repo and not config.REPO_RE.match(args.repo):
         raise SystemExit(f"tbr: not owner/name: {args.repo!r}")
-    period = evidence.Period(_period_bound(args.from_, False), _period_bound(args.to, True), args.repo)
+    settings = _settings(app=False)
+    period = evidence.Period(_period_bound(args.from_, settings, "--from", False),
+                             _period_bound(args.to, settings, "--to", True), args.repo, settings.timezone)
     if period.end <= period.start:
         raise SystemExit("tbr: --to is before --from")
-    store, now = _store(), datetime.now(timezone.utc)
+    # Without the App's credentials (an auditor's copy), the database is read as it is, and the export
+    # goes unrecorded: a record needs the audit key, and a copy is better left unchanged.
+    store, now = _store(settings, readonly=not settings.has_app, existing=True), datetime.now(timezone.utc)
     out = open(args.out, "w", encoding="utf-8", newline="") if args.out else sys.stdout
     try:
         head, n = evidence.export(store.db, period, args.format, out, now, args.section)
     finally:
         if args.out:
             out.close()
-    store.audit("evidence.exported", period.repo or "", getpass.getuser(), now, format=args.format, rows=n,
-                period=head["period"], out=args.out, audit_head=head["audit_chain"]["head_hash"])
     for line in evidence.summary_lines(head):
         print(line, file=sys.stderr)
+    if settings.has_app:
+        store.audit("evidence.exported", period.repo or "", getpass.getuser(), now, format=args.format, rows=n,
+                    period=head["period"], out=args.out, audit_head=head["audit_chain"]["head_hash"])
+    else:
+        print("Not recorded in the audit log: without the App's credentials the database was only read", file=sys.stderr)
     what = "changes" if args.format != "csv" or args.section == "changes" else f"{args.section} rows"
     print(f"{n} {what} written" + (f" to {args.out}" if args.out else ""), file=sys.stderr)
     return 1 if evidence.failed(head) else 0
@@ -574,7 +599,7 @@ def backup_cmd(args) -> int:
     from tbr import audit
 
     try:
-        size = _store().backup(args.path)
+        size = _store(readonly=True).backup(args.path)
         copy = sqlite3.connect(args.path)
         seq, head = audit.head(copy)
         copy.close()
@@ -706,9 +731,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=backfill_cmd)
     p = sub.add_parser("evidence", help="export the changes of a period with their approvals and follow-ups")
     p.add_argument("--from", dest="from_", metavar="DATE", required=True,
-                   help="first day (ISO 8601 date or time, UTC)")
+                   help="first day (ISO 8601 date, a whole day in TBR_TIMEZONE, or a time)")
     p.add_argument("--to", metavar="DATE", required=True,
-                   help="last day, included (ISO 8601 date), or an end time (excluded)")
+                   help="last day, included (ISO 8601 date, in TBR_TIMEZONE), or an end time (excluded)")
     p.add_argument("--format", choices=("csv", "json", "html"), default="csv",
                    help="csv (one table, see --section), json or html (everything, for people) (default csv)")
     p.add_argument("--out", metavar="FILE",

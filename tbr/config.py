@@ -70,6 +70,11 @@ class Settings:
     audit_keys_retired: tuple[str, ...] = field(default=(), repr=False)
 
     @property
+    def has_app(self) -> bool:
+        """The App's credentials are here (the deployment), not only a database (an auditor's copy)."""
+        return bool(self.private_key)
+
+    @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
@@ -307,16 +312,21 @@ APP_NAME_MAX = 34  # GitHub's limit on an App's name
 SETUP_CODE = "TBR_SETUP_CODE"
 
 
-def load(env=None) -> Settings:
-    """Read and validate every TBR_* variable; raise ConfigError on the first problem."""
+def load(env=None, app: bool = True) -> Settings:
+    """Read and validate every TBR_* variable; raise ConfigError on the first problem.
+
+    With `app` False, for commands that only read the database (an auditor's copy), the App's
+    credentials may be missing altogether: app_id is then 0 and `has_app` False."""
     env = os.environ if env is None else env
     db_path = _db_path(env)  # first: the credentials file from /setup lives beside it
-    env = _with_credentials_file(env)
-    raw_id = _required(env, "TBR_APP_ID", "the GitHub App's numeric id")
-    if not raw_id.isdigit() or int(raw_id) == 0:
-        raise ConfigError(f"TBR_APP_ID must be the App's numeric id, got {raw_id!r}")
-    private_key = _private_key(env)
-    secret = _required(env, "TBR_WEBHOOK_SECRET", "the webhook secret set on the GitHub App")
+    try:
+        env = _with_credentials_file(env)
+    except MissingCredentials:
+        if app:
+            raise
+        raw_id, private_key, secret = "0", "", ""
+    else:
+        raw_id, private_key, secret = _app(env)
     api_url = _url(env, "TBR_GITHUB_API_URL", "https://api.github.com")
     tracking = _get(env, "TBR_TRACKING_REPO")
     repos_raw = _list(env, "TBR_REPOS", ())
@@ -356,6 +366,14 @@ def load(env=None) -> Settings:
         audit_key=_audit_key(env),
         audit_keys_retired=_list(env, "TBR_AUDIT_KEY_RETIRED", ()),
     )
+
+
+def _app(env) -> tuple[str, str, str]:
+    """The App's id, private key and webhook secret."""
+    raw_id = _required(env, "TBR_APP_ID", "the GitHub App's numeric id")
+    if not raw_id.isdigit() or int(raw_id) == 0:
+        raise ConfigError(f"TBR_APP_ID must be the App's numeric id, got {raw_id!r}")
+    return raw_id, _private_key(env), _required(env, "TBR_WEBHOOK_SECRET", "the webhook secret set on the GitHub App")
 
 
 def _audit_key(env) -> str | None:

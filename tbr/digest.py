@@ -102,7 +102,7 @@ def build(engine: Engine, now: datetime) -> Digest:
     cover = audit.coverage(store.db, last_week, this_week)
     seq, head = audit.head(store.db)
     lines += [f"## Coverage last week ({last_week:%d %b} to {this_week - timedelta(days=1):%d %b})",
-              f"- Running {cover.percent:.1f}% of the week, by tbr's heartbeats",
+              running_line(cover, tz),
               f"- Sweeps run: {sweeps[0]}" + (f" ({sweeps[1]} with errors)" if sweeps[1] else ""),
               budget.summary(store, last_week, this_week),
               f"- Webhook deliveries received: {received}",
@@ -116,6 +116,16 @@ def build(engine: Engine, now: datetime) -> Digest:
                f" {len(due_soon)} due in the next {SOON_DAYS} days, "
                f"{len(done)} completed last week (SLA hit rate {rate}), {len(cover.gaps)} coverage gaps.")
     return Digest(week, f"TBR weekly digest: week of {week.isoformat()}", "\n".join(lines) + "\n", summary)
+
+
+def running_line(cover: audit.Coverage, tz) -> str:
+    """Last week's running time, from tbr's installation: the days before it are not downtime."""
+    if cover.percent is None:
+        installed = f" (installed {cover.installed_at.astimezone(tz):%a %d %b %H:%M})" if cover.installed_at else ""
+        return f"- Last week was before tbr{installed}: no running time to measure yet, and no downtime"
+    since = (f" since tbr was installed ({cover.watched_from.astimezone(tz):%a %d %b %H:%M})" if cover.before
+             else " of the week")
+    return f"- Running {cover.percent:.1f}%{since}, by tbr's heartbeats"
 
 
 def quarantine_section(store) -> list[str]:

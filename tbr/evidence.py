@@ -23,12 +23,13 @@ import operator
 import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import TextIO
+from zoneinfo import ZoneInfo
 
 from tbr import accesscontrols, audit, sla
 from tbr.repoconfig import refusals
-from tbr.store import config_changes, iso
+from tbr.store import config_changes, from_iso, iso
 
 COLUMNS = ("repo", "change", "kind", "branch", "url", "title", "author", "merged_by", "merged_at", "decision",
            "rule", "approver", "approved_at", "approval_link", "explanation", "emergency", "declared_by", "declared_at",
@@ -44,6 +45,16 @@ class Period:
     start: datetime
     end: datetime  # exclusive
     repo: str | None = None
+    timezone: str = "UTC"  # the organization's: the days the period names are its days
+
+    @property
+    def first_day(self) -> date:
+        return self.start.astimezone(ZoneInfo(self.timezone)).date()
+
+    @property
+    def last_day(self) -> date:
+        """The last day the period reaches into (an end at midnight excludes the day it starts)."""
+        return (self.end - timedelta(microseconds=1)).astimezone(ZoneInfo(self.timezone)).date()
 
     def where(self) -> tuple[str, list]:
         sql = f"status IN ({', '.join('?' * len(DECISIONS))}) AND happened_at >= ? AND happened_at < ?"
@@ -56,6 +67,8 @@ class Period:
 
 def summary(db, period: Period, now: datetime) -> dict:
     check = audit.verify(db)
+    chain = {"intact": check.complete, "links_hold": check.ok, "hmac_checked": check.unchecked_from is None,
+             "unchecked": audit.unchecked_line(check) if check.ok and not check.complete else None}
     where, args = period.where()
     counts = {s: 0 for s in DECISIONS}
     counts.update(dict(db.execute(f"SELECT status, count(*) FROM changes WHERE {where} GROUP BY status", args)))
@@ -66,10 +79,12 @@ def summary(db, period: Period, now: datetime) -> dict:
         " sum(followup_state = 'open' AND due_at > ?), sum(followup_state IN ('deleted', 'transferred'))"
         f" FROM changes WHERE {where} AND status = 'followup'", [iso(now), iso(now), *args]).fetchone()
     signed, within = f[0], f[1] or 0
-    cover = audit.coverage(db, period.start, min(period.end, now))
     missing = missing_changes(db, period, check.head_seq)
     return {
-        "period": {"from": iso(period.start), "to": iso(period.end), "repo": period.repo or "all watched"},
+        "organization": organization(db, period.repo),
+        "period": {"from": iso(period.start), "to": iso(period.end), "repo": period.repo or "all watched",
+                   "first_day": period.first_day.isoformat(), "last_day": period.last_day.isoformat(),
+                   "timezone": period.timezone},
         "generated_at": iso(now),
         "changes": sum(counts.values()),
         "by_decision": counts,
@@ -78,15 +93,8 @@ def summary(db, period: Period, now: datetime) -> dict:
                       "late": signed - within, "overdue_open": f[2] or 0, "open_not_due": f[3] or 0,
                       "deleted_or_transferred": f[4] or 0},
         "sla_compliance": f"{100 * within / signed:.1f}%" if signed else "n/a",
-        "coverage": {
-            "running": f"{cover.percent:.2f}%",
-            "running_hours": round(cover.running.total_seconds() / 3600, 1),
-            "gaps": [{"from": iso(g.start), "to": iso(g.end), "hours": round(g.length.total_seconds() / 3600, 2),
-                      "filled_by_sweep_at": iso(g.filled_by) if g.filled_by else None} for g in cover.gaps],
-            "sweeps": db.execute("SELECT count(*) FROM audit WHERE kind = 'sweep.finished' AND at >= ? AND at < ?",
-                                 [iso(period.start), iso(period.end)]).fetchone()[0],
-        },
-        "audit_chain": {"intact": check.ok, "records": check.records, "head_seq": check.head_seq,
+        "coverage": coverage_summary(db, period, now),
+        "audit_chain": {**chain, "records": check.records, "head_seq": check.head_seq,
                         "head_hash": check.head_hash, "problem": check.problem,
                         "missing_from_table": missing, "rows_disagreeing": 0, "rows_checked": False},
         "access": access_summary(db, period),
@@ -94,17 +102,63 @@ def summary(db, period: Period, now: datetime) -> dict:
     }
 
 
+def _hours(span: timedelta) -> float:
+    return round(span.total_seconds() / 3600, 2)
+
+
+def coverage_summary(db, period: Period, now: datetime) -> dict:
+    """Coverage of the period up to now, from tbr's installation (its first record): the time before it is
+    "before tbr", judged by a backfill if one reached back into it, and never counted as downtime."""
+    cover = audit.coverage(db, period.start, max(period.start, min(period.end, now)))
+    before = None
+    if cover.before:
+        to = cover.watched_from or cover.end
+        ran = audit.backfilled(db)
+        reached = ran is not None and ran[1] < to  # a backfill since a later time judged nothing before tbr
+        before = {"from": iso(period.start), "to": iso(to), "hours": _hours(cover.before),
+                  "backfilled_at": iso(ran[0]) if reached else None, "backfilled_since": iso(ran[1]) if reached else None}
+    return {
+        "installed_at": iso(cover.installed_at) if cover.installed_at else None,
+        "before_tbr": before,
+        "running": f"{cover.percent:.2f}%" if cover.percent is not None else "n/a",
+        "running_hours": _hours(cover.running),
+        "watched_hours": _hours(cover.watched),
+        "gaps": [{"from": iso(g.start), "to": iso(g.end), "hours": _hours(g.length),
+                  "filled_by_sweep_at": iso(g.filled_by) if g.filled_by else None} for g in cover.gaps],
+        "sweeps": db.execute("SELECT count(*) FROM audit WHERE kind = 'sweep.finished' AND at >= ? AND at < ?",
+                             [iso(period.start), iso(period.end)]).fetchone()[0],
+    }
+
+
+def organization(db, repo: str | None = None) -> str:
+    """The watched owners (organizations or users), as the report names them: "acme", or "acme, beta"."""
+    if repo:
+        return repo.split("/", 1)[0]
+    owners = {}
+    for (owner,) in db.execute(
+            "SELECT DISTINCT substr(repo, 1, instr(repo, '/') - 1) FROM (SELECT DISTINCT repo FROM changes UNION"
+            " SELECT repo FROM swept_repos UNION SELECT repo FROM config_files) UNION SELECT org FROM twofa_checks"):
+        if owner:
+            owners.setdefault(owner.lower(), owner)
+    return ", ".join(owners[k] for k in sorted(owners))
+
+
+EXCEPTIONS = ("followup", "unapproved")  # merged without approval: live (a follow-up) or before tbr (backfilled)
+
+
 def monthly(db, period: Period) -> list[dict]:
-    """Per month: exceptions (unapproved merges of PRs and pushes), declared, undeclared, reverted, and the
-    median business days to sign-off: the figures the process wants to see fall."""
+    """Per month: exceptions (unapproved merges of PRs and pushes, those from before tbr that a backfill
+    judged included), declared, undeclared, reverted, before tbr, and the median business days to
+    sign-off: the figures the process wants to see fall."""
     where, args = period.where()
     months: dict[str, dict] = {}
-    for month, kind, declared, how, seconds in db.execute(
-            f"SELECT substr(happened_at, 1, 7), kind, json_extract(decision, '$.declaration') IS NOT NULL,"
-            f" signoff_how, business_seconds FROM changes WHERE {where} AND status = 'followup'", args):
+    for month, kind, status, declared, how, seconds in db.execute(
+            f"SELECT substr(happened_at, 1, 7), kind, status, json_extract(decision, '$.declaration') IS NOT NULL,"
+            f" signoff_how, business_seconds FROM changes WHERE {where} AND status IN {EXCEPTIONS}", args):
         m = months.setdefault(month, {"month": month, "exceptions": 0, "declared": 0, "undeclared": 0,
-                                      "reverted": 0, "_seconds": []})
+                                      "reverted": 0, "before_tbr": 0, "_seconds": []})
         m["exceptions"] += 1
+        m["before_tbr"] += status == "unapproved"
         if kind == "pr":
             m["declared" if declared else "undeclared"] += 1
         m["reverted"] += how == "reverted"
@@ -124,7 +178,8 @@ def month_text(m: dict) -> str:
     """One month of `monthly`, as the digest and the evidence summary say it."""
     pushes = m["exceptions"] - m["declared"] - m["undeclared"]  # only a merged PR can be declared
     median = m["median_business_days"]
-    return (f"{m['month']}: {m['exceptions']} unapproved: {m['declared']} declared and {m['undeclared']} undeclared"
+    before = f" ({m['before_tbr']} before tbr, found by the backfill)" if m["before_tbr"] else ""
+    return (f"{m['month']}: {m['exceptions']} unapproved{before}: {m['declared']} declared and {m['undeclared']} undeclared"
             f" merges, {pushes} direct push{'' if pushes == 1 else 'es'}; {m['reverted']} reverted; "
             + (f"median {median} business days to sign-off" if median is not None else "none signed off yet"))
 
@@ -159,7 +214,7 @@ def _row(r: dict) -> dict:
         author = " ".join(sorted({c.get("author") or "" for c in commits} - {""})) or r["actor"]
     seconds = r["business_seconds"]
     declared = decision.get("declaration") or {}
-    emergency = ("declared" if declared else "undeclared") if r["status"] == "followup" and r["kind"] == "pr" else ""
+    emergency = ("declared" if declared else "undeclared") if r["status"] in EXCEPTIONS and r["kind"] == "pr" else ""
     return {
         "repo": r["repo"], "change": change, "kind": r["kind"], "branch": r["branch"], "url": url, "title": title,
         "author": author, "merged_by": r["actor"], "merged_at": r["happened_at"],
@@ -184,7 +239,7 @@ def _found_by(source: str) -> str:
 def rows(db, period: Period, head: dict | None = None) -> Iterator[dict]:
     """The changes, each checked against its records up to the head `head` (the summary's audit_chain,
     whose rows_disagreeing it counts) proved; without one, the log is verified first."""
-    chain = head or {"head_seq": audit.verify(db).head_seq, "rows_disagreeing": 0}
+    chain = head or _chain_of(db)
     where, args = period.where()
     since = _log_start(db)
     cur = db.conn.execute(f"SELECT *, {_records_of_change()} FROM changes WHERE {where} ORDER BY happened_at, key",
@@ -196,12 +251,22 @@ def rows(db, period: Period, head: dict | None = None) -> Iterator[dict]:
         row["audit_log"] = _bind(row, r, since)
         if row["audit_log"].startswith(DISAGREES):
             chain["rows_disagreeing"] += 1
+        elif row["audit_log"] == PROVEN and not chain["hmac_checked"]:
+            row["audit_log"] = AGREES
         yield row
+
+
+def _chain_of(db) -> dict:
+    check = audit.verify(db)
+    return {"head_seq": check.head_seq, "hmac_checked": check.unchecked_from is None, "rows_disagreeing": 0}
 
 
 # Binding rows to the audit log -------------------------------------------------------------------
 
 DISAGREES = "DISAGREES"
+PROVEN = "proven"
+# Without the audit key, a row agrees with records whose HMACs nobody checked: not proof.
+AGREES = "agrees with the audit log (whose HMACs were not checked: no audit key)"
 CHANGE_KINDS = ("change.recorded", "change.judged", "followup.filed", "followup.signed_off", "followup.reverted",
                 "followup.reopened", "followup.deleted", "followup.transferred")
 
@@ -229,8 +294,8 @@ def _parse_records(text: str | None) -> list:
 
 
 def _log_start(db) -> str:
-    row = db.execute("SELECT at FROM audit ORDER BY seq LIMIT 1").fetchone()
-    return row[0] if row else "9999"
+    first = audit.first_at(db)
+    return iso(first) if first else "9999"
 
 
 def _field(text: str, name: str):
@@ -303,11 +368,11 @@ def _bind(row: dict, r: dict, log_start: str) -> str:
         if row[column] != value:
             claimed.append(f"{column} {row[column]!r}")
             row[column] = value
-    if row["decision"] != DECISIONS["followup"] or r["kind"] != "pr":
+    if row["decision"] not in (DECISIONS[s] for s in EXCEPTIONS) or r["kind"] != "pr":
         row["emergency"] = ""
     else:
         row["emergency"] = "declared" if row["declared_by"] else "undeclared"
-    return f"{DISAGREES}: the table says " + ", ".join(claimed) if claimed else "proven"
+    return f"{DISAGREES}: the table says " + ", ".join(claimed) if claimed else PROVEN
 
 
 def missing_changes(db, period: Period, head_seq: int) -> list[str]:
@@ -334,7 +399,7 @@ def table_check(db, head_seq: int) -> tuple[int, list[str]]:
     """For `tbr audit verify`: every change and access-review line against the log, all time. Returns how
     many rows disagree and a few of them, named (a change's key, or review:login)."""
     period, chain = Period(datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(9999, 1, 1, tzinfo=timezone.utc)), \
-        {"head_seq": head_seq, "rows_disagreeing": 0}
+        {"head_seq": head_seq, "hmac_checked": True, "rows_disagreeing": 0}  # counts, whatever the wording
     named = [f"{row['repo']} {row['change']}: {row['audit_log']}" for row in rows(db, period, chain)
              if row["audit_log"].startswith(DISAGREES)][:5]
     named += [f"access review {row['quarter']} {row['repo']} @{row['login']}: {row['audit_log']}"
@@ -345,9 +410,10 @@ def table_check(db, head_seq: int) -> tuple[int, list[str]]:
 
 
 def failed(head: dict) -> bool:
-    """The export does not hold: the chain is broken, or rows disagree with it, or rows are missing."""
+    """The export does not hold: the chain is broken, or rows disagree with it, or rows are missing. (A chain
+    whose links hold but whose HMACs could not be checked, for want of the key, is not broken: it is said so.)"""
     chain = head["audit_chain"]
-    return not chain["intact"] or bool(chain["rows_disagreeing"]) or bool(chain["missing_from_table"])
+    return not chain["links_hold"] or bool(chain["rows_disagreeing"]) or bool(chain["missing_from_table"])
 
 
 # The access controls' sections (CC6.1-CC6.3): their columns, and their rows in a period.
@@ -360,7 +426,7 @@ TWOFA_COLUMNS = ("org", "checked_at", "visible", "reason", "members_without_2fa"
 
 def access_rows(db, period: Period, head: dict | None = None) -> Iterator[dict]:
     """Each person's line, its decision and the review's completion as their records say (see `rows`)."""
-    chain = head or {"head_seq": audit.verify(db).head_seq, "rows_disagreeing": 0}
+    chain = head or _chain_of(db)
     seq = chain["head_seq"]
     for r in db.query(
             "SELECT r.*, l.repo, l.login, l.permission, l.via, l.decision, l.decided_by, l.decided_at, l.applied_at,"
@@ -386,7 +452,8 @@ def access_rows(db, period: Period, head: dict | None = None) -> Iterator[dict]:
                  "decided_at": at if decided else "", "review_completed_at": done_at, "review_completed_by": done_by}
         claimed = [f"{column} {row[column]!r}" for column, value in proof.items() if row[column] != value]
         row.update(proof)
-        row["audit_log"] = f"{DISAGREES}: the table says " + ", ".join(claimed) if claimed else "proven"
+        row["audit_log"] = (f"{DISAGREES}: the table says " + ", ".join(claimed) if claimed
+                            else PROVEN if chain["hmac_checked"] else AGREES)
         chain["rows_disagreeing"] += bool(claimed)
         yield row
 
@@ -472,29 +539,69 @@ def write_json(out: TextIO, db, period: Period, head: dict, sections: dict = SEC
 
 def summary_lines(s: dict) -> list[str]:
     """The summary for people: the terminal, and the top of the HTML page."""
-    c, f, cov, chain = s["by_decision"], s["followups"], s["coverage"], s["audit_chain"]
+    c, f, cov, chain, p = s["by_decision"], s["followups"], s["coverage"], s["audit_chain"], s["period"]
+    tz = ZoneInfo(p["timezone"])
     rules = ", ".join(f"{n} by {rule}" for rule, n in s["approved_by_rule"].items())
     lines = [
-        f"Period: {s['period']['from'][:16]} to {s['period']['to'][:16]} UTC (end excluded), {s['period']['repo']}",
+        f"Period: {p['first_day']} to {p['last_day']} ({p['timezone']}){_bounds(p, tz)},"
+        f" {s['organization'] or 'no repositories yet'}: {'all watched repositories' if p['repo'] == 'all watched' else p['repo']}",
         f"Changes: {s['changes']}: {c['approved']} approved" + (f" ({rules})" if rules else "")
         + f", {c['followup']} with a follow-up, {c['unapproved']} unapproved before tbr, {c['pending']} pending",
         f"Follow-ups: {f['signed_off']} signed off, {f['within_sla']} within the SLA ({s['sla_compliance']}),"
         f" {f['late']} late; {f['overdue_open']} overdue and still open; {f['open_not_due']} open, not yet due"
         + (f"; {f['deleted_or_transferred']} deleted or transferred" if f["deleted_or_transferred"] else ""),
-        f"Coverage: running {cov['running']} of the period, {len(cov['gaps'])} gaps, {cov['sweeps']} sweeps",
+        *coverage_lines(cov, tz),
     ]
-    lines += [f"  gap {g['from'][:16]} to {g['to'][:16]} UTC ({g['hours']} h): "
-              + (f"filled by the sweep at {g['filled_by_sweep_at'][:16]}" if g["filled_by_sweep_at"] else "not filled")
-              for g in cov["gaps"]]
     lines += [month_text(m) for m in s["by_month"]]
     a = s["access"]
     lines.append(f"Access reviews: {a['reviews_complete']} of {a['reviews']} complete; {a['lines_kept']} kept,"
                  f" {a['lines_revoked']} revoked, {a['lines_undecided']} undecided. Offboarding: {a['offboarding_findings']}"
                  f" findings, {a['offboarding_unresolved']} unresolved.")
     lines += [f"{org}: {text}" for org, text in a["twofa"].items()]
-    lines.append(f"Audit chain: intact, {chain['records']} records, head #{chain['head_seq']} sha256:{chain['head_hash']}"
-                 if chain["intact"] else f"Audit chain: BROKEN: {chain['problem']}")
+    head = f"{chain['records']} records, head #{chain['head_seq']} sha256:{chain['head_hash']}"
+    if chain["intact"]:
+        lines.append(f"Audit chain: intact, {head}")
+    elif chain["links_hold"]:
+        lines.append(f"Audit chain: NOT FULLY CHECKED: the links hold ({head}), but {chain['unchecked']}")
+    else:
+        lines.append(f"Audit chain: BROKEN: {chain['problem']}")
     lines.append(check_line(s))
+    return lines
+
+
+def _local(text: str, tz: ZoneInfo) -> str:
+    return f"{from_iso(text).astimezone(tz):%Y-%m-%d %H:%M}"
+
+
+def _bounds(p: dict, tz: ZoneInfo) -> str:
+    """The period's exact bounds, when they are not whole days (a --from or --to with a time)."""
+    start, end = from_iso(p["from"]).astimezone(tz), from_iso(p["to"]).astimezone(tz)
+    if start.time() == end.time() == time(0):
+        return ""
+    return f", from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} (excluded)"
+
+
+def coverage_lines(cov: dict, tz: ZoneInfo) -> list[str]:
+    """Coverage as people read it: running since tbr was installed, the time before it, the gaps."""
+    zone = tz.key
+    before = cov["before_tbr"]
+    if cov["running"] == "n/a":
+        lines = ["Coverage: none to measure: all of the period is before tbr"
+                 + (f" (installed {_local(cov['installed_at'], tz)} {zone})" if cov["installed_at"] else
+                    " (it has recorded nothing yet)")]
+    else:
+        since = f" since tbr was installed ({_local(cov['installed_at'], tz)} {zone})" if before else ""
+        lines = [f"Coverage: running {cov['running']} of the {cov['watched_hours']} h watched{since},"
+                 f" {len(cov['gaps'])} gaps, {cov['sweeps']} sweeps"]
+    if before:
+        lines.append(f"  before tbr: {_local(before['from'], tz)} to {_local(before['to'], tz)} {zone}"
+                     f" ({before['hours']} h), not downtime: "
+                     + (f"its merges judged by the backfill of {_local(before['backfilled_at'], tz)}, which looked"
+                        f" back to {_local(before['backfilled_since'], tz)}" if before["backfilled_at"]
+                        else "no backfill judged its merges (tbr backfill --since)"))
+    lines += [f"  gap {_local(g['from'], tz)} to {_local(g['to'], tz)} {zone} ({g['hours']} h): "
+              + (f"filled by the sweep at {_local(g['filled_by_sweep_at'], tz)}" if g["filled_by_sweep_at"]
+                 else "not filled") for g in cov["gaps"]]
     return lines
 
 
@@ -552,12 +659,12 @@ def _cell(column: str, value) -> str:
 
 def write_html(out: TextIO, db, period: Period, head: dict, sections: dict = SECTIONS) -> int:
     """One self-contained page (no external resources): summary, then the table, sortable and printable."""
-    title = f"tbr evidence {head['period']['from'][:10]} to {head['period']['to'][:10]}"
+    title = f"tbr evidence {head['period']['first_day']} to {head['period']['last_day']}"
     out.write(f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
               f"<style>{STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>\n")
     out.write('<section class="summary" id="summary">\n')
     for line in summary_lines(head):
-        cls = ' class="broken"' if line.startswith(("Audit chain: BROKEN", "Rows: BROKEN")) else ""
+        cls = ' class="broken"' if line.startswith(("Audit chain: BROKEN", "Audit chain: NOT", "Rows: BROKEN")) else ""
         out.write(f"<p{cls}>{html.escape(line)}</p>\n")
     out.write(f'<p class="noprint">Generated {html.escape(head["generated_at"][:19])} UTC. Click a column to sort.'
               "</p></section>\n")
@@ -617,7 +724,7 @@ def check_line(head: dict) -> str:
         return ("Rows: every row agrees with the audit log" if chain["rows_checked"]
                 else "Rows: each is checked against the audit log (its audit_log column; the verdict follows the rows)")
     parts = []
-    if not chain["intact"]:
+    if not chain["links_hold"]:
         parts.append("the audit chain is broken")
     if chain["rows_disagreeing"]:
         parts.append(f"{chain['rows_disagreeing']} rows disagree with the audit log (their audit_log column"

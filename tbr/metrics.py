@@ -12,6 +12,7 @@ from datetime import datetime
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from tbr.audit import first_at
 from tbr.evidence import Period, monthly
 from tbr.store import Store, from_iso, iso
 
@@ -71,18 +72,24 @@ class Collector:
         rate = GaugeMetricFamily("tbr_github_rate_limit_remaining", "Requests left in GitHub's rate-limit window")
         if "github_rate_limit_remaining" in counters:
             rate.add_metric([], counters["github_rate_limit_remaining"])
-        exceptions = CounterMetricFamily("tbr_exceptions", "Unapproved changes by month (all) and unapproved merges"
-                                         " declared, undeclared and reverted", labels=["month", "kind"])
+        exceptions = CounterMetricFamily("tbr_exceptions", "Unapproved changes by month (all), unapproved merges"
+                                         " declared, undeclared and reverted, and those before tbr (backfilled)",
+                                         labels=["month", "kind"])
         median = GaugeMetricFamily("tbr_exceptions_median_business_days", "Median business days to sign-off, by month",
                                    labels=["month"])
         for m in monthly(db, Period(datetime.min.replace(tzinfo=now.tzinfo), now)):
             exceptions.add_metric([m["month"], "all"], m["exceptions"])
-            for kind in ("declared", "undeclared", "reverted"):
+            for kind in ("declared", "undeclared", "reverted", "before_tbr"):
                 exceptions.add_metric([m["month"], kind], m[kind])
             if m["median_business_days"] is not None:
                 median.add_metric([m["month"]], m["median_business_days"])
+        # Uptime is measured from here: the time before tbr is not downtime.
+        installed = GaugeMetricFamily("tbr_installed_timestamp_seconds", "When tbr was installed (its first audit"
+                                      " record), epoch seconds: coverage counts from it")
+        if (first := first_at(db)) is not None:
+            installed.add_metric([], first.timestamp())
         yield from (deliveries, refused, decisions, followups, overdue, pending, quarantined, sweeps, repos, since, github, rate,
-                    exceptions, median, *budget_metrics(self.store, counters, now))
+                    exceptions, median, installed, *budget_metrics(self.store, counters, now))
 
 
 def budget_metrics(store: Store, counters: dict, now: datetime):

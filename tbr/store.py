@@ -13,6 +13,7 @@ import json
 import os
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -378,27 +379,53 @@ def private_file(path: str) -> None:
             os.chmod(name, mode & 0o700)
 
 
+def read_only(path: str) -> sqlite3.Connection:
+    """A connection that cannot write to the database file. SQLite reads a WAL database through its -shm
+    file, which it creates beside the database if it must: in a directory it may not write to, a copy
+    without a -wal file (all of it in the database file, as `tbr backup` writes it) is read as immutable."""
+    uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=True)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        conn.close()
+        if os.path.exists(f"{path}-wal"):
+            raise
+        conn = sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None, check_same_thread=True)
+    return conn
+
+
 class Store:
-    def __init__(self, path: str, keys: audit.Keys | None = None):
+    def __init__(self, path: str, keys: audit.Keys | None = None, readonly: bool = False):
+        """Open (and create or migrate) the database; `readonly` opens an existing one as it is, writing
+        nothing to it: what `tbr status`, `tbr evidence` and `tbr audit` need, on an auditor's copy too."""
         self.path = path
         self.keys = keys  # the audit key (see tbr/audit.py); None only for a log from before keys
-        private_file(path)
+        self.readonly = readonly
+        if not readonly:
+            private_file(path)
         self._local = threading.local()
         # Threads of one process take turns here rather than in SQLite, whose busy handler polls
         # with sleeps of up to 100 ms: a webhook waiting behind the worker's commit waits for it, not longer.
         self._writing = threading.RLock()
-        self.migrate()
+        if readonly:
+            self.db  # noqa: B018 (opened now, so a file that is not a database fails here)
+        else:
+            self.migrate()
 
     @property
     def db(self) -> sqlite_utils.Database:
         db = getattr(self._local, "db", None)
         if db is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=True)
-            # Switching to WAL takes an exclusive lock and does not wait for one: only switch once.
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                conn.execute("PRAGMA journal_mode=WAL")
-            # A delivery acknowledged to GitHub must survive a power cut: GitHub will not resend it.
-            conn.execute("PRAGMA synchronous=FULL")
+            if self.readonly:
+                conn = read_only(self.path)
+            else:
+                conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=True)
+                # Switching to WAL takes an exclusive lock and does not wait for one: only switch once.
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+                # A delivery acknowledged to GitHub must survive a power cut: GitHub will not resend it.
+                conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=30000")
             db = self._local.db = sqlite_utils.Database(conn)
             db.audit_keys = self.keys  # so whatever verifies the log through this connection can

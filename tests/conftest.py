@@ -121,11 +121,15 @@ def gh_settings(settings, github) -> Settings:
 
 @pytest.fixture
 def cli_env(monkeypatch, github, tmp_path):
-    """The TBR_* environment a `tbr` command reads, pointing at the fake GitHub."""
+    """The TBR_* environment a `tbr` command reads, pointing at the fake GitHub, and the service's database
+    (the commands that only read one refuse a path where there is none)."""
     for k, v in {"TBR_APP_ID": str(github.app_id), "TBR_PRIVATE_KEY": github.private_key,
                  "TBR_WEBHOOK_SECRET": "s", "TBR_GITHUB_API_URL": github.url, "TBR_DB": str(tmp_path / "cli.db"),
                  "TBR_LOG_FORMAT": "console"}.items():
         monkeypatch.setenv(k, v)
+    from tbr.store import Store
+
+    Store(str(tmp_path / "cli.db")).close()
     return monkeypatch
 
 

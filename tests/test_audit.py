@@ -196,3 +196,28 @@ def test_configuration_changes_and_process_life_are_recorded(bot, github):
     worker.start()
     worker.stop()
     assert [r["kind"] for r in audit.records(bot.store.db, last=2)] == ["process.started", "process.stopped"]
+
+
+H = timedelta(hours=1)
+
+
+@pytest.mark.parametrize("installed, start, end, running, watched, before, gaps", [
+    # Installed at T0, heartbeats every five minutes from then on, down from T0+3:55 (the last beat) to T0+6h.
+    (True, T0, T0 + 10 * H, "79.2", 10 * H, timedelta(0), 1),            # all watched: the gap counts
+    (True, T0 - 24 * H, T0 + 10 * H, "79.2", 10 * H, 24 * H, 1),         # the day before tbr is not downtime
+    (True, T0 - 24 * H, T0 + 2 * H, "100.0", 2 * H, 24 * H, 0),          # installed within the period
+    (True, T0 - 48 * H, T0 - 24 * H, None, timedelta(0), 24 * H, 0),     # all before tbr: nothing to measure
+    (True, T0 - 1 * H, T0, None, timedelta(0), 1 * H, 0),                # ends as tbr starts
+    (False, T0, T0 + 10 * H, None, timedelta(0), 10 * H, 0),             # tbr has recorded nothing yet
+])
+def test_coverage_counts_from_tbr_s_first_record(tmp_path, installed, start, end, running, watched, before, gaps):
+    store = Store(str(tmp_path / "cover.db"))
+    t = T0
+    while installed and t < T0 + 10 * H:
+        if not T0 + 4 * H <= t < T0 + 6 * H:
+            store.audit("heartbeat", "", "tbr", t)
+        t += timedelta(minutes=5)
+    cover = audit.coverage(store.db, start, end)
+    assert (cover.installed_at, cover.watched, cover.before, len(cover.gaps)) == (
+        T0 if installed else None, watched, before, gaps)
+    assert (None if cover.percent is None else f"{cover.percent:.1f}") == running

@@ -9,8 +9,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tbr import audit, cli, evidence
+from tbr import audit, cli, evidence, metrics
 from tbr.backfill import backfill
+from tbr.store import iso
 from tests import payloads
 
 REPO = "acme/api"
@@ -180,3 +181,26 @@ def test_backfill_waits_under_githubs_rate_limit_reserve(github, bot):
     github.use_rate_limit(0)
     bot.gateway.installation_repos(1)
     assert backfill(bot.engine, bot.clock() - timedelta(days=30)).pulls == 3
+
+
+def test_backfilled_exceptions_count_in_the_monthly_figures_and_metrics(github, bot, history):
+    _, push = history
+    backfill(bot.engine, SINCE)
+    head = evidence.summary(bot.store.db, evidence.Period(SINCE, bot.clock()), bot.clock())
+    assert [{k: m[k] for k in ("month", "exceptions", "declared", "undeclared", "before_tbr")}
+            for m in head["by_month"]] == [
+        {"month": "2026-05", "exceptions": 1, "declared": 0, "undeclared": 1, "before_tbr": 1},
+        {"month": "2026-07", "exceptions": 1, "declared": 0, "undeclared": 0, "before_tbr": 1}]
+    assert evidence.month_text(head["by_month"][1]).startswith(
+        "2026-07: 1 unapproved (1 before tbr, found by the backfill): 0 declared and 0 undeclared merges, 1 direct push")
+    # The whole year is before tbr (its first record is the backfill's): not downtime, and backfilled.
+    cover = head["coverage"]
+    assert (cover["running"], cover["watched_hours"], cover["gaps"]) == ("n/a", 0.0, [])
+    assert cover["before_tbr"] == {"from": iso(SINCE), "to": iso(bot.clock()), "hours": cover["before_tbr"]["hours"],
+                                   "backfilled_at": iso(bot.clock()), "backfilled_since": iso(SINCE)}
+    assert cover["installed_at"] == iso(bot.clock())
+    text = metrics.render(bot.store, bot.clock).decode()
+    assert 'tbr_exceptions_total{kind="before_tbr",month="2026-05"} 1.0' in text
+    assert 'tbr_exceptions_total{kind="all",month="2026-07"} 1.0' in text
+    [installed] = [line for line in text.splitlines() if line.startswith("tbr_installed_timestamp_seconds ")]
+    assert float(installed.split()[1]) == bot.clock().timestamp()

@@ -169,3 +169,21 @@ def test_due_in_the_next_seven_days_includes_next_monday_and_direct_pushes_are_n
     tuesday = digest.build(bot.engine, utc("2026-12-08 09:00")).body  # a week later, they are overdue
     assert "**4 open follow-ups: 4 overdue, 0 due in the next 7 days.**" in tuesday
     assert "- 2026-12: 2 unapproved: 0 declared and 1 undeclared merges, 1 direct push; 0 reverted;" in tuesday
+
+
+def test_a_fresh_install_counts_no_downtime_before_it(github, gh_settings, clock):
+    """Installed on Wednesday: its first digest, on Monday, measures from then; one the same Monday
+    morning finds last week all before tbr, not "Running 0.0%"."""
+    bot = Bot(gh_settings, clock)
+    sched = Scheduler(bot.engine)
+    bot.clock.now = utc("2026-11-25 10:00")
+    while bot.clock.now < utc("2026-11-30 09:00"):
+        sched.beat()
+        bot.clock.now += timedelta(minutes=5)
+    body = digest.build(bot.engine, utc("2026-11-30 09:00")).body
+    assert "- Running 100.0% since tbr was installed (Wed 25 Nov 10:00), by tbr's heartbeats" in body
+    assert "- Downtime gaps: 0" in body
+    early = digest.build(bot.engine, utc("2026-11-26 09:00")).body  # the week of 16 Nov: before tbr
+    assert ("- Last week was before tbr (installed Wed 25 Nov 10:00): no running time to measure yet,"
+            " and no downtime") in early
+    assert "Running 0.0%" not in early and "- Downtime gaps: 0" in early

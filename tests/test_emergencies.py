@@ -228,9 +228,9 @@ def test_monthly_figures_in_the_evidence_and_metrics(env, github):
     period = evidence.Period(bot.clock() - timedelta(days=30), bot.clock() + timedelta(days=1))
     [month] = evidence.summary(bot.store.db, period, bot.clock())["by_month"]
     assert month == {"month": "2026-11", "exceptions": 2, "declared": 1, "undeclared": 1, "reverted": 1,
-                     "median_business_days": 0.25}
+                     "before_tbr": 0, "median_business_days": 0.25}
     text = metrics.render(bot.store, bot.clock).decode()
-    for kind, value in (("all", 2), ("declared", 1), ("undeclared", 1), ("reverted", 1)):
+    for kind, value in (("all", 2), ("declared", 1), ("undeclared", 1), ("reverted", 1), ("before_tbr", 0)):
         assert f'tbr_exceptions_total{{kind="{kind}",month="2026-11"}} {value}.0' in text
     assert 'tbr_exceptions_median_business_days{month="2026-11"} 0.25' in text
 

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -126,7 +127,8 @@ def test_summary_counts_sla_coverage_and_the_chain(population):
     # The period runs to 1 Dec, but coverage is counted up to now (30 Nov 12:00), not into the future.
     assert head["coverage"]["running"] == "99.14%"  # 6 h 5 min down in 708 h
     seq, hash_ = audit.head(bot.store.db)
-    assert head["audit_chain"] == {"intact": True, "records": seq, "head_seq": seq, "head_hash": hash_,
+    assert head["audit_chain"] == {"intact": True, "links_hold": True, "hmac_checked": True, "unchecked": None,
+                                   "records": seq, "head_seq": seq, "head_hash": hash_,
                                    "problem": None, "missing_from_table": [], "rows_disagreeing": 0,
                                    "rows_checked": True}
 
@@ -171,7 +173,7 @@ def test_html_page_offline_in_a_browser_summary_first_sortable_printable(populat
         page.on("request", lambda r: requests.append(r.url))
         page.goto(path.as_uri())
         assert requests == [path.as_uri()]  # self-contained: nothing fetched but the page itself
-        assert page.title() == "tbr evidence 2026-11-01 to 2026-12-01"
+        assert page.title() == "tbr evidence 2026-11-01 to 2026-11-30"  # the last day, not the end excluded
         summary_box, table_box = page.locator("#summary").bounding_box(), page.locator("#changes").bounding_box()
         assert summary_box["y"] < table_box["y"]
         assert "Changes: 6: 2 approved" in page.inner_text("#summary")
@@ -192,3 +194,51 @@ def test_html_page_offline_in_a_browser_summary_first_sortable_printable(populat
         assert page.locator(".noprint").is_hidden()
         pdf = page.pdf()
         assert pdf.startswith(b"%PDF") and len(pdf) > 1000
+
+
+@pytest.mark.parametrize("value, end, zone, bound", [
+    ("2026-12-31", True, "UTC", "2027-01-01T00:00:00+00:00"),            # --to a date: that whole day
+    ("2026-12-01", False, "UTC", "2026-12-01T00:00:00+00:00"),
+    ("2026-12-31", True, "Europe/Berlin", "2026-12-31T23:00:00+00:00"),  # the organization's day
+    ("2026-07-01", False, "Europe/Berlin", "2026-06-30T22:00:00+00:00"),  # summer time
+    ("2026-12-31T12:00Z", True, "Europe/Berlin", "2026-12-31T12:00:00+00:00"),  # a time: that instant
+])
+def test_period_dates_are_whole_days_in_the_organization_s_time_zone(value, end, zone, bound):
+    settings = type("S", (), {"timezone": zone, "tz": ZoneInfo(zone)})()
+    assert cli._period_bound(value, settings, "--to", end).astimezone(timezone.utc).isoformat() == bound
+
+
+@pytest.mark.parametrize("start, end, zone, days", [
+    ("2026-12-01T00:00Z", "2027-01-01T00:00Z", "UTC", ("2026-12-01", "2026-12-31")),
+    ("2026-11-30T23:00Z", "2026-12-31T23:00Z", "Europe/Berlin", ("2026-12-01", "2026-12-31")),
+    ("2026-12-01T00:00Z", "2027-01-01T00:00Z", "Europe/Berlin", ("2026-12-01", "2027-01-01")),  # 1 Jan 01:00 there
+    ("2026-12-01T12:00Z", "2026-12-31T12:00Z", "UTC", ("2026-12-01", "2026-12-31")),
+])
+def test_a_period_names_its_first_and_last_day(start, end, zone, days):
+    period = evidence.Period(datetime.fromisoformat(start), datetime.fromisoformat(end), None, zone)
+    assert (period.first_day.isoformat(), period.last_day.isoformat()) == days
+
+
+def test_the_summary_names_the_organization_the_days_asked_for_and_the_time_before_tbr(population, cli_env, capsys):
+    bot, _ = population
+    cli_env.setenv("TBR_DB", bot.store.path)
+    cli_env.setenv("TBR_TIMEZONE", "Europe/Berlin")
+    assert cli.main(["evidence", "--from", "2026-10-01", "--to", "2026-12-31", "--format", "json"]) == 0
+    out, err = capsys.readouterr()
+    head = json.loads(out)["summary"]
+    assert head["organization"] == "acme"
+    assert {k: head["period"][k] for k in ("first_day", "last_day", "timezone")} == {
+        "first_day": "2026-10-01", "last_day": "2026-12-31", "timezone": "Europe/Berlin"}
+    assert head["period"]["to"] == "2026-12-31T23:00:00.000000+00:00"
+    assert err.startswith("Period: 2026-10-01 to 2026-12-31 (Europe/Berlin), acme: all watched repositories\n")
+    # tbr's first record is the merge of 30 Oct: October before it is not downtime.
+    cover = head["coverage"]
+    installed = cover["installed_at"]
+    assert installed.startswith("2026-10-30T10:")
+    assert cover["before_tbr"] == {"from": "2026-09-30T22:00:00.000000+00:00", "to": installed,
+                                   "hours": cover["before_tbr"]["hours"], "backfilled_at": None,
+                                   "backfilled_since": None}
+    assert 707 < cover["before_tbr"]["hours"] < 709  # 30 Sep 22:00 to 30 Oct 10:0x UTC
+    assert cover["running"] != "n/a" and cover["watched_hours"] > 24 * 31
+    assert "  before tbr: 2026-10-01 00:00 to 2026-10-30 11:0" in err and "no backfill judged its merges" in err
+    assert "since tbr was installed (2026-10-30 11:0" in err

@@ -168,10 +168,12 @@ def test_an_old_chain_keeps_verifying_and_the_switch_is_a_record(tmp_path):
     assert kinds == ["heartbeat"] * 3 + ["audit.keyed", "heartbeat"]
     result = audit.verify(new.db)
     assert result.ok and result.legacy == 3 and "records #1 to #3 predate the audit key" in result.describe()
-    # From the switch on, a process without the key cannot append, nor verify.
+    # From the switch on, a process without the key cannot append, nor check the HMACs: only the links.
     with pytest.raises(audit.KeyMissing):
         old.audit("heartbeat", "", "tbr", T0 + timedelta(minutes=6))
-    assert not audit.verify(old.db).ok
+    keyless = audit.verify(old.db)
+    assert (keyless.ok, keyless.complete, keyless.unchecked_from, keyless.legacy) == (True, False, 4, 3)
+    assert "intact" not in keyless.describe()
     # Rotation: a new key is another switch; the old one, retired, still checks the records before it.
     rotated = Store(path, audit.Keys(KEY_B, (KEY_A,)))
     rotated.audit("heartbeat", "", "tbr", T0 + timedelta(minutes=7))
