@@ -10,6 +10,7 @@ import sqlite3
 import sys
 import traceback
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from tbr import __version__, config, logs
 
@@ -543,20 +544,32 @@ def evidence_cmd(args) -> int:
     """The population of changes in a period, with approvals and follow-ups, and a summary."""
     import getpass
 
-    from tbr import evidence
+    from tbr import evidence, pdf, report
 
     if args.repo and not config.REPO_RE.match(args.repo):
         raise SystemExit(f"tbr: not owner/name: {args.repo!r}")
     period = evidence.Period(_period_bound(args.from_, False), _period_bound(args.to, True), args.repo)
     if period.end <= period.start:
         raise SystemExit("tbr: --to is before --from")
+    if args.format == "pdf" and not args.out:
+        raise SystemExit("tbr: --format pdf needs --out FILE")
     store, now = _store(), datetime.now(timezone.utc)
-    out = open(args.out, "w", encoding="utf-8", newline="") if args.out else sys.stdout
-    try:
-        head, n = evidence.export(store.db, period, args.format, out, now, args.section)
-    finally:
-        if args.out:
-            out.close()
+    tz, holidays, repos = config.local_policy()
+    policy = report.Policy(timezone=tz, holidays=holidays, repos=repos)
+
+    def write(out):
+        return evidence.export(store.db, period, "html" if args.format == "pdf" else args.format, out, now,
+                               args.section, policy)
+
+    if args.format == "pdf":
+        head, n = pdf.write(write, Path(args.out), args.paper)
+    else:
+        out = open(args.out, "w", encoding="utf-8", newline="") if args.out else sys.stdout
+        try:
+            head, n = write(out)
+        finally:
+            if args.out:
+                out.close()
     store.audit("evidence.exported", period.repo or "", getpass.getuser(), now, format=args.format, rows=n,
                 period=head["period"], out=args.out, audit_head=head["audit_chain"]["head_hash"])
     for line in evidence.summary_lines(head):
@@ -709,8 +722,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="first day (ISO 8601 date or time, UTC)")
     p.add_argument("--to", metavar="DATE", required=True,
                    help="last day, included (ISO 8601 date), or an end time (excluded)")
-    p.add_argument("--format", choices=("csv", "json", "html"), default="csv",
-                   help="csv (one table, see --section), json or html (everything, for people) (default csv)")
+    p.add_argument("--format", choices=("csv", "json", "html", "pdf"), default="csv",
+                   help="csv (one table, see --section), json, or the report for people: html, or pdf (needs"
+                   " Chromium and --out) (default csv)")
+    p.add_argument("--paper", choices=("a4", "letter"), default="a4", help="with --format pdf: the paper size"
+                   " (default a4)")
     p.add_argument("--out", metavar="FILE",
                    help="file to write (default: standard output); the summary goes to standard error")
     p.add_argument("--repo", metavar="OWNER/REPO", help="only this repository")

@@ -307,6 +307,13 @@ APP_NAME_MAX = 34  # GitHub's limit on an App's name
 SETUP_CODE = "TBR_SETUP_CODE"
 
 
+def local_policy(env=None) -> tuple[str, str | None, tuple[str, ...]]:
+    """The time zone, holidays and watched repositories (TBR_REPOS), which need no credentials: what a
+    report on a copy of the database states."""
+    env = os.environ if env is None else env
+    return _timezone(env), _holidays(env), tuple(_repo("TBR_REPOS", r).lower() for r in _list(env, "TBR_REPOS", ()))
+
+
 def load(env=None) -> Settings:
     """Read and validate every TBR_* variable; raise ConfigError on the first problem."""
     env = os.environ if env is None else env
