@@ -110,7 +110,7 @@ body{padding:.8em}
 table.cards,table.cards tbody,table.cards tr,table.cards td{display:block;width:100%}
 table.cards colgroup,table.cards thead{display:none}
 table.cards tr{border:1px solid var(--line);border-radius:6px;margin:0 0 .8em;padding:.3em .5em}
-table.cards td{border:0;padding:.2em 0}
+table.cards td{border:0;padding:.2em 0}table.cards td:empty{display:none}
 table.cards td::before{content:attr(data-label);display:block;font-size:.75em;text-transform:uppercase;
 color:var(--muted)}
 .exception dl{grid-template-columns:1fr}.exception dt{margin-top:.3em}
@@ -336,7 +336,7 @@ def _row_html(row: dict, tz: str, sla_days: int) -> str:
     proof = f'<span class="disagrees">{_e(proof)}</span>' if proof.startswith(evidence.DISAGREES) else _e(proof)
     follow = ""
     if row["followup"]:
-        follow = (f"{_link(row['followup'], evidence.issue_ref(row['followup']))}<br>{_e(row['followup_state'])}"
+        follow = (f"{_link(row['followup'], evidence.issue_ref(row['followup']))}<br>{_e(row['followup_state'].replace('_', ' '))}"
                   f"<br><small>due {_e(_local(row['due'], tz))}</small>")
     sign = ""
     if row["signed_off_at"]:
