@@ -10,6 +10,7 @@ import sqlite3
 import sys
 import traceback
 from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
 
 from tbr import __version__, config, logs
 
@@ -561,7 +562,7 @@ def evidence_cmd(args) -> int:
     """The population of changes in a period, with approvals and follow-ups, and a summary."""
     import getpass
 
-    from tbr import evidence
+    from tbr import evidence, pdf, report
 
     if args.repo and not config.REPO_RE.match(args.repo):
         raise SystemExit(f"tbr: not owner/name: {args.repo!r}")
@@ -570,15 +571,27 @@ def evidence_cmd(args) -> int:
                              _period_bound(args.to, settings, "--to", True), args.repo, settings.timezone)
     if period.end <= period.start:
         raise SystemExit("tbr: --to is before --from")
+    if args.format == "pdf" and not args.out:
+        raise SystemExit("tbr: --format pdf needs --out FILE")
     # Without the App's credentials (an auditor's copy), the database is read as it is, and the export
     # goes unrecorded: a record needs the audit key, and a copy is better left unchanged.
     store, now = _store(settings, readonly=not settings.has_app, existing=True), datetime.now(timezone.utc)
-    out = open(args.out, "w", encoding="utf-8", newline="") if args.out else sys.stdout
-    try:
-        head, n = evidence.export(store.db, period, args.format, out, now, args.section)
-    finally:
-        if args.out:
-            out.close()
+    policy = report.Policy(timezone=settings.timezone, holidays=settings.holidays,
+                           repos=tuple(sorted(settings.repos or ())))
+
+    def write(out):
+        return evidence.export(store.db, period, "html" if args.format == "pdf" else args.format, out, now,
+                               args.section, policy)
+
+    if args.format == "pdf":
+        head, n = pdf.write(write, Path(args.out), args.paper)
+    else:
+        out = open(args.out, "w", encoding="utf-8", newline="") if args.out else sys.stdout
+        try:
+            head, n = write(out)
+        finally:
+            if args.out:
+                out.close()
     for line in evidence.summary_lines(head):
         print(line, file=sys.stderr)
     if settings.has_app:
@@ -734,8 +747,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="first day (ISO 8601 date, a whole day in TBR_TIMEZONE, or a time)")
     p.add_argument("--to", metavar="DATE", required=True,
                    help="last day, included (ISO 8601 date, in TBR_TIMEZONE), or an end time (excluded)")
-    p.add_argument("--format", choices=("csv", "json", "html"), default="csv",
-                   help="csv (one table, see --section), json or html (everything, for people) (default csv)")
+    p.add_argument("--format", choices=("csv", "json", "html", "pdf"), default="csv",
+                   help="csv (one table, see --section), json, or the report for people: html, or pdf (needs"
+                   " Chromium and --out) (default csv)")
+    p.add_argument("--paper", choices=("a4", "letter"), default="a4", help="with --format pdf: the paper size"
+                   " (default a4)")
     p.add_argument("--out", metavar="FILE",
                    help="file to write (default: standard output); the summary goes to standard error")
     p.add_argument("--repo", metavar="OWNER/REPO", help="only this repository")

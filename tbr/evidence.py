@@ -17,7 +17,6 @@ broken chain does.
 from __future__ import annotations
 
 import csv
-import html
 import json
 import operator
 import statistics
@@ -538,7 +537,7 @@ def write_json(out: TextIO, db, period: Period, head: dict, sections: dict = SEC
 
 
 def summary_lines(s: dict) -> list[str]:
-    """The summary for people: the terminal, and the top of the HTML page."""
+    """The summary for people, at the terminal."""
     c, f, cov, chain, p = s["by_decision"], s["followups"], s["coverage"], s["audit_chain"], s["period"]
     tz = ZoneInfo(p["timezone"])
     rules = ", ".join(f"{n} by {rule}" for rule, n in s["approved_by_rule"].items())
@@ -605,97 +604,17 @@ def coverage_lines(cov: dict, tz: ZoneInfo) -> list[str]:
     return lines
 
 
-STYLE = """
-body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#1f2328}
-h1{font-size:1.5em;margin:0 0 .5em}
-.summary{border:1px solid #d0d7de;border-radius:6px;padding:1em 1.5em;margin-bottom:1.5em;background:#f6f8fa}
-.summary p{margin:.3em 0}.broken{color:#cf222e;font-weight:bold}
-table{border-collapse:collapse;width:100%;font-size:12px}
-th,td{border:1px solid #d0d7de;padding:3px 6px;text-align:left;vertical-align:top}
-th{background:#eaeef2;cursor:pointer;position:sticky;top:0;white-space:nowrap}
-th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
-tr.followup td.decision{color:#9a6700}tr.unapproved td.decision{color:#cf222e}
-@media print{body{margin:0}th{position:static;background:none}a{color:inherit;text-decoration:none}
-thead{display:table-header-group}tr{break-inside:avoid}.noprint{display:none}}
-"""
-
-SORT = """
-document.querySelectorAll("table").forEach(function (table) {
-table.querySelectorAll("th").forEach(function (th, i) {
-  th.addEventListener("click", function () {
-    var body = table.querySelector("tbody"), up = th.getAttribute("aria-sort") !== "ascending";
-    table.querySelectorAll("th").forEach(function (h) { h.removeAttribute("aria-sort"); });
-    th.setAttribute("aria-sort", up ? "ascending" : "descending");
-    var rows = Array.prototype.slice.call(body.rows), keyed = rows.map(function (r) {
-      var t = r.cells[i].textContent, n = t !== "" && !isNaN(t) ? parseFloat(t) : null;
-      return [n === null ? t : n, r];
-    });
-    keyed.sort(function (a, b) {
-      var x = a[0], y = b[0], c = typeof x === typeof y ? (x < y ? -1 : x > y ? 1 : 0) : (typeof x === "number" ? -1 : 1);
-      return up ? c : -c;
-    });
-    var frag = document.createDocumentFragment();
-    keyed.forEach(function (k) { frag.appendChild(k[1]); });
-    body.appendChild(frag);
-  });
-});
-});
-"""
-
-LINKS = ("url", "approval_link", "followup")
-
-
-def _cell(column: str, value) -> str:
-    if value == "":
-        return f'<td class="{column}"></td>'
-    text = str(value)
-    # Most cells hold nothing to escape: testing costs less than html.escape's five replacements.
-    if "&" in text or "<" in text or ">" in text or '"' in text or "'" in text:
-        text = html.escape(text)
-    if column in LINKS and value:
-        return f'<td><a href="{text}">{text}</a></td>'
-    return f'<td class="{column}">{text}</td>'
-
-
-def write_html(out: TextIO, db, period: Period, head: dict, sections: dict = SECTIONS) -> int:
-    """One self-contained page (no external resources): summary, then the table, sortable and printable."""
-    title = f"tbr evidence {head['period']['first_day']} to {head['period']['last_day']}"
-    out.write(f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-              f"<style>{STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>\n")
-    out.write('<section class="summary" id="summary">\n')
-    for line in summary_lines(head):
-        cls = ' class="broken"' if line.startswith(("Audit chain: BROKEN", "Audit chain: NOT", "Rows: BROKEN")) else ""
-        out.write(f"<p{cls}>{html.escape(line)}</p>\n")
-    out.write(f'<p class="noprint">Generated {html.escape(head["generated_at"][:19])} UTC. Click a column to sort.'
-              "</p></section>\n")
-    written = {}
-    for section, (columns, source) in sections.items():
-        if section != "changes":
-            out.write(f"<h2>{html.escape(HEADINGS[section])}</h2>\n")
-        out.write(f'<table id="{section}"><thead><tr>' + "".join(f"<th>{c}</th>" for c in columns)
-                  + "</tr></thead><tbody>\n")
-        n = 0
-        for n, row in enumerate(source(db, period), 1):
-            kind = {"follow-up": "followup"}.get(row.get("decision", ""), (row.get("decision") or "x").split(" ")[0])
-            out.write(f'<tr class="{kind}">' + "".join(_cell(c, row[c]) for c in columns) + "</tr>\n")
-        out.write("</tbody></table>\n")
-        written[section] = n
-    head["audit_chain"]["rows_checked"] = True
-    line = check_line(head)
-    cls = ' class="broken"' if failed(head) else ""
-    out.write(f'<p id="audit-check"{cls}>{html.escape(line)}</p>\n')
-    out.write(f"<script>{SORT}</script>\n</body></html>\n")
-    return written["changes"]
-
 
 HEADINGS = {"access-reviews": "Quarterly access reviews (CC6.3)", "offboarding": "Offboarding: access after leaving (CC6.2)",
             "2fa": "Two-factor authentication coverage (CC6.1)",
             "config-changes": "Configuration changes (.github/tbr.yml)"}
 
 
-def export(db, period: Period, fmt: str, out: TextIO, now: datetime, section: str = "changes") -> tuple[dict, int]:
+def export(db, period: Period, fmt: str, out: TextIO, now: datetime, section: str = "changes",
+           policy=None) -> tuple[dict, int]:
     """Write the export (CSV: one section); returns its summary and the number of rows. The summary's
-    audit_chain counts the rows that disagree with the log once they are written: see `failed`."""
+    audit_chain counts the rows that disagree with the log once they are written: see `failed`. `policy`
+    (a report.Policy: time zone, SLA, branches) is what the HTML report states and shows times in."""
     head = summary(db, period, now)
     chain = head["audit_chain"]
     sections = {**SECTIONS, "changes": (COLUMNS, lambda db, p: rows(db, p, chain)),
@@ -705,7 +624,9 @@ def export(db, period: Period, fmt: str, out: TextIO, now: datetime, section: st
     elif fmt == "json":
         n = write_json(out, db, period, head, sections)
     else:
-        n = write_html(out, db, period, head, sections)
+        from tbr import report  # the report reads its figures through this module's queries
+
+        n = report.write(out, db, period, head, sections, policy or report.Policy())
     chain["rows_checked"] = True
     return head, n
 
@@ -733,3 +654,58 @@ def check_line(head: dict) -> str:
         parts.append(f"{len(missing)} changes the audit log records are missing from the table: "
                      + ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else ""))
     return "Rows: BROKEN: " + "; ".join(parts)
+
+
+# The report's figures (tbr/report.py): aggregates, read before the rows are streamed -------------
+
+def hourly_decisions(db, period: Period) -> list[tuple[str, str, int]]:
+    """(UTC hour as ISO text, status, count): fine enough to put each change in its local week or day."""
+    where, args = period.where()
+    return db.execute(f"SELECT substr(happened_at, 1, 13), status, count(*) FROM changes WHERE {where}"
+                      " GROUP BY 1, 2 ORDER BY 1", args).fetchall()
+
+
+def signoff_days(db, period: Period) -> list[float]:
+    """Business days from each follow-up's change to its sign-off (reverts included)."""
+    where, args = period.where()
+    return [sla.business_days(timedelta(seconds=s)) for (s,) in db.execute(
+        f"SELECT business_seconds FROM changes WHERE {where} AND status = 'followup' AND signed_off_at IS NOT NULL"
+        " AND business_seconds IS NOT NULL", args)]
+
+
+def anchors(db, period: Period, head_seq: int) -> list[dict]:
+    """The daily anchors published in the period (the head each named), and whether the log still holds it."""
+    return [{"at": at, "seq": seq, "hash": hash_, "holds": seq is not None and seq <= head_seq and held == hash_}
+            for at, seq, hash_, held in db.execute(
+                "SELECT a.at, json_extract(x.data, '$.seq'), json_extract(x.data, '$.hash'),"
+                " (SELECT h.hash FROM audit h WHERE h.seq = json_extract(x.data, '$.seq'))"
+                " FROM audit a LEFT JOIN actions x ON x.key = json_extract(a.data, '$.action')"
+                " WHERE a.kind = 'action.anchor' AND a.at >= ? AND a.at < ? ORDER BY a.seq",
+                [iso(period.start), iso(period.end)])]
+
+
+STORY_KINDS = (*CHANGE_KINDS, "followup.reminded", "followup.signoff_refused", "followup.close_refused")
+
+
+def story(db, row: dict, head_seq: int) -> list[tuple[str, str, str, dict]]:
+    """An exception's records up to the verified head, in order: (at, kind, actor, data). A push's subject
+    (repo@sha7) may name another branch's push of the same commit: records naming another change drop."""
+    subject = f"{row['repo']}{row['change']}" if row["kind"] == "pr" else f"{row['repo']}@{row['change'][:7]}"
+    issue = issue_ref(row["followup"])
+    out = []
+    for at, kind, actor, data in db.execute(
+            f"SELECT at, kind, actor, data FROM audit WHERE subject = ? COLLATE NOCASE AND seq <= ?"
+            f" AND kind IN ({', '.join('?' * len(STORY_KINDS))}) ORDER BY seq", [subject, head_seq, *STORY_KINDS]):
+        data = json.loads(data)
+        mine = (data["change"].endswith(f":{row['branch']}:{row['change']}") if "change" in data
+                else data.get("issue") == issue)  # a reminder names its issue, not its change
+        if row["kind"] != "pr" and not mine:
+            continue
+        out.append((at, kind, actor, data))
+    return out
+
+
+def issue_ref(url: str) -> str:
+    """owner/name#N for an issue's URL (as records name issues); "" for none."""
+    parts = url.rstrip("/").split("/")
+    return f"{parts[-4]}/{parts[-3]}#{parts[-1]}" if len(parts) >= 4 and parts[-2] == "issues" else url

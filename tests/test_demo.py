@@ -48,7 +48,10 @@ def test_demo_plays_a_week_and_says_where_to_look(tmp_path):
         at = found
     assert "Traceback" not in out
     folder = tmp_path / "demo"
-    assert (folder / "evidence.html").read_text().lstrip().lower().startswith("<!doctype html>")
+    page = (folder / "evidence.html").read_text()
+    assert page.lstrip().lower().startswith("<!doctype html>")
+    assert "<h1>Change management evidence: acme, " in page and "times below are Europe/Berlin" in page
+    assert page.count('class="exception"') == 3  # the week's three follow-ups, each told in full
     issues = sorted(p.name for p in (folder / "github").iterdir())
     assert issues == [f"acme-compliance-{n}.md" for n in range(1, 6)]  # two digests, three follow-ups
     carol = (folder / "github" / "acme-compliance-2.md").read_text()
