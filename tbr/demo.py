@@ -246,7 +246,7 @@ def play(week: Week) -> dict:
 def report(week: Week) -> Path:
     """The auditor's evidence for the week, as `tbr evidence --format html` writes it."""
     now = week.clock.now
-    period = evidence.Period(at(0, 0), at(7, 0))
+    period = evidence.Period(at(0, 0), at(7, 0), timezone=TZ.key)
     path = week.out / "evidence.html"
     with open(path, "w", encoding="utf-8", newline="") as out:
         head, rows = evidence.export(week.store.db, period, "html", out, now, policy=Policy(timezone=TZ.key))

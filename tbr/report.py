@@ -163,6 +163,10 @@ def _css(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("<", "\\3c ")
 
 
+def _n(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else many or one + 's'}"
+
+
 def _hours(hours) -> str:
     return f"{hours:g} h" if hours < 48 else f"{hours / 24:.1f} days"
 
@@ -176,13 +180,15 @@ def _summary(out: TextIO, s: dict, policy: Policy, configs: list, anchors: list)
     rules = "".join(f"<p>{n} by {_e(rule)}</p>" for rule, n in s["approved_by_rule"].items())
     out.write(f'<section id="summary"><h2>The control</h2><p class="control" id="control">{_e(statement(policy))}'
               '</p>\n<div class="figures">\n')
-    out.write(f'<section id="population"><h3>Population</h3><p class="big">{s["changes"]} changes</p>'
+    out.write(f'<section id="population"><h3>Population</h3><p class="big">{_n(s["changes"], "change")}</p>'
               f'<p>{c["approved"]} approved before merge</p>{rules}<p>{c["followup"]} with a follow-up</p>'
               f'<p>{c["unapproved"]} unapproved before tbr, no follow-up</p><p>{c["pending"]} pending</p></section>\n')
-    out.write(f'<section id="exceptions"><h3>Exceptions</h3><p class="big">{exceptions + c["unapproved"]}'
-              f' unapproved</p><p>{declared} declared emergencies</p><p>{undeclared} undeclared merges</p>'
-              f'<p>{exceptions - declared - undeclared} direct pushes</p><p>{reverted} reverted</p>'
-              f'<p>{before + c["unapproved"]} before tbr</p></section>\n')
+    # The monthly figures count every unapproved change of the period, backfilled ones (before tbr) too.
+    out.write(f'<section id="exceptions"><h3>Exceptions</h3><p class="big">{exceptions} unapproved</p>'
+              f'<p>{_n(declared, "declared emergency", "declared emergencies")}</p>'
+              f'<p>{_n(undeclared, "undeclared merge")}</p>'
+              f'<p>{_n(exceptions - declared - undeclared, "direct push", "direct pushes")}</p>'
+              f'<p>{reverted} reverted</p><p>{before} before tbr</p></section>\n')
     out.write(f'<section id="followups"><h3>Follow-ups</h3><p class="big">{_e(s["sla_compliance"])} within'
               f' the SLA</p><p>{f["within_sla"]} of {f["signed_off"]} signed off within {policy.sla_days} business'
               f' days</p><p>{f["late"]} late</p><p>{f["overdue_open"]} overdue, still open</p>'
@@ -195,28 +201,28 @@ def _summary(out: TextIO, s: dict, policy: Policy, configs: list, anchors: list)
               + (f'<p>before tbr: {_e(_hours(b4["hours"]))}'
                  + (f', backfilled since {_e(_local(b4["backfilled_since"], policy.timezone))}'
                     if b4["backfilled_at"] else ", not backfilled") + "</p>" if b4 else "")
-              + f'<p>{len(cov["gaps"])} gaps, {sum(1 for g in cov["gaps"] if g["filled_by_sweep_at"])} filled by a'
-              f' sweep</p><p>{cov["sweeps"]} sweeps</p></section>\n')
+              + f'<p>{_n(len(cov["gaps"]), "gap")}, {sum(1 for g in cov["gaps"] if g["filled_by_sweep_at"])} filled by a'
+              f' sweep</p><p>{_n(cov["sweeps"], "sweep")}</p></section>\n')
     held = sum(a["holds"] for a in anchors)
     last = anchors[-1] if anchors else None
     out.write('<section id="chain"><h3>Audit chain</h3>'
-              + (f'<p class="big ok">intact</p><p>{chain["records"]} records, head #{chain["head_seq"]}</p>'
+              + (f'<p class="big ok">intact</p><p>{_n(chain["records"], "record")}, head #{chain["head_seq"]}</p>'
                  f'<p><small>sha256:{_e(chain["head_hash"])}</small></p>' if chain["intact"]
                  else f'<p class="big broken">NOT FULLY CHECKED</p><p>the links hold, but {_e(chain["unchecked"])}</p>'
                  if chain["links_hold"] else f'<p class="big broken">BROKEN</p><p class="broken">{_e(chain["problem"])}</p>')
-              + f'<p>{len(anchors)} daily anchors published, {held} held by the log</p>'
+              + f'<p>{_n(len(anchors), "daily anchor")} published, {held} held by the log</p>'
               + (f'<p><small>last {_e(_local(last["at"], policy.timezone))}: #{last["seq"]}'
                  f' sha256:{_e(str(last["hash"])[:16])}…</small></p>' if last else "")
               + (f'<p class="broken">{len(anchors) - held} anchors NOT held by the log</p>' if held < len(anchors) else "")
               + "</section>\n")
     taken = sum(r["outcome"] == "taken" for r in configs)
-    out.write(f'<section id="config"><h3>Configuration</h3><p class="big">{len(configs)} changes</p>'
+    out.write(f'<section id="config"><h3>Configuration</h3><p class="big">{_n(len(configs), "change")}</p>'
               f'<p>{taken} taken, {sum(r["outcome"] == "refused" for r in configs)} refused,'
               f' {sum(r["outcome"] == "invalid" for r in configs)} invalid</p></section>\n')
     a = s["access"]
     out.write(f'<section id="access-summary"><h3>Access</h3><p>{a["reviews_complete"]} of {a["reviews"]} access'
-              f' reviews complete</p><p>{a["lines_kept"]} kept, {a["lines_revoked"]} revoked,'
-              f' {a["lines_undecided"]} undecided</p><p>{a["offboarding_findings"]} offboarding findings,'
+              f' review{"" if a["reviews"] == 1 else "s"} complete</p><p>{a["lines_kept"]} kept, {a["lines_revoked"]} revoked,'
+              f' {a["lines_undecided"]} undecided</p><p>{_n(a["offboarding_findings"], "offboarding finding")},'
               f' {a["offboarding_unresolved"]} unresolved</p>'
               + "".join(f"<p>{_e(org)}: {_e(text)}</p>" for org, text in a["twofa"].items()) + "</section>\n")
     out.write("</div>\n")
@@ -473,7 +479,8 @@ def _access(out: TextIO, db, period: evidence.Period, sections: dict, tz: str) -
 
 def _configs(out: TextIO, configs: list, tz: str) -> None:
     _table(out, "config-changes", evidence.HEADINGS["config-changes"], (
-        ("Repository", lambda r: f"{_e(r['repo'])}<br><small>{_e(r['kind'])}, by @{_e(r['pushed_by'])}</small>"),
+        ("Repository", lambda r: f"{_e(r['repo'])}<br><small>{_e(r['kind'])}"
+                                 + (f", by @{_e(r['pushed_by'])}" if r["pushed_by"] else "") + "</small>"),
         ("When", lambda r: f"{_e(_local(r['recorded_at'], tz))}<br><small>in force from"
                            f" {_e(_local(r['in_force_from'], tz))}</small>" if r["in_force_from"]
          else _e(_local(r["recorded_at"], tz))),
