@@ -77,8 +77,9 @@ def test_evidence_into_a_missing_directory_is_one_line(cli_env, capsys):
 
 @pytest.mark.parametrize("argv", [["digest", "--now", "2026-12-07T09:00Z"], ["backfill", "--since", "2026-11-01"],
                                   ["config", "show", "acme/api"], ["sweep"], ["check-config"]])
-def test_unreachable_github_is_one_line_and_exit_3(cli_env, capsys, argv):
+def test_unreachable_github_is_one_line_and_exit_3(cli_env, capsys, monkeypatch, argv):
     cli_env.setenv("TBR_GITHUB_API_URL", UNREACHABLE)
+    monkeypatch.setattr("githubkit.core.time.sleep", lambda seconds: None)  # its retries' waits, not ours
     cli_env.setenv("TBR_TRACKING_REPO", "acme/compliance")
     assert main(argv) in (1, 3)  # a sweep notes what failed and ends 1; everything else is "try again"
     err = capsys.readouterr().err
@@ -96,8 +97,9 @@ def test_refused_request_is_one_line(cli_env, github, capsys):
     assert "GitHub answered 403" in one_line(capsys.readouterr().err)
 
 
-def test_debug_shows_the_traceback_anywhere_on_the_line(cli_env, capsys):
+def test_debug_shows_the_traceback_anywhere_on_the_line(cli_env, capsys, monkeypatch):
     cli_env.setenv("TBR_GITHUB_API_URL", UNREACHABLE)
+    monkeypatch.setattr("githubkit.core.time.sleep", lambda seconds: None)
     assert main(["config", "show", "acme/api", "--debug"]) == 3
     err = capsys.readouterr().err
     assert "Traceback (most recent call last)" in err and "GitHubUnavailable" in err
