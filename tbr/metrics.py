@@ -7,14 +7,16 @@ than in process memory makes every scrape tell the whole deployment's story.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from tbr.audit import first_at
+from tbr.audit import coverage, first_at
 from tbr.evidence import Period, monthly
 from tbr.store import Store, from_iso, iso
+
+COVERAGE_WINDOW = timedelta(days=7)
 
 
 class Collector:
@@ -89,7 +91,22 @@ class Collector:
         if (first := first_at(db)) is not None:
             installed.add_metric([], first.timestamp())
         yield from (deliveries, refused, decisions, followups, overdue, pending, quarantined, sweeps, repos, since, github, rate,
-                    exceptions, median, installed, *budget_metrics(self.store, counters, now))
+                    exceptions, median, installed, *coverage_metrics(db, now), *budget_metrics(self.store, counters, now))
+
+
+def coverage_metrics(db, now: datetime):
+    """Coverage of the last week, as the digest measures it: from installation on, so a fresh install is
+    not 0% running (the time before tbr is not downtime, and is left out of both figures)."""
+    cover = coverage(db, now - COVERAGE_WINDOW, now)
+    running = GaugeMetricFamily("tbr_coverage_running_ratio", "Share of the last 7 days since tbr was installed"
+                                " that it was running (absent before it has recorded anything)")
+    gaps = GaugeMetricFamily("tbr_coverage_gaps", "Downtime gaps in the last 7 days since tbr was installed,"
+                             " by whether a sweep has filled them", labels=["filled"])
+    if cover.percent is not None:
+        running.add_metric([], cover.percent / 100)
+    for filled in (True, False):
+        gaps.add_metric(["yes" if filled else "no"], sum((g.filled_by is not None) == filled for g in cover.gaps))
+    return running, gaps
 
 
 def budget_metrics(store: Store, counters: dict, now: datetime):

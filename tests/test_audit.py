@@ -221,3 +221,22 @@ def test_coverage_counts_from_tbr_s_first_record(tmp_path, installed, start, end
     assert (cover.installed_at, cover.watched, cover.before, len(cover.gaps)) == (
         T0 if installed else None, watched, before, gaps)
     assert (None if cover.percent is None else f"{cover.percent:.1f}") == running
+
+
+@pytest.mark.parametrize("scraped_at, ratio, gaps", [
+    (T0 + 2 * H, 1.0, 'filled="no"} 0.0'),   # a fresh install, two hours old: all running, not 0%
+    (T0 + 10 * H, 0.792, 'filled="no"} 1.0'),  # the two hours down count, nothing before T0 does
+    (T0 - H, None, 'filled="no"} 0.0'),          # before tbr recorded anything: no figure at all
+])
+def test_metrics_coverage_counts_from_installation(tmp_path, scraped_at, ratio, gaps):
+    from tbr import metrics
+
+    store = Store(str(tmp_path / "cover.db"))
+    for step in range(int(10 * H / timedelta(minutes=5))):
+        t = T0 + step * timedelta(minutes=5)
+        if not T0 + 4 * H <= t < T0 + 6 * H and t <= scraped_at:
+            store.audit("heartbeat", "", "tbr", t)
+    text = metrics.render(store, lambda: scraped_at).decode()
+    lines = [line for line in text.splitlines() if line.startswith("tbr_coverage_running_ratio ")]
+    assert [round(float(line.split()[1]), 3) for line in lines] == ([ratio] if ratio else [])
+    assert f"tbr_coverage_gaps{{{gaps}" in text
