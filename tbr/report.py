@@ -105,7 +105,7 @@ tr{break-inside:avoid}thead{display:table-header-group}
 .exception ol{margin:0;padding-left:1.2em}
 #changes col.c1{width:15%}#changes col.c2{width:19%}#changes col.c3{width:9%}#changes col.c4{width:20%}
 #changes col.c5{width:9%}#changes col.c6{width:13%}#changes col.c7{width:15%}
-@media (max-width:760px){
+@media screen and (max-width:760px){  /* paper always gets the table: its headers repeat on each page */
 body{padding:.8em}
 table.cards,table.cards tbody,table.cards tr,table.cards td{display:block;width:100%}
 table.cards colgroup,table.cards thead{display:none}
@@ -319,8 +319,7 @@ def _row_html(row: dict, tz: str, sla_days: int) -> str:
         decision += f"<br>{_link(row['approval_link'], '@' + row['approver'])} {_e(_local(row['approved_at'], tz))}"
     if row["emergency"]:
         decision += f"<br>{row['emergency']} emergency" + (f" (@{_e(row['declared_by'])})" if row["declared_by"] else "")
-    proof = row["audit_log"]
-    proof = f'<span class="disagrees">{_e(proof)}</span>' if proof.startswith(evidence.DISAGREES) else _e(proof)
+    proof = _proof(row["audit_log"])
     follow = ""
     if row["followup"]:
         follow = (f"{_link(row['followup'], evidence.issue_ref(row['followup']))}<br>{_e(row['followup_state'].replace('_', ' '))}"
@@ -445,11 +444,15 @@ def _table(out: TextIO, key: str, heading: str, columns: tuple[tuple[str, callab
     out.write("</tbody></table>\n" if n else f"<p>{_e(empty)}</p>\n")
 
 
-def _access(out: TextIO, db, period: evidence.Period, sections: dict, tz: str) -> None:
-    def proof(r):
-        return (f'<span class="disagrees">{_e(r["audit_log"])}</span>' if r["audit_log"].startswith(evidence.DISAGREES)
-                else _e(r["audit_log"]))
+def _proof(verdict: str) -> str:
+    """A row's audit-log verdict in its narrow cell: what the table claims, in full, when it disagrees; the
+    summary's audit-chain figure says why rows only agree when there was no key to check the HMACs."""
+    if verdict.startswith(evidence.DISAGREES):
+        return f'<span class="disagrees">{_e(verdict)}</span>'
+    return "agrees (HMACs not checked)" if verdict == evidence.AGREES else _e(verdict)
 
+
+def _access(out: TextIO, db, period: evidence.Period, sections: dict, tz: str) -> None:
     _table(out, "access-reviews", evidence.HEADINGS["access-reviews"], (
         ("Review", lambda r: f"{_e(r['quarter'])} {_e(r['subject'])}<br><small>opened"
                              f" {_e(_local(r['review_opened_at'], tz))}, due {_e(_local(r['review_due'], tz))}</small>"),
@@ -461,7 +464,7 @@ def _access(out: TextIO, db, period: evidence.Period, sections: dict, tz: str) -
         ("Review complete", lambda r: f"{_e(_local(r['review_completed_at'], tz))} by @{_e(r['review_completed_by'])}"
          if r["review_completed_at"] else "not yet"),
         ("Issue", lambda r: _link(r["issue"], evidence.issue_ref(r["issue"]))),
-        ("Audit log", proof)), sections["access-reviews"][1](db, period), "No access review was opened in the period.")
+        ("Audit log", lambda r: _proof(r["audit_log"]))), sections["access-reviews"][1](db, period), "No access review was opened in the period.")
     _table(out, "offboarding", evidence.HEADINGS["offboarding"], (
         ("Person", lambda r: f"@{_e(r['login'])} ({_e(r['org'])})"),
         ("Access", lambda r: f"{_e(r['repo'])}: {_e(r['kind'])}<br><small>{_e(r['detail'])}</small>"),

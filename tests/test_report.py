@@ -120,8 +120,35 @@ def pdf_text(browser, html_path, paper: str, out) -> tuple[str, int]:
     page.goto(html_path.as_uri())
     page.pdf(path=str(out), format=pdf.PAPERS[paper], print_background=True, **pdf.MARGINS)
     page.close()
-    text = subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True, text=True, check=True).stdout
+    text = read_pdf(out)
     return text, text.count("\f")
+
+
+def read_pdf(path) -> str:
+    """The PDF's text as pdftotext reads it, a cell's words together, pages apart by form feeds."""
+    return subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
+
+
+@needs_chromium
+@pytest.mark.parametrize("paper", ["a4", "letter"])
+def test_on_paper_the_table_runs_over_pages_with_its_headers_and_no_row_split(population, tmp_path, browser, paper):
+    bot, _ = population
+    for n in range(100, 260):
+        _change(bot.store.db, f"pr:1000:{n}", "approved", f"2026-11-{1 + n % 28:02d}T10:{n % 60:02d}:00+00:00",
+                number=n, title=f"Row {n} title " + "words " * (n % 9), decision={
+                    "rule": "review", "summary": "Approved", "approval": {"approver": f"approver{n}",
+                                                                          "at": "2026-11-01T09:00:00+00:00"}})
+    render(bot, tmp_path)
+    text, _ = pdf_text(browser, tmp_path / "report.html", paper, tmp_path / f"table-{paper}.pdf")
+    pages = text.split("\f")
+    holding = [i for i, page in enumerate(pages) if re.search(r"acme/api #1\d\d\b", page)]
+    assert len(holding) >= 3  # the table runs over several pages
+    for i in holding:
+        assert "Title and people" in pages[i] and "Sign-off" in pages[i], f"page {i + 1} has rows but no header"
+    for n in range(100, 260):
+        where = {what: [i for i, page in enumerate(pages) if re.search(rf"{what}\b", page)][0]
+                 for what in (f"acme/api #{n}", f"Row {n} title", f"@approver{n}")}
+        assert len(set(where.values())) == 1, f"row {n} split over pages: {where}"
 
 
 @needs_chromium
@@ -190,7 +217,7 @@ def test_cli_writes_the_pdf(everything, cli_env, tmp_path):
                           timeout=120, cwd=ROOT)
     assert done.returncode == 1, done.stderr  # the row the log disproves fails it, as for every format
     assert "12 changes written" in done.stderr
-    text = subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True, text=True, check=True).stdout
+    text = read_pdf(out)
     assert "Change management evidence: acme, 2026-11-01 to 2026-11-30" in text and "Page 1 of" in text
 
 
@@ -201,3 +228,11 @@ def test_without_chromium_one_line_and_a_configuration_error(everything, cli_env
                      "--out", str(tmp_path / "q4.pdf")])
     err = capsys.readouterr().err
     assert code == 2 and err.strip() == f"tbr: configuration error: {pdf.MISSING}" and not (tmp_path / "q4.pdf").exists()
+
+
+def test_without_the_audit_key_the_report_never_says_intact(everything, tmp_path):
+    everything.store.db.audit_keys = None  # an auditor's copy, checked without TBR_AUDIT_KEY
+    head, page = render(everything, tmp_path)
+    assert not head["audit_chain"]["intact"] and head["audit_chain"]["links_hold"]
+    assert '<p class="big broken">NOT FULLY CHECKED</p><p>the links hold, but the HMACs of records' in page
+    assert ">intact<" not in page and ">proven<" not in page and "agrees (HMACs not checked)" in page
