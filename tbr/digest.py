@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import structlog
@@ -91,7 +92,7 @@ def build(engine: Engine, now: datetime) -> Digest:
     lines.append("" if done else "None.\n")
 
     lines += quarantine_section(store)
-    lines += exceptions_section(store, now)
+    lines += exceptions_section(store, now, tz)
     lines += access_section(store, now, tz)
     lines += config_section(store, last_week, now, tz)
 
@@ -140,9 +141,9 @@ def quarantine_section(store) -> list[str]:
     return lines + [""]
 
 
-def exceptions_section(store, now: datetime) -> list[str]:
+def exceptions_section(store, now: datetime, tz: ZoneInfo) -> list[str]:
     """The last three months' unapproved merges: declared emergencies, accidents, reverts."""
-    rows = evidence.monthly(store.db, evidence.Period(now - timedelta(days=92), now))
+    rows = evidence.monthly(store.db, evidence.Period(now - timedelta(days=92), now, timezone=tz.key))
     lines = ["## Exceptions by month (declared, undeclared, reverted)"]
     lines += [f"- {evidence.month_text(m)}" for m in rows]
     return lines + ["" if rows else "None.\n"]

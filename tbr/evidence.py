@@ -150,10 +150,12 @@ def monthly(db, period: Period) -> list[dict]:
     judged included), declared, undeclared, reverted, before tbr, and the median business days to
     sign-off: the figures the process wants to see fall."""
     where, args = period.where()
+    tz = ZoneInfo(period.timezone)  # the organization's months: 00:30 on 1 December in Berlin is December
     months: dict[str, dict] = {}
-    for month, kind, status, declared, how, seconds in db.execute(
-            f"SELECT substr(happened_at, 1, 7), kind, status, json_extract(decision, '$.declaration') IS NOT NULL,"
+    for at, kind, status, declared, how, seconds in db.execute(
+            f"SELECT happened_at, kind, status, json_extract(decision, '$.declaration') IS NOT NULL,"
             f" signoff_how, business_seconds FROM changes WHERE {where} AND status IN {EXCEPTIONS}", args):
+        month = f"{from_iso(at).astimezone(tz):%Y-%m}"
         m = months.setdefault(month, {"month": month, "exceptions": 0, "declared": 0, "undeclared": 0,
                                       "reverted": 0, "before_tbr": 0, "_seconds": []})
         m["exceptions"] += 1

@@ -20,9 +20,10 @@ COVERAGE_WINDOW = timedelta(days=7)
 
 
 class Collector:
-    def __init__(self, store: Store, clock: Callable[[], datetime]):
+    def __init__(self, store: Store, clock: Callable[[], datetime], timezone: str = "UTC"):
         self.store = store
         self.clock = clock
+        self.timezone = timezone  # the organization's: its months, as the digest and the report count them
 
     def collect(self):
         db, now = self.store.db, self.clock()
@@ -79,7 +80,7 @@ class Collector:
                                          labels=["month", "kind"])
         median = GaugeMetricFamily("tbr_exceptions_median_business_days", "Median business days to sign-off, by month",
                                    labels=["month"])
-        for m in monthly(db, Period(datetime.min.replace(tzinfo=now.tzinfo), now)):
+        for m in monthly(db, Period(datetime.min.replace(tzinfo=now.tzinfo), now, timezone=self.timezone)):
             exceptions.add_metric([m["month"], "all"], m["exceptions"])
             for kind in ("declared", "undeclared", "reverted", "before_tbr"):
                 exceptions.add_metric([m["month"], kind], m[kind])
@@ -124,7 +125,7 @@ def budget_metrics(store: Store, counters: dict, now: datetime):
     return budget, paused
 
 
-def render(store: Store, clock: Callable[[], datetime]) -> bytes:
+def render(store: Store, clock: Callable[[], datetime], timezone: str = "UTC") -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(Collector(store, clock))
+    registry.register(Collector(store, clock, timezone))
     return generate_latest(registry)

@@ -81,7 +81,7 @@ def create_app(settings: config.Settings | None = None, *, gateway: Gateway | No
     @app.get("/metrics")
     def metrics_():
         admin_only(settings.metrics_token)
-        return Response(metrics.render(runtime.store, clock), mimetype="text/plain; version=0.0.4")
+        return Response(metrics.render(runtime.store, clock, settings.timezone), mimetype="text/plain; version=0.0.4")
 
     log.info("tbr.started", db=settings.db_path, api=settings.api_url, tracking_repo=settings.tracking_repo,
              grace_seconds=settings.grace_seconds, timezone=settings.timezone)

@@ -236,3 +236,16 @@ def test_without_the_audit_key_the_report_never_says_intact(everything, tmp_path
     assert not head["audit_chain"]["intact"] and head["audit_chain"]["links_hold"]
     assert '<p class="big broken">NOT FULLY CHECKED</p><p>the links hold, but the HMACs of records' in page
     assert ">intact<" not in page and ">proven<" not in page and "agrees (HMACs not checked)" in page
+
+
+@pytest.mark.parametrize("zone, months", [("UTC", ["2026-11", "2026-12"]), ("Europe/Berlin", ["2026-12"]),
+                                          ("America/Los_Angeles", ["2026-11"])])
+def test_monthly_figures_count_the_organization_s_months(population, zone, months):
+    bot, _ = population
+    db = bot.store.db
+    db.execute("DELETE FROM changes")
+    for n, at in ((30, "2026-11-30T23:30:00+00:00"), (31, "2026-12-01T07:30:00+00:00")):
+        _change(db, f"pr:1000:{n}", "unapproved", at, number=n, title="t", decision={"rule": "none"})
+    period = evidence.Period(utc("2026-11-01 00:00"), utc("2026-12-31 00:00"), timezone=zone)
+    assert [m["month"] for m in evidence.monthly(db, period)] == months
+    assert sum(m["exceptions"] for m in evidence.monthly(db, period)) == 2
