@@ -10,7 +10,6 @@ import sqlite3
 import sys
 import traceback
 from datetime import date, datetime, time, timedelta, timezone
-from pathlib import Path
 
 from tbr import __version__, config, logs
 
@@ -571,8 +570,8 @@ def evidence_cmd(args) -> int:
                              _period_bound(args.to, settings, "--to", True), args.repo, settings.timezone)
     if period.end <= period.start:
         raise SystemExit("tbr: --to is before --from")
-    if args.format == "pdf" and not args.out:
-        raise SystemExit("tbr: --format pdf needs --out FILE")
+    if args.format == "pdf" and not args.out and sys.stdout.isatty():
+        raise SystemExit("tbr: --format pdf writes a PDF: give --out FILE, or redirect standard output to a file")
     # Without the App's credentials (an auditor's copy), the database is read as it is, and the export
     # goes unrecorded: a record needs the audit key, and a copy is better left unchanged.
     store, now = _store(settings, readonly=not settings.has_app, existing=True), datetime.now(timezone.utc)
@@ -584,14 +583,15 @@ def evidence_cmd(args) -> int:
                                args.section, policy)
 
     if args.format == "pdf":
-        head, n = pdf.write(write, Path(args.out), args.paper)
+        pdf.require()  # before anything is written
+        out = open(args.out, "wb") if args.out else sys.stdout.buffer
     else:
         out = open(args.out, "w", encoding="utf-8", newline="") if args.out else sys.stdout
-        try:
-            head, n = write(out)
-        finally:
-            if args.out:
-                out.close()
+    try:
+        head, n = pdf.write(write, out, args.paper) if args.format == "pdf" else write(out)
+    finally:
+        if args.out:
+            out.close()
     for line in evidence.summary_lines(head):
         print(line, file=sys.stderr)
     if settings.has_app:
@@ -749,7 +749,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="last day, included (ISO 8601 date, in TBR_TIMEZONE), or an end time (excluded)")
     p.add_argument("--format", choices=("csv", "json", "html", "pdf"), default="csv",
                    help="csv (one table, see --section), json, or the report for people: html, or pdf (needs"
-                   " Chromium and --out) (default csv)")
+                   " Chromium; --out, or standard output redirected to a file) (default csv)")
     p.add_argument("--paper", choices=("a4", "letter"), default="a4", help="with --format pdf: the paper size"
                    " (default a4)")
     p.add_argument("--out", metavar="FILE",

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from tbr import audit, config, evidence, logs
+from tbr import audit, config, evidence
 from tbr.report import Policy
 
 ROOT = Path(__file__).resolve().parent.parent  # the clone, when tbr is installed editable (pip install -e)
@@ -222,18 +222,18 @@ def play(week: Week) -> dict:
     say(at(1, 16, 10), f"  tbr: {week.verdict(keys['push'])}")
 
     week.until(at(2, 11))
-    say(at(2, 11), f"dave comments LGTM on his own follow-up (the author cannot sign off)")
+    say(at(2, 11), "dave comments LGTM on his own follow-up (the author cannot sign off)")
     week.comment(keys["declared"], "dave", "LGTM")
     week.until(at(2, 11, 5))
     say(at(2, 11, 5), f"  tbr replies: {week.last_comment(keys['declared'])}")
     week.until(at(2, 11, 30))
-    say(at(2, 11, 30), f"bob reviews the rollback and signs off with a comment")
+    say(at(2, 11, 30), "bob reviews the rollback and signs off with a comment")
     week.comment(keys["declared"], "bob", "Walked through the rollback and the error logs. LGTM")
     week.until(at(2, 11, 35))
     say(at(2, 11, 35), f"  tbr: {week.last_comment(keys['declared'])}")
 
     week.until(at(3, 9, 5))
-    say(at(3, 9, 5), f"carol's follow-up was due by the end of Wednesday; tbr's reminder on it:")
+    say(at(3, 9, 5), "carol's follow-up was due by the end of Wednesday; tbr's reminder on it:")
     say(at(3, 9, 5), f"  {week.last_comment(keys['own_lgtm'])}")
     week.until(at(4, 9, 5))
     say(at(4, 9, 5), f"erin's, due by the end of Thursday: {week.last_comment(keys['push'])}")

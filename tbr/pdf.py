@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from tbr.config import ConfigError
 
@@ -28,17 +29,22 @@ def chromium(env=None) -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
+def require() -> str:
+    """The Chromium to print with; ConfigError (one line, exit status 2, by the CLI's error boundary) if none."""
+    executable = chromium()
+    if not executable:
+        raise ConfigError(MISSING)
+    return executable
+
+
 def flags() -> list[str]:
     # Chromium's sandbox needs user namespaces, which root in a container usually lacks.
     return FLAGS + (["--no-sandbox"] if os.geteuid() == 0 else [])
 
 
-def render(html_path: Path, pdf_path: Path, paper: str = "a4", executable: str | None = None) -> None:
-    """Print the report at `html_path` (a file: it loads nothing else) to `pdf_path`; ConfigError when there
-    is no Chromium (one line, exit status 2, by the CLI's error boundary)."""
-    executable = executable or chromium()
-    if not executable:
-        raise ConfigError(MISSING)
+def render(html_path: Path, paper: str = "a4", executable: str | None = None) -> bytes:
+    """The report at `html_path` (a file: it loads nothing else), printed."""
+    executable = executable or require()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -46,20 +52,18 @@ def render(html_path: Path, pdf_path: Path, paper: str = "a4", executable: str |
         try:
             page = browser.new_page()
             page.goto(html_path.resolve().as_uri(), wait_until="load")
-            page.pdf(path=str(pdf_path), format=PAPERS[paper], print_background=True, **MARGINS)
+            return page.pdf(format=PAPERS[paper], print_background=True, **MARGINS)
         finally:
             browser.close()
 
 
-def write(html_text_writer, pdf_path: Path, paper: str = "a4"):
-    """Have `html_text_writer(out)` write the report to a temporary file, print it to `pdf_path`; returns
-    what the writer returned."""
-    executable = chromium()
-    if not executable:
-        raise ConfigError(MISSING)  # before the report is built: it may take seconds
+def write(html_text_writer, out: BinaryIO, paper: str = "a4"):
+    """Have `html_text_writer(text_out)` write the report to a temporary file, print it to `out` (a file,
+    or standard output's bytes); returns what the writer returned."""
+    executable = require()  # before the report is built: it may take seconds
     with tempfile.TemporaryDirectory(prefix="tbr-report-") as folder:
         page = Path(folder) / "report.html"
-        with open(page, "w", encoding="utf-8", newline="") as out:
-            result = html_text_writer(out)
-        render(page, pdf_path, paper, executable)
+        with open(page, "w", encoding="utf-8", newline="") as text_out:
+            result = html_text_writer(text_out)
+        out.write(render(page, paper, executable))
     return result

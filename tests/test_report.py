@@ -222,6 +222,12 @@ def test_cli_writes_the_pdf(everything, cli_env, tmp_path):
     assert "12 changes written" in done.stderr
     text = read_pdf(out)
     assert "Change management evidence: acme, 2026-11-01 to 2026-11-30" in text and "Page 1 of" in text
+    # Or to standard output, when it is not a terminal (`tbr evidence --format pdf > q4.pdf`).
+    piped = subprocess.run([sys.executable, "-m", "tbr", "evidence", "--from", "2026-11-01", "--to", "2026-11-30",
+                            "--format", "pdf"], capture_output=True, timeout=120, cwd=ROOT)
+    assert piped.returncode == 1 and piped.stdout.startswith(b"%PDF-"), piped.stderr
+    (tmp_path / "piped.pdf").write_bytes(piped.stdout)
+    assert "Change management evidence: acme" in read_pdf(tmp_path / "piped.pdf")
 
 
 def test_without_chromium_one_line_and_a_configuration_error(everything, cli_env, tmp_path, capsys):
