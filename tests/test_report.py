@@ -20,6 +20,7 @@ from tests.processes import CHROMIUM, ROOT, needs_chromium
 from tests.test_evidence import REPO, export, population, utc  # noqa: F401 (population: a fixture)
 
 EVIL = '<script>alert(1)</script> & "quotes"'
+LONG = "Waiting" + "x" * 249  # GitHub's longest title, one unbroken word: it must wrap, not widen the page
 
 
 def _change(db, key, status, at, **kw):
@@ -58,7 +59,7 @@ def everything(population):
     _change(db, "pr:1000:23", "approved", "2026-11-01T10:00:00+00:00", number=23, title="Exempt author",
             decision={"rule": "exempt-author", "summary": "Approved: renovate is exempt",
                       "approval": {"approver": "renovate", "at": "2026-11-01T10:00:00+00:00"}})
-    _change(db, "pr:1000:24", "pending", "2026-11-29T23:58:00+00:00", number=24, title="Waiting", decision={},
+    _change(db, "pr:1000:24", "pending", "2026-11-29T23:58:00+00:00", number=24, title=LONG, decision={},
             source="webhook")
     _change(db, "pr:1000:25", "approved", "2026-11-20T10:00:00+00:00", number=25, title="Unrecorded",
             decision={"rule": "comment", "summary": "Approved: LGTM by bob",
@@ -188,6 +189,8 @@ def test_on_paper_every_figure_and_every_fact_of_an_exception_is_there(everythin
         assert signoff in flat, signoff
     for last in ("yves", "wendy", "sla_business_days", "unresolved"):
         assert last in flat, last
+    # The unbroken title wraps within its cell, every character of it on paper, none past the edge.
+    assert sum(len(run) for run in re.findall(r"(?m)^(?:Waiting)?(x+)$", text)) == 249
 
 
 @needs_chromium
