@@ -360,13 +360,15 @@ def _population(out: TextIO, db, period: evidence.Period, head: dict, source, po
     if n > TABLE_CAP:
         out.write(f'<tr class="note"><td colspan="7">{n - TABLE_CAP - shown_late} more changes are not listed here;'
                   " they are in the CSV.</td></tr>\n")
+    if not n:
+        out.write('<tr class="note"><td colspan="7">No change reached a watched branch in the period.</td></tr>\n')
     out.write("</tbody></table>\n")
     out.write(f'<h2 id="exceptions-heading">Exceptions: {told} unapproved changes</h2>\n')
     if told > STORY_CAP:
         out.write(f'<p class="note">The first {STORY_CAP} of {told} are told here; every one is a row of the CSV'
                   " with the same facts.</p>\n")
     if not told:
-        out.write("<p>None: every change in the period was approved before merge.</p>\n")
+        out.write("<p>None: every change in the period was approved before merge.</p>\n" if n else "<p>None.</p>\n")
     for text in stories:
         out.write(text)
     return n

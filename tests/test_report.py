@@ -261,3 +261,13 @@ def test_monthly_figures_count_the_organization_s_months(population, zone, month
     period = evidence.Period(utc("2026-11-01 00:00"), utc("2026-12-31 00:00"), timezone=zone)
     assert [m["month"] for m in evidence.monthly(db, period)] == months
     assert sum(m["exceptions"] for m in evidence.monthly(db, period)) == 2
+
+
+def test_a_period_without_changes_says_so(everything, tmp_path):
+    out = io.StringIO()
+    period = evidence.Period(utc("2025-01-01 00:00"), utc("2025-02-01 00:00"))
+    head, n = evidence.export(everything.store.db, period, "html", out, everything.clock(), policy=POLICY)
+    page = out.getvalue()
+    assert n == 0 and "No change reached a watched branch in the period." in page
+    assert "every change in the period was approved" not in page and "<p>None.</p>" in page
+    assert "n/a running" in page  # all of it before tbr: nothing to measure, not 0% running
