@@ -176,7 +176,8 @@ def test_deliveries_are_answered_at_once_while_the_worker_is_stuck_holding_the_g
         # ... and the scheduler was not in its process: its jobs (and their write transactions) went on.
         owner = item(db, "poison-1").get("lease_owner") or item(db, "poison-2")["lease_owner"]
         stuck = int(owner.split(":")[1])
+        eventually(lambda: any('"scheduler.leading"' in line for line in bot.log))
         leading = [json.loads(line)["pid"] for line in bot.log if '"scheduler.leading"' in line]
-        assert leading and stuck not in leading
+        assert stuck not in leading
     finally:
         bot.stop()
