@@ -7,6 +7,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 from datetime import datetime, timezone
 
 from gunicorn import glogging
@@ -98,17 +99,36 @@ def on_starting(server):
 
 
 _supervisor: subprocess.Popen | None = None
+_stopping = threading.Event()
+SUPERVISOR_CHECK = 2.0  # seconds between looks at the supervisor
+
+
+def _start_supervisor() -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tbr.supervisor", "--parent", str(os.getpid())])
+
+
+def _keep_supervised(server) -> None:
+    """Start the supervisor again if it dies (the OOM killer, a bug): without it nothing is judged.
+    gunicorn's master reaps every child of its own, so this looks by poll() rather than waiting."""
+    global _supervisor
+    while not _stopping.wait(SUPERVISOR_CHECK):
+        if _supervisor.poll() is not None and not _stopping.is_set():
+            server.log.error("tbr supervisor exited (status %s); starting it again", _supervisor.returncode)
+            _supervisor = _start_supervisor()
 
 
 def when_ready(server):
     """Start the worker's supervisor (tbr/supervisor.py): judging never runs in a request worker, so
-    work that holds the GIL cannot delay answering GitHub. It dies with this master."""
+    work that holds the GIL cannot delay answering GitHub. It dies with this master, and this master
+    starts it again if it dies."""
     global _supervisor
-    _supervisor = subprocess.Popen([sys.executable, "-m", "tbr.supervisor", "--parent", str(os.getpid())])
+    _supervisor = _start_supervisor()
+    threading.Thread(target=_keep_supervised, args=(server,), name="tbr-supervisor-watch", daemon=True).start()
 
 
 def on_exit(server):
     """gunicorn is stopping: stop the worker too (it finishes its item, or is killed after 10 s)."""
+    _stopping.set()
     if _supervisor is None:
         return
     _supervisor.terminate()

@@ -11,6 +11,8 @@ named by TBR_TEST_POISON exists (deleting it is "the fix").
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -181,3 +183,34 @@ def test_deliveries_are_answered_at_once_while_the_worker_is_stuck_holding_the_g
         assert stuck not in leading
     finally:
         bot.stop()
+
+
+def supervisor_of(master: int) -> int | None:
+    """The pid of gunicorn's `tbr.supervisor` child, if one is running."""
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                command = f.read()
+            with open(f"/proc/{entry}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):  # it ended meanwhile
+            continue
+        if parent == master and b"tbr.supervisor" in command:
+            return int(entry)
+    return None
+
+
+def test_a_supervisor_that_dies_is_started_again_and_the_work_goes_on(github, service_env):
+    _, deliveries = live_merges(github)
+    bot = Gunicorn(service_env)
+    try:
+        eventually(lambda: supervisor_of(bot.proc.pid))
+        first = supervisor_of(bot.proc.pid)
+        os.kill(first, signal.SIGKILL)  # as the OOM killer would; its worker and scheduler die with it
+        eventually(lambda: supervisor_of(bot.proc.pid) not in (None, first))
+        for payload in deliveries.values():
+            assert bot.post("pull_request", payload).status_code == 202
+        eventually(lambda: "TBR acme/api#1 follow-up review" in followups(github), timeout=60)
+    finally:
+        bot.stop()
+    assert any("tbr supervisor exited" in line for line in bot.log)
