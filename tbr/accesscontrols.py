@@ -334,14 +334,15 @@ def recheck_offboarding(engine: Engine, now: datetime) -> int:
                     store.audit("offboarding.resolved", f"{org}/@{login}", "tbr", now, repo=r["repo"], access=r["kind"])
                     resolved += 1
             if not still and mine[0]["issue_url"]:
-                repo, number = _issue_ref(mine[0]["issue_url"])
+                repo, number = issue_of(mine[0]["issue_url"])
                 store.add_action(f"offboarded:{org}:{login}:{repo}#{number}", "comment", repo, number, now,
                                  body=f"@{login} has no access left to {org}'s watched repositories. Closing.")
                 store.add_action(f"close:offboarding:{org}:{login}:{repo}#{number}", "close", repo, number, now)
     return resolved
 
 
-def _issue_ref(url: str) -> tuple[str, int]:
+def issue_of(url: str) -> tuple[str, int]:
+    """owner/name and number of an issue's URL."""
     parts = url.rstrip("/").split("/")
     return f"{parts[-4]}/{parts[-3]}", int(parts[-1])
 

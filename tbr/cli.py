@@ -575,8 +575,7 @@ def evidence_cmd(args) -> int:
     # Without the App's credentials (an auditor's copy), the database is read as it is, and the export
     # goes unrecorded: a record needs the audit key, and a copy is better left unchanged.
     store, now = _store(settings, readonly=not settings.has_app, existing=True), datetime.now(timezone.utc)
-    policy = report.Policy(timezone=settings.timezone, holidays=settings.holidays,
-                           repos=tuple(sorted(settings.repos or ())))
+    policy = report.Policy(holidays=settings.holidays, repos=tuple(sorted(settings.repos or ())))
 
     def write(out):
         return evidence.export(store.db, period, "html" if args.format == "pdf" else args.format, out, now,

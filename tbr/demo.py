@@ -25,7 +25,6 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from tbr import audit, config, evidence
-from tbr.report import Policy
 
 ROOT = Path(__file__).resolve().parent.parent  # the clone, when tbr is installed editable (pip install -e)
 TZ = ZoneInfo("Europe/Berlin")
@@ -249,7 +248,7 @@ def report(week: Week) -> Path:
     period = evidence.Period(at(0, 0), at(7, 0), timezone=TZ.key)
     path = week.out / "evidence.html"
     with open(path, "w", encoding="utf-8", newline="") as out:
-        head, rows = evidence.export(week.store.db, period, "html", out, now, policy=Policy(timezone=TZ.key))
+        head, rows = evidence.export(week.store.db, period, "html", out, now)
     week.store.audit("evidence.exported", "", "demo", now, format="html", rows=rows, period=head["period"],
                      out=str(path), audit_head=head["audit_chain"]["head_hash"])
     for line in evidence.summary_lines(head):

@@ -23,6 +23,7 @@ import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
@@ -570,8 +571,10 @@ def summary_lines(s: dict) -> list[str]:
     return lines
 
 
-def _local(text: str, tz: ZoneInfo) -> str:
-    return f"{from_iso(text).astimezone(tz):%Y-%m-%d %H:%M}"
+@lru_cache(maxsize=4096)  # the report shows many times, and rows share them; parsing is the cost
+def local_minute(text: str, tz: str) -> str:
+    """An ISO time as the organization reads it: 2026-11-02 10:00, in its time zone ("" for none)."""
+    return f"{from_iso(text).astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M}" if text else ""
 
 
 def _bounds(p: dict, tz: ZoneInfo) -> str:
@@ -588,20 +591,20 @@ def coverage_lines(cov: dict, tz: ZoneInfo) -> list[str]:
     before = cov["before_tbr"]
     if cov["running"] == "n/a":
         lines = ["Coverage: none to measure: all of the period is before tbr"
-                 + (f" (installed {_local(cov['installed_at'], tz)} {zone})" if cov["installed_at"] else
+                 + (f" (installed {local_minute(cov['installed_at'], zone)} {zone})" if cov["installed_at"] else
                     " (it has recorded nothing yet)")]
     else:
-        since = f" since tbr was installed ({_local(cov['installed_at'], tz)} {zone})" if before else ""
+        since = f" since tbr was installed ({local_minute(cov['installed_at'], zone)} {zone})" if before else ""
         lines = [f"Coverage: running {cov['running']} of the {cov['watched_hours']} h watched{since},"
                  f" {len(cov['gaps'])} gaps, {cov['sweeps']} sweeps"]
     if before:
-        lines.append(f"  before tbr: {_local(before['from'], tz)} to {_local(before['to'], tz)} {zone}"
+        lines.append(f"  before tbr: {local_minute(before['from'], zone)} to {local_minute(before['to'], zone)} {zone}"
                      f" ({before['hours']} h), not downtime: "
-                     + (f"its merges judged by the backfill of {_local(before['backfilled_at'], tz)}, which looked"
-                        f" back to {_local(before['backfilled_since'], tz)}" if before["backfilled_at"]
+                     + (f"its merges judged by the backfill of {local_minute(before['backfilled_at'], zone)}, which looked"
+                        f" back to {local_minute(before['backfilled_since'], zone)}" if before["backfilled_at"]
                         else "no backfill judged its merges (tbr backfill --since)"))
-    lines += [f"  gap {_local(g['from'], tz)} to {_local(g['to'], tz)} {zone} ({g['hours']} h): "
-              + (f"filled by the sweep at {_local(g['filled_by_sweep_at'], tz)}" if g["filled_by_sweep_at"]
+    lines += [f"  gap {local_minute(g['from'], zone)} to {local_minute(g['to'], zone)} {zone} ({g['hours']} h): "
+              + (f"filled by the sweep at {local_minute(g['filled_by_sweep_at'], zone)}" if g["filled_by_sweep_at"]
                  else "not filled") for g in cov["gaps"]]
     return lines
 
@@ -708,6 +711,8 @@ def story(db, row: dict, head_seq: int) -> list[tuple[str, str, str, dict]]:
 
 
 def issue_ref(url: str) -> str:
-    """owner/name#N for an issue's URL (as records name issues); "" for none."""
-    parts = url.rstrip("/").split("/")
-    return f"{parts[-4]}/{parts[-3]}#{parts[-1]}" if len(parts) >= 4 and parts[-2] == "issues" else url
+    """owner/name#N for an issue's URL (as records name issues); the URL itself if it is not one."""
+    if "/issues/" not in url:
+        return url
+    repo, number = accesscontrols.issue_of(url)
+    return f"{repo}#{number}"

@@ -18,7 +18,6 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import lru_cache
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
@@ -31,14 +30,14 @@ DISAGREE_CAP = 1000  # rows past TABLE_CAP still shown because the log disproves
 
 @dataclass(frozen=True)
 class Policy:
-    """What the report states and how it shows time: plain data from the settings (tbr/cli.py)."""
-    timezone: str = "UTC"
+    """What the report states: plain data from the settings (tbr/cli.py). Its times are in the period's
+    time zone, the organization's."""
     sla_days: int = 2  # the default; a repository's .github/tbr.yml may shorten it (each row has its due time)
     holidays: str | None = None
     repos: tuple[str, ...] = ()  # TBR_REPOS; empty: every repository the App is installed on
 
 
-def statement(policy: Policy) -> str:
+def statement(policy: Policy, tz: str) -> str:
     """The control as the policy states it."""
     where = (f"the repositories {', '.join(policy.repos)}" if policy.repos
              else "every repository the GitHub App is installed on")
@@ -48,7 +47,7 @@ def statement(policy: Policy) -> str:
             " review or comment from someone other than its author with write access, or by being merged by"
             f" someone other than its author; otherwise a follow-up review is filed and signed off by someone"
             f" other than its author within {policy.sla_days} business days (by the end of the day,"
-            f" {policy.timezone} time{holidays}; a repository's .github/tbr.yml may shorten this).")
+            f" {tz} time{holidays}; a repository's .github/tbr.yml may shorten this).")
 
 
 def _e(value) -> str:
@@ -59,12 +58,7 @@ def _e(value) -> str:
     return text
 
 
-@lru_cache(maxsize=4096)  # many rows share a timestamp's hour; parsing is the cost
-def _local(ts: str, tz: str) -> str:
-    """An ISO time as the organization reads it: 2026-11-02 10:00, in its time zone."""
-    if not ts:
-        return ""
-    return datetime.fromisoformat(ts).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
+_local = evidence.local_minute
 
 
 def _link(url: str, text: str) -> str:
@@ -133,7 +127,7 @@ STYLE = STYLE.replace("$FOOT", FOOT)
 
 def write(out: TextIO, db, period: evidence.Period, head: dict, sections: dict, policy: Policy) -> int:
     """The report; returns the number of changes."""
-    tz = policy.timezone
+    tz = period.timezone
     org = head["organization"] or "no repositories yet"
     days = head["period"]["first_day"], head["period"]["last_day"]
     title = f"Change management evidence: {org}, {days[0]} to {days[1]}"
@@ -143,8 +137,7 @@ def write(out: TextIO, db, period: evidence.Period, head: dict, sections: dict, 
               f"<title>{_e(title)}</title><style>{STYLE}@page{{@bottom-left{{content:\"{_css(footer)}\";{FOOT}}}}}"
               "</style></head><body>\n")
     out.write(f'<header><h1>{_e(title)}</h1><p class="sub">{_e(days[0])} to {_e(days[1])} inclusive,'
-              f" {_e(head['period']['timezone'])}; {_e(head['period']['repo'])}; times below are"
-              f" {_e(tz)}, to the minute. Generated {_e(_local(head['generated_at'], tz))} by tbr.</p></header>\n")
+              f" {_e(tz)}; {_e(head['period']['repo'])}; times below are {_e(tz)}, to the minute. Generated {_e(_local(head['generated_at'], tz))} by tbr.</p></header>\n")
     configs = list(sections["config-changes"][1](db, period))  # few: a summary figure and a table
     anchors = evidence.anchors(db, period, head["audit_chain"]["head_seq"])
     _summary(out, head, policy, configs, anchors)
@@ -172,13 +165,13 @@ def _hours(hours) -> str:
 
 
 def _summary(out: TextIO, s: dict, policy: Policy, configs: list, anchors: list) -> None:
-    c, f, cov, chain = s["by_decision"], s["followups"], s["coverage"], s["audit_chain"]
+    c, f, cov, chain, tz = s["by_decision"], s["followups"], s["coverage"], s["audit_chain"], s["period"]["timezone"]
     months = s["by_month"]
     declared, undeclared = sum(m["declared"] for m in months), sum(m["undeclared"] for m in months)
     exceptions = sum(m["exceptions"] for m in months)
     reverted, before = sum(m["reverted"] for m in months), sum(m["before_tbr"] for m in months)
     rules = "".join(f"<p>{n} by {_e(rule)}</p>" for rule, n in s["approved_by_rule"].items())
-    out.write(f'<section id="summary"><h2>The control</h2><p class="control" id="control">{_e(statement(policy))}'
+    out.write(f'<section id="summary"><h2>The control</h2><p class="control" id="control">{_e(statement(policy, tz))}'
               '</p>\n<div class="figures">\n')
     out.write(f'<section id="population"><h3>Population</h3><p class="big">{_n(s["changes"], "change")}</p>'
               f'<p>{c["approved"]} approved before merge</p>{rules}<p>{c["followup"]} with a follow-up</p>'
@@ -197,9 +190,9 @@ def _summary(out: TextIO, s: dict, policy: Policy, configs: list, anchors: list)
               + "</section>\n")
     b4 = cov["before_tbr"]
     out.write(f'<section id="coverage"><h3>Coverage</h3><p class="big">{_e(cov["running"])} running</p>'
-              + (f'<p>installed {_e(_local(cov["installed_at"], policy.timezone))}</p>' if cov["installed_at"] else "")
+              + (f'<p>installed {_e(_local(cov["installed_at"], tz))}</p>' if cov["installed_at"] else "")
               + (f'<p>before tbr: {_e(_hours(b4["hours"]))}'
-                 + (f', backfilled since {_e(_local(b4["backfilled_since"], policy.timezone))}'
+                 + (f', backfilled since {_e(_local(b4["backfilled_since"], tz))}'
                     if b4["backfilled_at"] else ", not backfilled") + "</p>" if b4 else "")
               + f'<p>{_n(len(cov["gaps"]), "gap")}, {sum(1 for g in cov["gaps"] if g["filled_by_sweep_at"])} filled by a'
               f' sweep</p><p>{_n(cov["sweeps"], "sweep")}</p></section>\n')
@@ -211,7 +204,7 @@ def _summary(out: TextIO, s: dict, policy: Policy, configs: list, anchors: list)
                  else f'<p class="big broken">NOT FULLY CHECKED</p><p>the links hold, but {_e(chain["unchecked"])}</p>'
                  if chain["links_hold"] else f'<p class="big broken">BROKEN</p><p class="broken">{_e(chain["problem"])}</p>')
               + f'<p>{_n(len(anchors), "daily anchor")} published, {held} held by the log</p>'
-              + (f'<p><small>last {_e(_local(last["at"], policy.timezone))}: #{last["seq"]}'
+              + (f'<p><small>last {_e(_local(last["at"], tz))}: #{last["seq"]}'
                  f' sha256:{_e(str(last["hash"])[:16])}…</small></p>' if last else "")
               + (f'<p class="broken">{len(anchors) - held} anchors NOT held by the log</p>' if held < len(anchors) else "")
               + "</section>\n")
@@ -228,8 +221,8 @@ def _summary(out: TextIO, s: dict, policy: Policy, configs: list, anchors: list)
     out.write("</div>\n")
     if cov["gaps"]:
         out.write("<p>Gaps: " + "; ".join(
-            f"{_e(_local(g['from'], policy.timezone))} to {_e(_local(g['to'], policy.timezone))} ({g['hours']} h), "
-            + (f"filled by the sweep at {_e(_local(g['filled_by_sweep_at'], policy.timezone))}"
+            f"{_e(_local(g['from'], tz))} to {_e(_local(g['to'], tz))} ({g['hours']} h), "
+            + (f"filled by the sweep at {_e(_local(g['filled_by_sweep_at'], tz))}"
                if g["filled_by_sweep_at"] else "not filled") for g in cov["gaps"]) + ".</p>\n")
     if months:
         out.write("<p>By month: " + "; ".join(_e(evidence.month_text(m)) for m in months) + ".</p>\n")
@@ -252,7 +245,7 @@ def weeks(hourly: list[tuple[str, str, int]], tz: str, first: date, last: date) 
 
 def _charts(out: TextIO, db, period: evidence.Period, head: dict, policy: Policy) -> None:
     first, last = (date.fromisoformat(head["period"][d]) for d in ("first_day", "last_day"))
-    weekly = weeks(evidence.hourly_decisions(db, period), policy.timezone, first, last)
+    weekly = weeks(evidence.hourly_decisions(db, period), period.timezone, first, last)
     labels = [monday.strftime("%d %b") for monday, _ in weekly]
     names = {"approved": "approved", "followup": "follow-up", "unapproved": "before tbr", "pending": "pending"}
     out.write('<h2 id="charts-heading">Charts</h2><div class="charts">\n')
@@ -267,12 +260,12 @@ def _charts(out: TextIO, db, period: evidence.Period, head: dict, policy: Policy
     out.write(charts.histogram("chart-signoff", "Business days to sign-off, against the SLA",
                                charts.signoff_bins(evidence.signoff_days(db, period), policy.sla_days),
                                policy.sla_days))
-    out.write(_coverage_chart(head, period, policy.timezone))
+    out.write(_coverage_chart(head, period))
     out.write("</div>\n")
 
 
-def _coverage_chart(head: dict, period: evidence.Period, tz: str) -> str:
-    cov = head["coverage"]
+def _coverage_chart(head: dict, period: evidence.Period) -> str:
+    cov, tz = head["coverage"], period.timezone
     end = min(period.end, datetime.fromisoformat(head["generated_at"]))
     spans, marks = [], []
     b4 = cov["before_tbr"]
@@ -338,7 +331,7 @@ def _row_html(row: dict, tz: str, sla_days: int) -> str:
 
 
 def _population(out: TextIO, db, period: evidence.Period, head: dict, source, policy: Policy) -> int:
-    tz, total = policy.timezone, head["changes"]
+    tz, total = period.timezone, head["changes"]
     chain = head["audit_chain"]
     out.write('<h2 id="population-heading">The population: every change</h2>\n')
     if total > TABLE_CAP:
@@ -394,7 +387,7 @@ def _step(at: str, kind: str, actor: str, data: dict, tz: str) -> str:
 
 
 def _story(row: dict, records: list, head: dict, policy: Policy) -> str:
-    tz = policy.timezone
+    tz = head["period"]["timezone"]
     now = head["generated_at"]
     if row["decision"] == evidence.DECISIONS["unapproved"]:
         outcome = "merged before tbr was installed; no follow-up was filed"

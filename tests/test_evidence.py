@@ -59,8 +59,9 @@ def population(github, gh_settings, clock, tmp_path):
     bot.deliver("issues", payloads.issue_action(REPO, signed["followup_number"], "closed", sender="bob",
                                                 at=bot.clock()))
     bot.run()
-    # Heartbeats all month but for Tuesday 10 Nov 12:00-18:00, and a sweep after it that looked back.
-    t = utc("2026-11-01 00:00")
+    # Heartbeats all month but for Tuesday 10 Nov 12:00-18:00, and a sweep after it that looked back; from
+    # before midnight UTC, so the month in Berlin (tests/test_report.py) is watched from its start too.
+    t = utc("2026-10-31 22:00")
     with bot.store.write():
         while t <= utc("2026-11-30 12:00"):
             if not utc("2026-11-10 12:00") <= t < utc("2026-11-10 18:00"):

@@ -12,6 +12,8 @@ import re
 import shutil
 import subprocess
 import sys
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -85,13 +87,19 @@ def everything(population):
     return bot
 
 
-POLICY = report.Policy(timezone="Europe/Berlin", holidays="DE-BE")
+POLICY = report.Policy(holidays="DE-BE")
+BERLIN = ZoneInfo("Europe/Berlin")  # the organization's time zone: the period's days and the report's times
+
+
+def november(year: int = 2026, month: int = 11) -> evidence.Period:
+    """A calendar month of the organization's."""
+    return evidence.Period(datetime(year, month, 1, tzinfo=BERLIN), datetime(year, month + 1, 1, tzinfo=BERLIN),
+                           timezone=BERLIN.key)
 
 
 def render(bot, tmp_path) -> tuple[dict, str]:
     out = io.StringIO()
-    period = evidence.Period(utc("2026-11-01 00:00"), utc("2026-12-01 00:00"))
-    head, _ = evidence.export(bot.store.db, period, "html", out, bot.clock(), policy=POLICY)
+    head, _ = evidence.export(bot.store.db, november(), "html", out, bot.clock(), policy=POLICY)
     (tmp_path / "report.html").write_text(out.getvalue(), encoding="utf-8")
     return head, out.getvalue()
 
@@ -265,8 +273,7 @@ def test_monthly_figures_count_the_organization_s_months(population, zone, month
 
 def test_a_period_without_changes_says_so(everything, tmp_path):
     out = io.StringIO()
-    period = evidence.Period(utc("2025-01-01 00:00"), utc("2025-02-01 00:00"))
-    head, n = evidence.export(everything.store.db, period, "html", out, everything.clock(), policy=POLICY)
+    head, n = evidence.export(everything.store.db, november(2025, 1), "html", out, everything.clock(), policy=POLICY)
     page = out.getvalue()
     assert n == 0 and "No change reached a watched branch in the period." in page
     assert "every change in the period was approved" not in page and "<p>None.</p>" in page
