@@ -151,9 +151,12 @@ def test_a_copy_in_a_directory_the_auditor_cannot_write_to(copy):
         os.chmod(readonly / "tbr.db", 0o444)
         os.chmod(readonly, 0o555)
         env = {"PATH": os.environ["PATH"], "TBR_DB": str(readonly / "tbr.db"), "HOME": "/tmp", "PYTHONPATH": str(ROOT)}
-        done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
-                               "tbr", *EXPORT, "--format", "csv"], cwd="/tmp", env=env, capture_output=True, text=True,
-                              timeout=60)
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable]
+        if subprocess.run([*as_nobody, "-c", "import tbr.cli"], cwd="/tmp", env=env, capture_output=True).returncode:
+            os.chmod(readonly, 0o755)  # so the temporary directory can be removed
+            pytest.skip("nobody cannot run this checkout's Python: it lies in a directory only its owner may enter")
+        done = subprocess.run([*as_nobody, "-m", "tbr", *EXPORT, "--format", "csv"], cwd="/tmp", env=env,
+                              capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         assert len(done.stdout.splitlines()) == 7 and "6 changes written" in done.stderr
         assert sorted(os.listdir(readonly)) == ["tbr.db"]
